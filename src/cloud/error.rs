@@ -1,0 +1,136 @@
+//! Errors from a cloud API, classified the way the reconciler acts on them.
+
+use std::time::Duration;
+
+/// What a caller should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Worth retrying as-is: 429, 5xx, timeouts, dropped connections. The outcome of a write that
+    /// failed this way is unknown (it may have been applied).
+    Retryable,
+    /// Retrying the same request cannot succeed: the user (or the account) must change something.
+    Terminal,
+    /// The resource does not exist.
+    NotFound,
+}
+
+/// An error from a cloud API call. Never carries the API key.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CloudError {
+    /// The API answered with its error envelope.
+    #[error("{code} (HTTP {status}): {message}{}", request_id.as_deref().map(|r| format!(" [requestId {r}]")).unwrap_or_default())]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+        /// From Retry-After or the rate-limit reset header, when the API gave one.
+        retry_after: Option<Duration>,
+    },
+    /// The request did not get an answer (connect failure, timeout, connection dropped).
+    #[error("no answer from {operation}: {message}")]
+    Transport { operation: String, message: String },
+    /// The API answered something that is not the documented shape.
+    #[error("unexpected answer to {operation} (HTTP {status}): {message}")]
+    Protocol {
+        operation: String,
+        status: u16,
+        message: String,
+    },
+    /// The client was configured wrongly (bad endpoint URL, ...).
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+}
+
+impl CloudError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            CloudError::Api { status, code, .. } => classify(*status, code),
+            CloudError::Transport { .. } => ErrorClass::Retryable,
+            // A garbled body from a 2xx or 5xx may be a proxy hiccup; retry it.
+            CloudError::Protocol { status, .. } if *status >= 500 || *status < 300 => ErrorClass::Retryable,
+            CloudError::Protocol { .. } => ErrorClass::Terminal,
+            CloudError::Config(_) => ErrorClass::Terminal,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.class() == ErrorClass::NotFound
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::Retryable
+    }
+
+    /// The API's stable code, or a synthetic one for errors without an answer.
+    pub fn code(&self) -> &str {
+        match self {
+            CloudError::Api { code, .. } => code,
+            CloudError::Transport { .. } => "TRANSPORT_ERROR",
+            CloudError::Protocol { .. } => "UNEXPECTED_RESPONSE",
+            CloudError::Config(_) => "INVALID_CONFIGURATION",
+        }
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            CloudError::Api { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CloudError::Api { status, .. } | CloudError::Protocol { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Classify an HTTP status and stable code.
+pub fn classify(status: u16, code: &str) -> ErrorClass {
+    use crate::strettch::model::codes::*;
+    match code {
+        RESOURCE_NOT_FOUND | COMPUTE_NOT_FOUND => return ErrorClass::NotFound,
+        TOO_MANY_REQUESTS | INTERNAL_SERVER_ERROR => return ErrorClass::Retryable,
+        _ => {}
+    }
+    match status {
+        404 => ErrorClass::NotFound,
+        408 | 429 | 500..=599 => ErrorClass::Retryable,
+        _ => ErrorClass::Terminal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> CloudError {
+        CloudError::Api {
+            status,
+            code: code.into(),
+            message: "m".into(),
+            request_id: Some("req-1".into()),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn codes_classify_as_documented() {
+        assert_eq!(api(404, "COMPUTE_NOT_FOUND").class(), ErrorClass::NotFound);
+        assert_eq!(api(404, "RESOURCE_NOT_FOUND").class(), ErrorClass::NotFound);
+        assert_eq!(api(429, "TOO_MANY_REQUESTS").class(), ErrorClass::Retryable);
+        assert_eq!(api(503, "SOMETHING").class(), ErrorClass::Retryable);
+        assert_eq!(api(400, "VALIDATION_ERROR").class(), ErrorClass::Terminal);
+        assert_eq!(api(403, "INSUFFICIENT_BALANCE").class(), ErrorClass::Terminal);
+        assert_eq!(api(409, "CONFLICT").class(), ErrorClass::Terminal);
+        assert_eq!(api(401, "UNAUTHORIZED").class(), ErrorClass::Terminal);
+    }
+
+    #[test]
+    fn message_carries_code_and_request_id() {
+        let text = api(400, "VALIDATION_ERROR").to_string();
+        assert!(text.contains("VALIDATION_ERROR") && text.contains("req-1"), "{text}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Strettch Cloud: the wire model, the typed client and the local sandbox.
+
+pub mod model;
