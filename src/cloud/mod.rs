@@ -2,7 +2,10 @@
 //! idempotency keys.
 
 pub mod error;
+pub mod idempotency;
+pub mod retry;
 pub mod secret;
+pub mod throttle;
 
 pub use error::{CloudError, ErrorClass};
 pub use secret::ApiKey;

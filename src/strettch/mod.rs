@@ -1,3 +1,5 @@
 //! Strettch Cloud: the wire model, the typed client and the local sandbox.
 
+pub mod client;
 pub mod model;
+pub mod sim;

@@ -1,0 +1,1 @@
+//! `stratus sim`: a local Strettch Cloud sandbox (work in progress).
