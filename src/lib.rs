@@ -1,5 +1,9 @@
 //! stratus: a Kubernetes operator that manages cloud resources declared as custom resources.
 
+pub mod api;
+pub mod cli;
 pub mod cloud;
 pub mod metrics;
+pub mod operator;
 pub mod strettch;
+pub mod telemetry;

@@ -1,1 +1,14 @@
-fn main() {}
+use clap::Parser;
+use stratus::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => {
+            print!("{}", stratus::api::crds_yaml());
+            Ok(())
+        }
+        Command::Run(args) => stratus::operator::run(args).await,
+    }
+}

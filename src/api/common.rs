@@ -1,0 +1,140 @@
+//! Fields and status shared by every managed resource, in Crossplane's vocabulary.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Annotation holding the cloud's id of the resource. Set it to adopt an existing resource;
+/// the operator writes it itself right after a create.
+pub const EXTERNAL_NAME: &str = "stratus.dev/external-name";
+/// Annotation that pauses reconciliation when set to "true".
+pub const PAUSED: &str = "stratus.dev/paused";
+/// Annotation written just before a create call: a create may be in flight.
+pub const CREATE_PENDING: &str = "stratus.dev/create-pending";
+/// Annotation counting definitive create rejections; part of the Idempotency-Key.
+pub const CREATE_ATTEMPT: &str = "stratus.dev/create-attempt";
+/// Annotation overriding the periodic observation interval, e.g. "30s", "5m".
+pub const POLL_INTERVAL: &str = "stratus.dev/poll-interval";
+/// The finalizer that keeps a resource until its cloud counterpart is gone.
+pub const FINALIZER: &str = "stratus.dev/finalizer";
+
+/// A reference to the ProviderConfig that holds the endpoint and credentials to use.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ProviderConfigReference {
+    /// Name of the (cluster-scoped) ProviderConfig.
+    #[serde(default = "default_provider_config")]
+    pub name: String,
+}
+
+fn default_provider_config() -> String {
+    "default".into()
+}
+
+impl Default for ProviderConfigReference {
+    fn default() -> Self {
+        Self {
+            name: default_provider_config(),
+        }
+    }
+}
+
+/// What happens to the cloud resource when the Kubernetes object is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the cloud resource, and keep the object until the cloud confirms it is gone.
+    #[default]
+    Delete,
+    /// Leave the cloud resource in place; only the Kubernetes object goes away.
+    Orphan,
+}
+
+/// What the operator may do to the cloud resource (Crossplane's management policies).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Every action below.
+    #[serde(rename = "*")]
+    All,
+    /// Read the cloud resource and report it in status.
+    Observe,
+    /// Create the cloud resource when it does not exist.
+    Create,
+    /// Change the cloud resource to match the spec.
+    Update,
+    /// Delete the cloud resource when the object is deleted (with deletionPolicy Delete).
+    Delete,
+}
+
+pub fn default_management_policies() -> Vec<ManagementPolicy> {
+    vec![ManagementPolicy::All]
+}
+
+/// The action set a list of policies allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowed {
+    pub observe: bool,
+    pub create: bool,
+    pub update: bool,
+    pub delete: bool,
+}
+
+pub fn allowed(policies: &[ManagementPolicy]) -> Allowed {
+    let has = |p| policies.contains(&ManagementPolicy::All) || policies.contains(&p);
+    Allowed {
+        // Acting without observing is not meaningful; any policy implies observation.
+        observe: !policies.is_empty(),
+        create: has(ManagementPolicy::Create),
+        update: has(ManagementPolicy::Update),
+        delete: has(ManagementPolicy::Delete),
+    }
+}
+
+/// A status condition, shaped like metav1.Condition so kstatus, Flux, Argo CD and `kubectl wait`
+/// understand it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Ready, Synced, Reconciling or Stalled.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// A PascalCase word for machines.
+    pub reason: String,
+    /// What happened and, for errors, what to do about it.
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The metadata.generation this condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The status fields every managed resource has.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedStatus {
+    /// The metadata.generation the operator last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Synced, Reconciling and Stalled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observe_only_allows_nothing_else() {
+        let a = allowed(&[ManagementPolicy::Observe]);
+        assert!(a.observe && !a.create && !a.update && !a.delete);
+        let all = allowed(&default_management_policies());
+        assert!(all.observe && all.create && all.update && all.delete);
+    }
+
+    #[test]
+    fn star_round_trips() {
+        let v: Vec<ManagementPolicy> = serde_json::from_str(r#"["*"]"#).unwrap();
+        assert_eq!(v, vec![ManagementPolicy::All]);
+    }
+}

@@ -1,0 +1,117 @@
+//! The `stratus` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "stratus", version, about = "Cloud resources as Kubernetes custom resources")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator.
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+    // SIM-ARM
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Kubeconfig to use; in-cluster configuration when omitted and none is found.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespaces to watch (repeatable or comma-separated); all namespaces when omitted.
+    #[arg(long = "namespace", env = "STRATUS_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Reconciles running at once per kind. The per-key throttle, not this, limits cloud calls.
+    #[arg(long, env = "STRATUS_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// How often each resource is observed in the cloud to correct drift (jittered);
+    /// the annotation stratus.dev/poll-interval overrides it per resource.
+    #[arg(long, env = "STRATUS_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// How resources are observed: `bulk` (shared paged list snapshot) or `per-resource`
+    /// (one GET per resource per resync, the common operator design; kept for benchmarks).
+    #[arg(long, env = "STRATUS_OBSERVE_MODE", value_enum, default_value_t = ObserveMode::Bulk)]
+    pub observe_mode: ObserveMode,
+    /// Log format.
+    #[arg(long, env = "STRATUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, env = "STRATUS_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader through a coordination.k8s.io Lease; only the leader reconciles.
+    #[arg(long, env = "STRATUS_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "stratus-system")]
+    pub leader_election_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "STRATUS_LEADER_ELECTION_ID", default_value = "stratus-leader")]
+    pub leader_election_id: String,
+    /// Lease duration: how long a silent leader keeps the lease before another replica takes over.
+    #[arg(long, env = "STRATUS_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// This replica's identity in the Lease (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObserveMode {
+    Bulk,
+    PerResource,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parse "500ms", "30s", "10m", "1h" or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 10m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
