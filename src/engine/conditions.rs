@@ -1,0 +1,196 @@
+//! Pure construction of the kstatus-compatible conditions (Ready, Synced, Reconciling, Stalled)
+//! from what a reconcile found. No I/O here; unit-tested without a cluster.
+
+use crate::api::common::Condition;
+
+pub const READY: &str = "Ready";
+pub const SYNCED: &str = "Synced";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+/// Availability of the cloud resource (the `Ready` condition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The resource exists and is usable.
+    Available(String),
+    /// Being created (or not created yet).
+    Creating(String),
+    /// Being deleted.
+    Deleting(String),
+    /// Exists but is not usable, or cannot be reached / is waiting for a dependency.
+    Unavailable { reason: String, message: String },
+}
+
+/// How the last reconcile went (the `Synced` condition, plus `Stalled`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sync {
+    /// Desired and observed state agree, or the needed changes were made.
+    Success,
+    /// Reconciliation is paused by annotation.
+    Paused,
+    /// An error that retrying may fix; the operator keeps retrying with backoff.
+    Error { reason: String, message: String },
+    /// An error that needs a change by a human (spec, credentials, account); retried rarely.
+    Stalled { reason: String, message: String },
+}
+
+/// What one reconcile concluded; turned into conditions by [`conditions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub readiness: Readiness,
+    pub sync: Sync,
+    /// Work is in flight (a create, update, delete or a transitional cloud state).
+    pub progressing: Option<String>,
+}
+
+fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, now: &str) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now.into(),
+        observed_generation: generation,
+    }
+}
+
+/// The full set of conditions for an outcome. `previous` keeps lastTransitionTime stable when a
+/// condition's status did not change.
+pub fn conditions(outcome: &Outcome, generation: Option<i64>, previous: &[Condition], now: &str) -> Vec<Condition> {
+    let (ready, ready_reason, ready_msg) = match &outcome.readiness {
+        Readiness::Available(m) => (true, "Available", m.as_str()),
+        Readiness::Creating(m) => (false, "Creating", m.as_str()),
+        Readiness::Deleting(m) => (false, "Deleting", m.as_str()),
+        Readiness::Unavailable { reason, message } => (false, reason.as_str(), message.as_str()),
+    };
+    let (synced, sync_reason, sync_msg) = match &outcome.sync {
+        Sync::Success => (true, "ReconcileSuccess", "The cloud resource matches the spec"),
+        Sync::Paused => (
+            false,
+            "ReconcilePaused",
+            "Reconciliation is paused by the stratus.dev/paused annotation; remove it to resume",
+        ),
+        Sync::Error { message, .. } | Sync::Stalled { message, .. } => (false, "ReconcileError", message.as_str()),
+    };
+    let mut out = vec![
+        condition(READY, ready, ready_reason, ready_msg, generation, now),
+        condition(SYNCED, synced, sync_reason, sync_msg, generation, now),
+    ];
+    match &outcome.sync {
+        Sync::Stalled { reason, message } => out.push(condition(STALLED, true, reason, message, generation, now)),
+        _ => out.push(condition(STALLED, false, "NotStalled", "", generation, now)),
+    }
+    let (reconciling, rec_reason, rec_msg) = match (&outcome.progressing, &outcome.sync) {
+        (Some(m), _) => (true, "Progressing", m.as_str()),
+        (None, Sync::Error { reason, message }) => (true, reason.as_str(), message.as_str()),
+        _ => (false, "ReconcileComplete", ""),
+    };
+    out.push(condition(RECONCILING, reconciling, rec_reason, rec_msg, generation, now));
+
+    for c in &mut out {
+        if let Some(prev) = previous.iter().find(|p| p.type_ == c.type_)
+            && prev.status == c.status
+        {
+            c.last_transition_time = prev.last_transition_time.clone();
+        }
+    }
+    out
+}
+
+/// Whether two condition lists say the same thing (ignoring transition times), so unchanged
+/// status is not written again.
+pub fn same(a: &[Condition], b: &[Condition]) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|x| {
+            b.iter().any(|y| {
+                x.type_ == y.type_
+                    && x.status == y.status
+                    && x.reason == y.reason
+                    && x.message == y.message
+                    && x.observed_generation == y.observed_generation
+            })
+        })
+}
+
+/// Find a condition by type.
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(cs: &'a [Condition], t: &str) -> &'a Condition {
+        find(cs, t).unwrap()
+    }
+
+    #[test]
+    fn available_and_synced_is_ready_and_not_reconciling() {
+        let o = Outcome {
+            readiness: Readiness::Available("RUNNING".into()),
+            sync: Sync::Success,
+            progressing: None,
+        };
+        let cs = conditions(&o, Some(3), &[], "t1");
+        assert_eq!(get(&cs, READY).status, "True");
+        assert_eq!(get(&cs, SYNCED).reason, "ReconcileSuccess");
+        assert_eq!(get(&cs, RECONCILING).status, "False");
+        assert_eq!(get(&cs, STALLED).status, "False");
+        assert!(cs.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn stalled_carries_reason_and_message() {
+        let o = Outcome {
+            readiness: Readiness::Available("RUNNING".into()),
+            sync: Sync::Stalled {
+                reason: "UnsupportedChange".into(),
+                message: "cannot downsize".into(),
+            },
+            progressing: None,
+        };
+        let cs = conditions(&o, Some(1), &[], "t1");
+        let stalled = get(&cs, STALLED);
+        assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "UnsupportedChange"));
+        assert_eq!(get(&cs, SYNCED).status, "False");
+        assert_eq!(get(&cs, RECONCILING).status, "False");
+    }
+
+    #[test]
+    fn retryable_errors_keep_reconciling_true() {
+        let o = Outcome {
+            readiness: Readiness::Creating("waiting".into()),
+            sync: Sync::Error {
+                reason: "CloudUnavailable".into(),
+                message: "500".into(),
+            },
+            progressing: None,
+        };
+        let cs = conditions(&o, None, &[], "t1");
+        assert_eq!(get(&cs, RECONCILING).status, "True");
+        assert_eq!(get(&cs, RECONCILING).reason, "CloudUnavailable");
+    }
+
+    #[test]
+    fn transition_time_only_moves_when_status_changes() {
+        let creating = Outcome {
+            readiness: Readiness::Creating("CREATING".into()),
+            sync: Sync::Success,
+            progressing: Some("creating".into()),
+        };
+        let first = conditions(&creating, Some(1), &[], "t1");
+        let again = conditions(&creating, Some(1), &first, "t2");
+        assert_eq!(get(&again, READY).last_transition_time, "t1");
+        assert!(same(&first, &again));
+        let ready = Outcome {
+            readiness: Readiness::Available("RUNNING".into()),
+            sync: Sync::Success,
+            progressing: None,
+        };
+        let later = conditions(&ready, Some(1), &again, "t3");
+        assert_eq!(get(&later, READY).last_transition_time, "t3");
+        assert_eq!(get(&later, SYNCED).last_transition_time, "t1");
+        assert!(!same(&again, &later));
+    }
+}

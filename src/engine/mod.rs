@@ -1,0 +1,142 @@
+//! The managed-resource engine: one generic reconciler that every kind plugs into through a
+//! small [`Adapter`]. The engine owns the hard parts (crash-safe create protocol, finalizer,
+//! deletion policy, management policies, pause, adoption, drift correction, conditions, events,
+//! backoff, metrics); an adapter says how one kind maps to one cloud collection.
+
+pub mod backoff;
+pub mod conditions;
+pub mod controller;
+pub mod providers;
+pub mod reconciler;
+pub mod snapshot;
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use kube::Resource;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::api::common::{DeletionPolicy, ManagedStatus, ManagementPolicy};
+use crate::cloud::CloudError;
+pub use conditions::Readiness;
+pub use providers::{Connect, ProviderError, Providers};
+
+/// The Crossplane-style fields every managed resource spec has.
+#[derive(Debug, Clone)]
+pub struct ManagedSpec {
+    pub provider_config: String,
+    pub deletion_policy: DeletionPolicy,
+    pub management_policies: Vec<ManagementPolicy>,
+}
+
+/// A problem with the user's input: a condition reason and a message saying how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub reason: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why the desired state cannot be computed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// Waiting for another object (a Domain to be active, a Compute to get an address).
+    Waiting(Invalid),
+    /// The input is wrong (a reference to nothing, a value of the wrong kind).
+    Invalid(Invalid),
+}
+
+/// How fresh an observation must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// Oldest acceptable data.
+    pub max_age: Duration,
+    /// The resource is in a transitional state, or the operator is about to act on it.
+    pub urgent: bool,
+    /// One GET per resource instead of the shared listing (the baseline mode for benchmarks,
+    /// and confirmation before acting on an absence).
+    pub direct: bool,
+}
+
+/// What has to change for the cloud resource to match the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan<A> {
+    UpToDate,
+    /// Changes the API can make, in order.
+    Update(Vec<A>),
+    /// A change the API cannot make: reported as Stalled, no call.
+    Impossible(Invalid),
+}
+
+/// One kind of managed resource on one cloud.
+#[async_trait::async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    type Kind: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Cloud: Connect;
+    /// The cloud's representation of the resource.
+    type Observed: Clone + Debug + Send + Sync + 'static;
+    /// The desired state with references resolved.
+    type Desired: Clone + Debug + Send + Sync + 'static;
+    /// One update the API can make.
+    type Action: Clone + Debug + Send + Sync + 'static;
+
+    /// Controller name for metrics, logs and the Idempotency-Key derivation.
+    const CONTROLLER: &'static str;
+
+    fn managed(obj: &Self::Kind) -> ManagedSpec;
+    fn status(obj: &Self::Kind) -> Option<&ManagedStatus>;
+
+    /// Pure checks of the spec, before any call.
+    fn validate(obj: &Self::Kind) -> Result<(), Invalid>;
+
+    /// The desired state, resolving references to other objects.
+    async fn desired(&self, kube: &kube::Client, obj: &Self::Kind) -> Result<Self::Desired, Blocked>;
+
+    /// Checks against what the cloud offers (regions, images, ...), completing `desired` with
+    /// what planning needs from the offer. `Ok(Err)`: the input is wrong.
+    async fn check_offer(&self, _cloud: &Self::Cloud, _desired: &mut Self::Desired) -> Result<Result<(), Invalid>, CloudError> {
+        Ok(Ok(()))
+    }
+
+    /// The cloud resource with `id`; `None` when it does not exist.
+    async fn observe(&self, cloud: &Self::Cloud, obj: &Self::Kind, id: &str, fresh: Freshness) -> Result<Option<Self::Observed>, CloudError>;
+
+    /// After a crash during create: find the resource this object created, if any.
+    async fn find_created(&self, cloud: &Self::Cloud, obj: &Self::Kind, desired: &Self::Desired) -> Result<Option<Self::Observed>, CloudError>;
+
+    /// Create the resource, sending `idempotency_key`.
+    async fn create(&self, cloud: &Self::Cloud, obj: &Self::Kind, desired: &Self::Desired, idempotency_key: Uuid) -> Result<Self::Observed, CloudError>;
+
+    /// A digest of create-only inputs the cloud does not report back (so a later change can be
+    /// detected), recorded at create/adoption.
+    fn create_only_digest(_desired: &Self::Desired) -> Option<String> {
+        None
+    }
+
+    /// What to change. `digest` is the recorded create-only digest, if any.
+    fn plan(desired: &Self::Desired, observed: &Self::Observed, digest: Option<&str>) -> Plan<Self::Action>;
+
+    async fn act(&self, cloud: &Self::Cloud, observed: &Self::Observed, action: &Self::Action) -> Result<Self::Observed, CloudError>;
+
+    async fn delete(&self, cloud: &Self::Cloud, observed: &Self::Observed) -> Result<(), CloudError>;
+
+    fn external_id(observed: &Self::Observed) -> String;
+    /// The cloud is already deleting it.
+    fn is_deleting(observed: &Self::Observed) -> bool;
+    /// The cloud will move it on by itself soon.
+    fn is_transitional(observed: &Self::Observed) -> bool;
+    fn readiness(observed: &Self::Observed) -> Readiness;
+
+    /// The complete `.status` to write.
+    fn status_body(observed: Option<&Self::Observed>, previous: &Self::Kind, managed: ManagedStatus) -> serde_json::Value;
+}

@@ -1,0 +1,165 @@
+//! Resolve a ProviderConfig and its Secret into a connected cloud handle, cached so that every
+//! resource using the same configuration shares one client, one throttle and one snapshot.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use parking_lot::Mutex;
+
+use crate::api::provider_config::{ProviderConfig, ProviderConfigSpec};
+use crate::cloud::ApiKey;
+
+/// Why a ProviderConfig could not be used. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("ProviderConfig {0:?} not found: create it or set spec.providerConfigRef.name to an existing one")]
+    ProviderConfigNotFound(String),
+    #[error("Secret {namespace}/{name} named by ProviderConfig {config:?} not found: create it with the API key under key {key:?}")]
+    SecretNotFound {
+        config: String,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("Secret {namespace}/{name} has no key {key:?} (named by ProviderConfig {config:?}): add the API key under that key")]
+    SecretKeyMissing {
+        config: String,
+        namespace: String,
+        name: String,
+        key: String,
+    },
+    #[error("ProviderConfig {config:?} is for provider {provider}, which cannot manage this kind")]
+    WrongProvider { config: String, provider: String },
+    #[error("ProviderConfig {config:?} is invalid: {message}")]
+    Invalid { config: String, message: String },
+    #[error("reading ProviderConfig {config:?}: {source}")]
+    Kube {
+        config: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ProviderError {
+    /// PascalCase reason for conditions and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::ProviderConfigNotFound(_) => "ProviderConfigNotFound",
+            Self::SecretNotFound { .. } => "SecretNotFound",
+            Self::SecretKeyMissing { .. } => "SecretKeyMissing",
+            Self::WrongProvider { .. } => "WrongProvider",
+            Self::Invalid { .. } => "InvalidProviderConfig",
+            Self::Kube { .. } => "KubernetesError",
+        }
+    }
+}
+
+/// A cloud handle built from a ProviderConfig.
+pub trait Connect: Send + Sync + Sized + 'static {
+    fn connect(config_name: &str, spec: &ProviderConfigSpec, key: ApiKey) -> Result<Self, ProviderError>;
+}
+
+struct Cached {
+    /// endpoint, key fingerprint and rate: a change of any builds a new handle.
+    identity: String,
+    handle: Arc<dyn Any + Send + Sync>,
+    checked: Instant,
+}
+
+/// ProviderConfig resolution with a short cache.
+pub struct Providers {
+    kube: kube::Client,
+    cache: Mutex<HashMap<(std::any::TypeId, String), Cached>>,
+    recheck: Duration,
+}
+
+impl Providers {
+    pub fn new(kube: kube::Client) -> Self {
+        Self {
+            kube,
+            cache: Mutex::new(HashMap::new()),
+            recheck: Duration::from_secs(10),
+        }
+    }
+
+    /// The cloud handle for ProviderConfig `name`.
+    pub async fn resolve<C: Connect>(&self, name: &str) -> Result<Arc<C>, ProviderError> {
+        let type_key = (std::any::TypeId::of::<C>(), name.to_string());
+        if let Some(c) = self.cache.lock().get(&type_key)
+            && c.checked.elapsed() < self.recheck
+            && let Ok(h) = c.handle.clone().downcast::<C>()
+        {
+            return Ok(h);
+        }
+        let (spec, key) = self.read(name).await?;
+        let identity = format!(
+            "{}|{}|{:?}",
+            spec.endpoint.as_deref().unwrap_or(""),
+            key.fingerprint(),
+            spec.rate_limit.as_ref().map(|r| r.requests_per_second)
+        );
+        let mut cache = self.cache.lock();
+        if let Some(c) = cache.get_mut(&type_key)
+            && c.identity == identity
+            && let Ok(h) = c.handle.clone().downcast::<C>()
+        {
+            c.checked = Instant::now();
+            return Ok(h);
+        }
+        let handle = Arc::new(C::connect(name, &spec, key)?);
+        cache.insert(
+            type_key,
+            Cached {
+                identity,
+                handle: handle.clone(),
+                checked: Instant::now(),
+            },
+        );
+        Ok(handle)
+    }
+
+    async fn read(&self, name: &str) -> Result<(ProviderConfigSpec, ApiKey), ProviderError> {
+        let configs: Api<ProviderConfig> = Api::all(self.kube.clone());
+        let pc = configs
+            .get_opt(name)
+            .await
+            .map_err(|source| ProviderError::Kube {
+                config: name.into(),
+                source,
+            })?
+            .ok_or_else(|| ProviderError::ProviderConfigNotFound(name.into()))?;
+        let sel = &pc.spec.credentials.secret_ref;
+        let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), &sel.namespace);
+        let secret = secrets
+            .get_opt(&sel.name)
+            .await
+            .map_err(|source| ProviderError::Kube {
+                config: name.into(),
+                source,
+            })?
+            .ok_or_else(|| ProviderError::SecretNotFound {
+                config: name.into(),
+                namespace: sel.namespace.clone(),
+                name: sel.name.clone(),
+                key: sel.key.clone(),
+            })?;
+        let value = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&sel.key))
+            .map(|b| String::from_utf8_lossy(&b.0).to_string())
+            .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&sel.key).cloned()))
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| ProviderError::SecretKeyMissing {
+                config: name.into(),
+                namespace: sel.namespace.clone(),
+                name: sel.name.clone(),
+                key: sel.key.clone(),
+            })?;
+        Ok((pc.spec, ApiKey::new(value)))
+    }
+}

@@ -1,0 +1,278 @@
+//! Bulk observation: one shared, paged list of a cloud collection per (credentials, kind), so
+//! the steady-state cost of observing N resources is ⌈N/page⌉ requests per resync, not N.
+//!
+//! - refreshed on demand when older than the caller's tolerance, single-flight;
+//! - write-through: create/update/delete answers update entries, so acting never forces a re-read,
+//!   and a refresh that started before a write never overwrites it;
+//! - a missing entry in a fresh snapshot means the resource is gone.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// What the snapshot needs to know about an item.
+pub trait Item: Clone + Send + Sync + 'static {
+    fn id(&self) -> &str;
+    /// The cloud moves the item on by itself soon (creating, rebooting, ...).
+    fn is_transitional(&self) -> bool;
+}
+
+struct Entry<T> {
+    item: Option<T>,
+    written: Instant,
+}
+
+struct State<T> {
+    entries: HashMap<String, Entry<T>>,
+    refreshed: Option<Instant>,
+}
+
+/// A shared view of one cloud collection.
+pub struct Snapshot<T: Item> {
+    state: Mutex<State<T>>,
+    refresh: tokio::sync::Mutex<()>,
+    page_size: usize,
+}
+
+impl<T: Item> Snapshot<T> {
+    pub fn new(page_size: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                refreshed: None,
+            }),
+            refresh: tokio::sync::Mutex::new(()),
+            page_size: page_size.max(1),
+        }
+    }
+
+    /// The item with `id` from a snapshot no older than `max_age`, listing again (once, shared
+    /// by every concurrent caller) when it is older. `Ok(None)`: not in the cloud.
+    pub async fn get<F, Fut, E>(&self, id: &str, max_age: Duration, list: F) -> Result<Option<T>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<T>, E>>,
+    {
+        if let Some(found) = self.lookup_if_fresh(id, max_age) {
+            return Ok(found);
+        }
+        let _guard = self.refresh.lock().await;
+        // Someone else may have refreshed while we waited.
+        if let Some(found) = self.lookup_if_fresh(id, max_age) {
+            return Ok(found);
+        }
+        let started = Instant::now();
+        let items = list().await?;
+        self.replace(items, started);
+        Ok(self.lookup(id))
+    }
+
+    fn lookup_if_fresh(&self, id: &str, max_age: Duration) -> Option<Option<T>> {
+        let state = self.state.lock();
+        let fresh = state.refreshed.is_some_and(|t| t.elapsed() <= max_age);
+        let entry = state.entries.get(id);
+        // A write newer than the tolerance is as good as a fresh list.
+        match entry {
+            Some(e) if fresh || e.written.elapsed() <= max_age => Some(e.item.clone()),
+            None if fresh => Some(None),
+            _ => None,
+        }
+    }
+
+    fn lookup(&self, id: &str) -> Option<T> {
+        self.state.lock().entries.get(id).and_then(|e| e.item.clone())
+    }
+
+    /// Install a complete listing that was started at `started`.
+    pub fn replace(&self, items: Vec<T>, started: Instant) {
+        let mut state = self.state.lock();
+        let mut fresh: HashMap<String, Entry<T>> = items
+            .into_iter()
+            .map(|i| {
+                (
+                    i.id().to_string(),
+                    Entry {
+                        item: Some(i),
+                        written: started,
+                    },
+                )
+            })
+            .collect();
+        // Writes that landed after the listing began win over what the listing saw.
+        for (id, e) in state.entries.drain() {
+            if e.written > started {
+                fresh.insert(id, e);
+            }
+        }
+        state.entries = fresh;
+        state.refreshed = Some(started);
+    }
+
+    /// Write-through of an answer from the cloud (create, update, single GET).
+    pub fn put(&self, item: T) {
+        let id = item.id().to_string();
+        self.state.lock().entries.insert(
+            id,
+            Entry {
+                item: Some(item),
+                written: Instant::now(),
+            },
+        );
+    }
+
+    /// Write-through of a confirmed absence (a 404, or a finished delete).
+    pub fn remove(&self, id: &str) {
+        self.state.lock().entries.insert(
+            id.to_string(),
+            Entry {
+                item: None,
+                written: Instant::now(),
+            },
+        );
+    }
+
+    /// Any item matching `pred` in the current snapshot (however old), for crash recovery
+    /// lookups that are confirmed by a fresh read afterwards.
+    pub fn find(&self, pred: impl Fn(&T) -> bool) -> Option<T> {
+        self.state
+            .lock()
+            .entries
+            .values()
+            .filter_map(|e| e.item.as_ref())
+            .find(|i| pred(i))
+            .cloned()
+    }
+
+    /// Requests a full listing costs now.
+    pub fn pages(&self) -> usize {
+        let n = self.state.lock().entries.values().filter(|e| e.item.is_some()).count();
+        n.div_ceil(self.page_size).max(1)
+    }
+
+    /// Items in a transitional state.
+    pub fn transitional(&self) -> usize {
+        self.state
+            .lock()
+            .entries
+            .values()
+            .filter(|e| e.item.as_ref().is_some_and(Item::is_transitional))
+            .count()
+    }
+
+    /// For a resource in a transitional state: is one GET cheaper than sharing a fresh list?
+    /// (min(GETs for each transitional item, pages of a list), design-notes §2.)
+    pub fn prefer_single_get(&self) -> bool {
+        self.transitional() < self.pages()
+    }
+
+    /// Age of the last complete listing.
+    pub fn age(&self) -> Option<Duration> {
+        self.state.lock().refreshed.map(|t| t.elapsed())
+    }
+
+    pub fn len(&self) -> usize {
+        self.state.lock().entries.values().filter(|e| e.item.is_some()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct It(String, bool);
+    impl Item for It {
+        fn id(&self) -> &str {
+            &self.0
+        }
+        fn is_transitional(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_readers_share_one_listing() {
+        let snap = Arc::new(Snapshot::<It>::new(100));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let snap = snap.clone();
+            let calls = calls.clone();
+            tasks.push(tokio::spawn(async move {
+                snap.get(&format!("{}", i % 10), Duration::from_secs(60), || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok::<_, ()>((0..10).map(|n| It(n.to_string(), false)).collect())
+                })
+                .await
+                .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().is_some());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_from_a_fresh_listing_means_gone_and_stale_means_relist() {
+        let snap = Snapshot::<It>::new(100);
+        let got = snap
+            .get("x", Duration::from_secs(60), || async { Ok::<_, ()>(vec![It("a".into(), false)]) })
+            .await
+            .unwrap();
+        assert_eq!(got, None);
+        // Tolerance zero forces a new listing.
+        let got = snap
+            .get("x", Duration::ZERO, || async { Ok::<_, ()>(vec![It("x".into(), false)]) })
+            .await
+            .unwrap();
+        assert_eq!(got, Some(It("x".into(), false)));
+    }
+
+    #[tokio::test]
+    async fn a_write_during_a_listing_survives_it() {
+        let snap = Snapshot::<It>::new(100);
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        snap.put(It("new".into(), true));
+        // The listing began before the create answered, so it does not contain it.
+        snap.replace(vec![It("old".into(), false)], started);
+        let got = snap
+            .get("new", Duration::from_secs(60), || async { Err::<Vec<It>, _>("must not list") })
+            .await
+            .unwrap();
+        assert_eq!(got, Some(It("new".into(), true)));
+        snap.remove("old");
+        assert_eq!(
+            snap.get("old", Duration::from_secs(60), || async { Err::<Vec<It>, _>("no") })
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn single_get_is_preferred_only_while_cheaper_than_a_listing() {
+        let snap = Snapshot::<It>::new(100);
+        let mut items: Vec<It> = (0..250).map(|n| It(n.to_string(), false)).collect();
+        items[0].1 = true;
+        items[1].1 = true;
+        snap.replace(items.clone(), Instant::now());
+        assert_eq!(snap.pages(), 3);
+        assert!(snap.prefer_single_get()); // 2 GETs < 3 pages
+        for it in items.iter_mut().take(5) {
+            it.1 = true;
+        }
+        snap.replace(items, Instant::now());
+        assert!(!snap.prefer_single_get()); // 5 GETs > 3 pages
+    }
+}
