@@ -19,7 +19,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
-    // SIM-ARM
+    /// Run the local Strettch Cloud sandbox.
+    Sim(crate::strettch::sim::SimArgs),
 }
 
 #[derive(Args, Debug, Clone)]

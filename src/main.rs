@@ -10,5 +10,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => stratus::operator::run(args).await,
+        Command::Sim(args) => {
+            stratus::telemetry::init(stratus::cli::LogFormat::Text);
+            stratus::strettch::sim::run(args).await
+        }
     }
 }

@@ -1,8 +1,227 @@
-//! `stratus run`: wire the controllers, the metrics/health server and leader election together.
+//! `stratus run`: the health/metrics server, leader election and the controllers.
 
-use crate::cli::RunArgs;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
+use tracing::{error, info, warn};
+
+use crate::api::Compute;
+use crate::cli::{ObserveMode, RunArgs};
+use crate::engine::backoff::Backoffs;
+use crate::engine::conditions;
+use crate::engine::controller;
+use crate::engine::reconciler::{Context, Settings};
+use crate::engine::{Adapter, Providers};
+use crate::metrics;
+use crate::strettch::compute::ComputeAdapter;
+
+/// What /readyz reports.
+#[derive(Default)]
+pub struct Health {
+    crds_found: AtomicBool,
+    caches_synced: AtomicBool,
+}
+
+impl Health {
+    pub fn ready(&self) -> bool {
+        self.crds_found.load(Ordering::Relaxed) && self.caches_synced.load(Ordering::Relaxed)
+    }
+}
+
+async fn metrics_handler() -> String {
+    metrics::global().encode()
+}
+
+async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
+    if h.ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for CRDs and caches")
+    }
+}
+
+/// Serve /metrics, /healthz and /readyz.
+pub async fn serve_health(addr: std::net::SocketAddr, health: Arc<Health>) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(health);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics/health address {addr}"))?;
+    info!(%addr, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn kube_client(args: &RunArgs) -> anyhow::Result<Client> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer().await.context("no kubeconfig and not in a cluster")?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Wait until the CRDs this operator serves exist.
+async fn wait_for_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let names = [Compute::crd_name()];
+    loop {
+        let mut missing = Vec::new();
+        for name in names {
+            match crds.get_opt(name).await {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push(name.to_string()),
+                Err(e) => missing.push(format!("{name} ({e})")),
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        warn!(?missing, "CRDs not found yet: install them with `stratus crds | kubectl create -f -` or the Helm chart");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Count managed objects, Ready and Synced, for the per-kind gauges.
+fn update_gauges<K: Resource<DynamicType = ()> + Clone + 'static>(kind: &str, store: &Store<K>, status: impl Fn(&K) -> Option<&crate::api::common::ManagedStatus>) {
+    let m = metrics::global();
+    let labels = metrics::KindLabels { kind: kind.into() };
+    let objects = store.state();
+    let is_true = |o: &K, t: &str| {
+        status(o).and_then(|s| conditions::find(&s.conditions, t)).is_some_and(|c| c.status == "True")
+    };
+    m.managed_resources.get_or_create(&labels).set(objects.len() as i64);
+    m.managed_resources_ready
+        .get_or_create(&labels)
+        .set(objects.iter().filter(|o| is_true(o, conditions::READY)).count() as i64);
+    m.managed_resources_synced
+        .get_or_create(&labels)
+        .set(objects.iter().filter(|o| is_true(o, conditions::SYNCED)).count() as i64);
+}
+
+fn settings(args: &RunArgs) -> Settings {
+    Settings {
+        resync: args.resync_interval,
+        per_resource_observe: args.observe_mode == ObserveMode::PerResource,
+        ..Settings::default()
+    }
+}
+
+/// Build and run one kind's controllers (one per watched namespace, or one for all).
+async fn run_kind<A: Adapter>(adapter: A, client: Client, args: &RunArgs, providers: Arc<Providers>, recorder: Recorder, health: Arc<Health>)
+where
+    A: Clone,
+    A::Kind: ResourceExt,
+{
+    let apis: Vec<Api<A::Kind>> = if args.namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        args.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
+    };
+    let mut tasks = Vec::new();
+    let mut stores = Vec::new();
+    for api in apis {
+        let built = controller::build::<A>(api, args.concurrency);
+        stores.push(built.store.clone());
+        let ctx = Arc::new(Context {
+            kube: client.clone(),
+            adapter: adapter.clone(),
+            providers: providers.clone(),
+            recorder: recorder.clone(),
+            backoffs: Backoffs::default(),
+            settings: settings(args),
+        });
+        tasks.push(tokio::spawn(controller::run::<A>(built.controller, ctx)));
+    }
+    let gauge_stores = stores.clone();
+    tokio::spawn(async move {
+        for s in &gauge_stores {
+            let _ = s.wait_until_ready().await;
+        }
+        health.caches_synced.store(true, Ordering::Relaxed);
+        loop {
+            for s in &gauge_stores {
+                update_gauges(A::CONTROLLER, s, |o| A::status(o));
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    });
+    for t in tasks {
+        let _ = t.await;
+    }
+}
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::telemetry::init(args.log_format);
-    anyhow::bail!("the operator is not wired yet")
+    let client = kube_client(&args).await?;
+    let health = Arc::new(Health::default());
+    let server = tokio::spawn(serve_health(args.metrics_addr, health.clone()));
+
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("stratus-{}", uuid::Uuid::new_v4()));
+    if args.leader_elect {
+        let election = crate::leader_election::LeaderElection::new(
+            client.clone(),
+            &args.leader_election_namespace,
+            &args.leader_election_id,
+            &identity,
+            args.lease_duration,
+        )
+        .with_owner_deployment(std::env::var("STRATUS_LEASE_OWNER_DEPLOYMENT").ok().as_deref());
+        let mut leader = election.spawn();
+        info!(%identity, "waiting to become the leader");
+        while !*leader.borrow_and_update() {
+            if leader.changed().await.is_err() {
+                anyhow::bail!("leader election stopped");
+            }
+        }
+        info!(%identity, "leading");
+        // Only the leader writes: when leadership is lost, stop at once and let the
+        // Deployment restart us as a follower.
+        tokio::spawn(async move {
+            loop {
+                if leader.changed().await.is_err() || !*leader.borrow() {
+                    error!("lost the leader lease; exiting so that only one replica acts");
+                    std::process::exit(1);
+                }
+            }
+        });
+    }
+
+    wait_for_crds(&client).await;
+    health.crds_found.store(true, Ordering::Relaxed);
+
+    let providers = Arc::new(Providers::new(client.clone()));
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "stratus".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, "starting controllers");
+    let computes = run_kind(ComputeAdapter, client.clone(), &args, providers.clone(), recorder.clone(), health.clone());
+    tokio::select! {
+        _ = computes => {}
+        res = server => { res??; }
+    }
+    Ok(())
 }

@@ -1,0 +1,117 @@
+//! The Strettch side of a ProviderConfig: one client (and so one throttle per key), the shared
+//! snapshots of each collection, and the cached offer (regions, images, specifications).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::client::{DEFAULT_ENDPOINT, MAX_PAGE_SIZE, StrettchClient};
+use super::model::{Compute, Domain, DomainStatus, Image, Record, Region, Specification};
+use crate::api::provider_config::{Provider, ProviderConfigSpec};
+use crate::cloud::throttle::Priority;
+use crate::cloud::{ApiKey, CloudError};
+use crate::engine::snapshot::{Item, Snapshot};
+use crate::engine::{Connect, ProviderError};
+
+/// What the cloud offers; changes rarely, so it is read at most hourly.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub regions: Vec<Region>,
+    pub images: Vec<Image>,
+    pub specifications: Vec<Specification>,
+}
+
+const OFFER_TTL: Duration = Duration::from_secs(3600);
+
+pub struct StrettchCloud {
+    pub client: StrettchClient,
+    pub computes: Snapshot<Compute>,
+    pub domains: Snapshot<Domain>,
+    records: Mutex<HashMap<String, Arc<Snapshot<Record>>>>,
+    offer: tokio::sync::Mutex<Option<(Instant, Arc<Offer>)>>,
+}
+
+impl Connect for StrettchCloud {
+    fn connect(config_name: &str, spec: &ProviderConfigSpec, key: ApiKey) -> Result<Self, ProviderError> {
+        if spec.provider != Provider::Strettch {
+            return Err(ProviderError::WrongProvider {
+                config: config_name.into(),
+                provider: format!("{:?}", spec.provider).to_lowercase(),
+            });
+        }
+        let endpoint = spec.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
+        let rate = spec.rate_limit.as_ref().map(|r| r.requests_per_second);
+        let client = StrettchClient::new(endpoint, key, rate).map_err(|e| ProviderError::Invalid {
+            config: config_name.into(),
+            message: e.to_string(),
+        })?;
+        Ok(Self::new(client))
+    }
+}
+
+impl StrettchCloud {
+    pub fn new(client: StrettchClient) -> Self {
+        Self {
+            client,
+            computes: Snapshot::new(MAX_PAGE_SIZE as usize),
+            domains: Snapshot::new(MAX_PAGE_SIZE as usize),
+            records: Mutex::new(HashMap::new()),
+            offer: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The shared record snapshot of one domain.
+    pub fn records(&self, domain_id: &str) -> Arc<Snapshot<Record>> {
+        self.records
+            .lock()
+            .entry(domain_id.to_string())
+            .or_insert_with(|| Arc::new(Snapshot::new(MAX_PAGE_SIZE as usize)))
+            .clone()
+    }
+
+    /// Regions, images and specifications, read at most once an hour.
+    pub async fn offer(&self) -> Result<Arc<Offer>, CloudError> {
+        let mut cached = self.offer.lock().await;
+        if let Some((at, offer)) = cached.as_ref()
+            && at.elapsed() < OFFER_TTL
+        {
+            return Ok(offer.clone());
+        }
+        let offer = Arc::new(Offer {
+            regions: self.client.list_regions(Priority::Urgent).await?,
+            images: self.client.list_images(Priority::Urgent).await?,
+            specifications: self.client.list_specifications(Priority::Urgent).await?,
+        });
+        *cached = Some((Instant::now(), offer.clone()));
+        Ok(offer)
+    }
+}
+
+impl Item for Compute {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn is_transitional(&self) -> bool {
+        self.state.is_transitional()
+    }
+}
+
+impl Item for Domain {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn is_transitional(&self) -> bool {
+        self.status == DomainStatus::Activating
+    }
+}
+
+impl Item for Record {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn is_transitional(&self) -> bool {
+        false
+    }
+}
