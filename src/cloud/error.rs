@@ -47,8 +47,13 @@ impl CloudError {
         match self {
             CloudError::Api { status, code, .. } => classify(*status, code),
             CloudError::Transport { .. } => ErrorClass::Retryable,
-            // A garbled body from a 2xx or 5xx may be a proxy hiccup; retry it.
-            CloudError::Protocol { status, .. } if *status >= 500 || *status < 300 => ErrorClass::Retryable,
+            // A garbled body from a 2xx or 5xx may be a proxy hiccup; retry it. So is a 429 or 408
+            // whatever its body says.
+            CloudError::Protocol { status, .. }
+                if *status >= 500 || *status < 300 || *status == 429 || *status == 408 =>
+            {
+                ErrorClass::Retryable
+            }
             CloudError::Protocol { .. } => ErrorClass::Terminal,
             CloudError::Config(_) => ErrorClass::Terminal,
         }

@@ -1,1 +1,1404 @@
-//! (work in progress)
+//! The typed Strettch Cloud API client.
+//!
+//! Every request of a key goes through that key's [`KeyThrottle`] (shared process-wide through
+//! [`registry()`]), including retries. Answers are parsed from the documented envelope; anything
+//! else becomes [`CloudError::Protocol`]. The rate-limit headers of every answer (plain and
+//! `-second` variants) feed the throttle; a 429 holds the key until `Retry-After` or the reset.
+//! Retries are bounded ([`RetryPolicy`]) and only for retryable errors; a create's retries reuse the
+//! caller's `Idempotency-Key`, so an ambiguous outcome never creates twice.
+//!
+//! The API key goes into the `Authorization` header (marked sensitive) and nowhere else: not into
+//! errors, logs, tracing fields, metric labels or `Debug` output, which all use its fingerprint.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
+};
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::cloud::retry::{MAX_RETRY_AFTER, RetryPolicy};
+use crate::cloud::throttle::{KeyThrottle, Priority, RESET_MARGIN, registry};
+use crate::cloud::{ApiKey, CloudError};
+use crate::strettch::model::{
+    Compute, ComputeCreate, Domain, DomainCreate, Envelope, ErrorBody, Health, Image, PageMeta,
+    Record, RecordWrite, Region, Specification, UpsizeRequest,
+};
+
+pub const PROVIDER: &str = "strettch";
+pub const DEFAULT_ENDPOINT: &str = "https://api.strettch.cloud/api/v1";
+/// The documented limit: 2 requests per second per API key.
+pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 2.0;
+pub const MAX_PAGE_SIZE: u64 = 100;
+/// Per-request timeout (connect, send and read the whole answer).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A list walk stops after this many pages even if the server keeps answering full pages.
+pub const MAX_PAGES: u64 = 10_000;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The rate-limit headers, in the seed's plain form and api-notes' `-second` form.
+const LIMIT_HEADERS: [&str; 2] = ["x-ratelimit-limit", "x-ratelimit-limit-second"];
+const REMAINING_HEADERS: [&str; 2] = ["x-ratelimit-remaining", "x-ratelimit-remaining-second"];
+const RESET_HEADERS: [&str; 2] = ["x-ratelimit-reset", "x-ratelimit-reset-second"];
+/// How long to hold a key after a 429 that said neither Retry-After nor reset: one window.
+const DEFAULT_429_HOLD: Duration = Duration::from_secs(1);
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub meta: PageMeta,
+}
+
+/// A Strettch Cloud API client bound to one endpoint and key. Cheap to clone.
+#[derive(Clone)]
+pub struct StrettchClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    http: reqwest::Client,
+    endpoint: String,
+    base: Url,
+    /// `Bearer <key>`, marked sensitive.
+    auth: HeaderValue,
+    throttle: Arc<KeyThrottle>,
+    retry: RetryPolicy,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for StrettchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrettchClient")
+            .field("endpoint", &self.inner.endpoint)
+            .field(
+                "key",
+                &format_args!("sha256:{}…", self.inner.throttle.fingerprint()),
+            )
+            .field(
+                "requests_per_second",
+                &self.inner.throttle.requests_per_second(),
+            )
+            .field("retry", &self.inner.retry)
+            .field("timeout", &self.inner.timeout)
+            .finish()
+    }
+}
+
+/// What one request is.
+struct Call {
+    method: Method,
+    operation: &'static str,
+    segments: Vec<String>,
+    query: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    idempotency_key: Option<Uuid>,
+    priority: Priority,
+    /// Sent with the key and through its throttle (everything but `/health`).
+    authenticated: bool,
+}
+
+impl Call {
+    fn new(method: Method, operation: &'static str, segments: &[&str], priority: Priority) -> Self {
+        Call {
+            method,
+            operation,
+            segments: segments.iter().map(|s| s.to_string()).collect(),
+            query: Vec::new(),
+            body: None,
+            idempotency_key: None,
+            priority,
+            authenticated: true,
+        }
+    }
+
+    fn get(operation: &'static str, segments: &[&str], priority: Priority) -> Self {
+        Self::new(Method::GET, operation, segments, priority)
+    }
+
+    fn write(method: Method, operation: &'static str, segments: &[&str]) -> Self {
+        Self::new(method, operation, segments, Priority::Write)
+    }
+
+    fn json<B: Serialize>(mut self, body: &B) -> Result<Self, CloudError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| {
+            CloudError::Config(format!(
+                "cannot encode the {} request body: {e}",
+                self.operation
+            ))
+        })?;
+        self.body = Some(bytes);
+        Ok(self)
+    }
+
+    fn query(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.query.push((name, value.to_string()));
+        self
+    }
+
+    fn idempotent(mut self, key: Uuid) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
+/// A decoded successful answer.
+#[derive(Debug)]
+struct Answer<T> {
+    data: T,
+    meta: Option<PageMeta>,
+    #[allow(dead_code)]
+    status: u16,
+    #[allow(dead_code)]
+    request_id: Option<String>,
+}
+
+/// The rate-limit facts of one answer, both header variants merged (most conservative wins).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RateHeaders {
+    limit: Option<u32>,
+    remaining: Option<u32>,
+    reset: Option<u64>,
+}
+
+impl StrettchClient {
+    /// A client for `endpoint` (e.g. [`DEFAULT_ENDPOINT`]) using `key`, paced at
+    /// `requests_per_second` (`None`: the documented 2 requests/second). The key's throttle is
+    /// shared with every other client of the same key; the lowest configured rate wins.
+    pub fn new(
+        endpoint: &str,
+        key: ApiKey,
+        requests_per_second: Option<f64>,
+    ) -> Result<Self, CloudError> {
+        let rps = requests_per_second.unwrap_or(DEFAULT_REQUESTS_PER_SECOND);
+        if !(rps.is_finite() && rps > 0.0) {
+            return Err(CloudError::Config(format!(
+                "requests per second must be a positive number, got {rps}"
+            )));
+        }
+        let endpoint = endpoint.trim().trim_end_matches('/').to_string();
+        let base = Url::parse(&endpoint)
+            .map_err(|e| CloudError::Config(format!("invalid endpoint URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https")
+            || base.cannot_be_a_base()
+            || base.host().is_none()
+        {
+            return Err(CloudError::Config(
+                "the endpoint must be an http(s) URL such as https://api.strettch.cloud/api/v1"
+                    .into(),
+            ));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(CloudError::Config(
+                "the endpoint URL must not carry credentials; the API key is passed separately"
+                    .into(),
+            ));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(CloudError::Config(
+                "the endpoint URL must not have a query or fragment".into(),
+            ));
+        }
+        if key.expose().is_empty() {
+            return Err(CloudError::Config("the API key is empty".into()));
+        }
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                CloudError::Config(format!(
+                    "the API key {} contains characters that cannot be sent in an HTTP header",
+                    key.fingerprint()
+                ))
+            })?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(DEFAULT_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| CloudError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let throttle = registry().throttle(PROVIDER, &key, rps);
+        Ok(StrettchClient {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                base,
+                auth,
+                throttle,
+                retry: RetryPolicy::default(),
+                timeout: DEFAULT_TIMEOUT,
+            }),
+        })
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(self, policy: RetryPolicy) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.retry = policy;
+        StrettchClient {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same client with another per-request timeout (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.timeout = timeout;
+        StrettchClient {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The key's shared throttle.
+    pub fn throttle(&self) -> &Arc<KeyThrottle> {
+        &self.inner.throttle
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// The key's fingerprint.
+    pub fn key_fingerprint(&self) -> &str {
+        self.inner.throttle.fingerprint()
+    }
+
+    // ---- system -------------------------------------------------------------------------------
+
+    /// `GET /health`. Needs no key, so it is sent without one and outside the key's throttle.
+    pub async fn health(&self) -> Result<Health, CloudError> {
+        let mut call = Call::get("health", &["health"], Priority::Routine);
+        call.authenticated = false;
+        Ok(self.execute::<Health>(call).await?.data)
+    }
+
+    // ---- computes -----------------------------------------------------------------------------
+
+    /// One page of `GET /computes` (`limit` is clamped to 1..=[`MAX_PAGE_SIZE`]).
+    pub async fn list_computes_page(
+        &self,
+        page: u64,
+        limit: u64,
+        p: Priority,
+    ) -> Result<Page<Compute>, CloudError> {
+        self.page("computes.list", &["computes"], page, limit, p)
+            .await
+    }
+
+    /// Every compute: walks the pages at [`MAX_PAGE_SIZE`].
+    pub async fn list_all_computes(&self, p: Priority) -> Result<Vec<Compute>, CloudError> {
+        self.all_pages("computes.list", &["computes"], p, |c: &Compute| {
+            c.id.clone()
+        })
+        .await
+    }
+
+    pub async fn get_compute(&self, id: &str, p: Priority) -> Result<Compute, CloudError> {
+        self.data(Call::get("computes.get", &["computes", id], p))
+            .await
+    }
+
+    /// `POST /computes` with `idempotency_key`; a 202 and a replayed 202 both return the compute.
+    pub async fn create_compute(
+        &self,
+        req: &ComputeCreate,
+        idempotency_key: Uuid,
+    ) -> Result<Compute, CloudError> {
+        let call = Call::write(Method::POST, "computes.create", &["computes"])
+            .json(req)?
+            .idempotent(idempotency_key);
+        self.data(call).await
+    }
+
+    /// `DELETE /computes/{id}`.
+    pub async fn delete_compute(&self, id: &str) -> Result<(), CloudError> {
+        self.no_data(Call::write(
+            Method::DELETE,
+            "computes.delete",
+            &["computes", id],
+        ))
+        .await
+    }
+
+    pub async fn start_compute(&self, id: &str) -> Result<Compute, CloudError> {
+        self.data(Call::write(
+            Method::POST,
+            "computes.start",
+            &["computes", id, "start"],
+        ))
+        .await
+    }
+
+    pub async fn stop_compute(&self, id: &str) -> Result<Compute, CloudError> {
+        self.data(Call::write(
+            Method::POST,
+            "computes.stop",
+            &["computes", id, "stop"],
+        ))
+        .await
+    }
+
+    pub async fn reboot_compute(&self, id: &str) -> Result<Compute, CloudError> {
+        self.data(Call::write(
+            Method::POST,
+            "computes.reboot",
+            &["computes", id, "reboot"],
+        ))
+        .await
+    }
+
+    /// `PATCH /computes/{id}/upsize` with `{newSpecification}` (a specification slug).
+    pub async fn upsize_compute(
+        &self,
+        id: &str,
+        new_specification: &str,
+    ) -> Result<Compute, CloudError> {
+        let body = UpsizeRequest {
+            new_specification: new_specification.to_string(),
+        };
+        let call = Call::write(
+            Method::PATCH,
+            "computes.upsize",
+            &["computes", id, "upsize"],
+        )
+        .json(&body)?;
+        self.data(call).await
+    }
+
+    // ---- reference data -----------------------------------------------------------------------
+
+    pub async fn list_specifications(&self, p: Priority) -> Result<Vec<Specification>, CloudError> {
+        self.data(Call::get(
+            "specifications.list",
+            &["computes", "specifications"],
+            p,
+        ))
+        .await
+    }
+
+    pub async fn list_images(&self, p: Priority) -> Result<Vec<Image>, CloudError> {
+        self.data(Call::get("images.list", &["images"], p)).await
+    }
+
+    pub async fn list_regions(&self, p: Priority) -> Result<Vec<Region>, CloudError> {
+        self.data(Call::get("regions.list", &["regions"], p)).await
+    }
+
+    // ---- DNS ----------------------------------------------------------------------------------
+
+    pub async fn list_domains_page(
+        &self,
+        page: u64,
+        limit: u64,
+        p: Priority,
+    ) -> Result<Page<Domain>, CloudError> {
+        self.page("domains.list", &["domains"], page, limit, p)
+            .await
+    }
+
+    /// Every domain (all pages).
+    pub async fn list_domains(&self, p: Priority) -> Result<Vec<Domain>, CloudError> {
+        self.all_pages("domains.list", &["domains"], p, |d: &Domain| d.id.clone())
+            .await
+    }
+
+    pub async fn get_domain(&self, id: &str, p: Priority) -> Result<Domain, CloudError> {
+        self.data(Call::get("domains.get", &["domains", id], p))
+            .await
+    }
+
+    pub async fn create_domain(
+        &self,
+        req: &DomainCreate,
+        idempotency_key: Uuid,
+    ) -> Result<Domain, CloudError> {
+        let call = Call::write(Method::POST, "domains.create", &["domains"])
+            .json(req)?
+            .idempotent(idempotency_key);
+        self.data(call).await
+    }
+
+    pub async fn delete_domain(&self, id: &str) -> Result<(), CloudError> {
+        self.no_data(Call::write(
+            Method::DELETE,
+            "domains.delete",
+            &["domains", id],
+        ))
+        .await
+    }
+
+    pub async fn list_records_page(
+        &self,
+        domain_id: &str,
+        page: u64,
+        limit: u64,
+        p: Priority,
+    ) -> Result<Page<Record>, CloudError> {
+        self.page(
+            "records.list",
+            &["domains", domain_id, "records"],
+            page,
+            limit,
+            p,
+        )
+        .await
+    }
+
+    /// Every record of a domain (all pages).
+    pub async fn list_records(
+        &self,
+        domain_id: &str,
+        p: Priority,
+    ) -> Result<Vec<Record>, CloudError> {
+        self.all_pages(
+            "records.list",
+            &["domains", domain_id, "records"],
+            p,
+            |r: &Record| r.id.clone(),
+        )
+        .await
+    }
+
+    pub async fn get_record(
+        &self,
+        domain_id: &str,
+        id: &str,
+        p: Priority,
+    ) -> Result<Record, CloudError> {
+        self.data(Call::get(
+            "records.get",
+            &["domains", domain_id, "records", id],
+            p,
+        ))
+        .await
+    }
+
+    pub async fn create_record(
+        &self,
+        domain_id: &str,
+        req: &RecordWrite,
+        idempotency_key: Uuid,
+    ) -> Result<Record, CloudError> {
+        let call = Call::write(
+            Method::POST,
+            "records.create",
+            &["domains", domain_id, "records"],
+        )
+        .json(req)?
+        .idempotent(idempotency_key);
+        self.data(call).await
+    }
+
+    pub async fn update_record(
+        &self,
+        domain_id: &str,
+        id: &str,
+        req: &RecordWrite,
+    ) -> Result<Record, CloudError> {
+        let call = Call::write(
+            Method::PUT,
+            "records.update",
+            &["domains", domain_id, "records", id],
+        )
+        .json(req)?;
+        self.data(call).await
+    }
+
+    pub async fn delete_record(&self, domain_id: &str, id: &str) -> Result<(), CloudError> {
+        self.no_data(Call::write(
+            Method::DELETE,
+            "records.delete",
+            &["domains", domain_id, "records", id],
+        ))
+        .await
+    }
+
+    // ---- plumbing -----------------------------------------------------------------------------
+
+    async fn data<T: DeserializeOwned>(&self, call: Call) -> Result<T, CloudError> {
+        Ok(self.execute::<T>(call).await?.data)
+    }
+
+    /// For answers whose `data` does not matter (deletes): any `data`, even none, is accepted.
+    async fn no_data(&self, call: Call) -> Result<(), CloudError> {
+        self.execute::<Option<IgnoredAny>>(call).await.map(|_| ())
+    }
+
+    async fn page<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        segments: &[&str],
+        page: u64,
+        limit: u64,
+        p: Priority,
+    ) -> Result<Page<T>, CloudError> {
+        let page = page.max(1);
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let call = Call::get(operation, segments, p)
+            .query("page", page)
+            .query("limit", limit);
+        let answer = self.execute::<Vec<T>>(call).await?;
+        let meta = answer.meta.ok_or_else(|| CloudError::Protocol {
+            operation: operation.to_string(),
+            status: answer.status,
+            message: "a list answer without `meta` (total, page, limit)".into(),
+        })?;
+        Ok(Page {
+            items: answer.data,
+            meta,
+        })
+    }
+
+    /// Walk every page at [`MAX_PAGE_SIZE`]; stops at a short page or once `meta.total` items were
+    /// seen. Items that moved between pages while walking are kept once.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        segments: &[&str],
+        p: Priority,
+        id: impl Fn(&T) -> String,
+    ) -> Result<Vec<T>, CloudError> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let Page { items, meta } = self
+                .page::<T>(operation, segments, page, MAX_PAGE_SIZE, p)
+                .await?;
+            let short = (items.len() as u64) < MAX_PAGE_SIZE;
+            for item in items {
+                if seen.insert(id(&item)) {
+                    all.push(item);
+                }
+            }
+            if short || all.len() as u64 >= meta.total {
+                return Ok(all);
+            }
+        }
+        Err(CloudError::Protocol {
+            operation: operation.to_string(),
+            status: 200,
+            message: format!("the list did not end after {MAX_PAGES} pages"),
+        })
+    }
+
+    fn url(&self, call: &Call) -> Url {
+        let mut url = self.inner.base.clone();
+        {
+            // `base` was checked to be a base URL in `new`.
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.pop_if_empty().extend(&call.segments);
+            }
+        }
+        if !call.query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    /// Send `call` with retries; every attempt goes through the key's throttle.
+    async fn execute<T: DeserializeOwned>(&self, call: Call) -> Result<Answer<T>, CloudError> {
+        let url = self.url(&call);
+        self.inner
+            .retry
+            .retry(|attempt| self.attempt::<T>(&call, &url, attempt))
+            .await
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        url: &Url,
+        attempt: u32,
+    ) -> Result<Answer<T>, CloudError> {
+        let inner = &*self.inner;
+        let span = tracing::debug_span!(
+            "strettch.request",
+            method = %call.method,
+            path = url.path(),
+            operation = call.operation,
+            key = %inner.throttle.fingerprint(),
+            attempt,
+            status = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+        );
+        async move {
+            if call.authenticated {
+                inner.throttle.acquire(call.priority).await;
+            }
+            let mut req = inner
+                .http
+                .request(call.method.clone(), url.clone())
+                .timeout(inner.timeout)
+                .header(ACCEPT, "application/json")
+                .header(USER_AGENT, concat!("stratus/", env!("CARGO_PKG_VERSION")));
+            if call.authenticated {
+                req = req.header(AUTHORIZATION, inner.auth.clone());
+            }
+            if let Some(key) = call.idempotency_key {
+                req = req.header(IDEMPOTENCY_KEY, key.hyphenated().to_string());
+            }
+            if let Some(body) = &call.body {
+                req = req.header(CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            let metrics = crate::metrics::global();
+            let started = std::time::Instant::now();
+            let response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    metrics.cloud_request(PROVIDER, call.operation, "transport", started.elapsed().as_secs_f64());
+                    let err = transport_error(call.operation, e);
+                    tracing::debug!(error = %err, "no answer");
+                    return Err(err);
+                }
+            };
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            if call.authenticated {
+                self.observe(status, &headers);
+            }
+            let body = match response.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    metrics.cloud_request(PROVIDER, call.operation, "transport", started.elapsed().as_secs_f64());
+                    let err = transport_error(call.operation, e);
+                    tracing::debug!(status, error = %err, "answer cut off");
+                    return Err(err);
+                }
+            };
+            metrics.cloud_request(PROVIDER, call.operation, &status.to_string(), started.elapsed().as_secs_f64());
+            let result = decode::<T>(call.operation, status, &headers, &body);
+            let span = tracing::Span::current();
+            span.record("status", status);
+            let request_id = match &result {
+                Ok(a) => a.request_id.clone(),
+                Err(e) => e.request_id().map(str::to_string),
+            };
+            if let Some(r) = &request_id {
+                span.record("request_id", r.as_str());
+            }
+            match &result {
+                Ok(_) => tracing::debug!(status, request_id = request_id.as_deref(), "answered"),
+                Err(e) => tracing::debug!(status, request_id = request_id.as_deref(), error = %e, "answered with an error"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Feed an answer's rate-limit facts to the throttle; a 429 holds the key.
+    fn observe(&self, status: u16, headers: &HeaderMap) {
+        let throttle = &self.inner.throttle;
+        let rate = rate_headers(headers);
+        throttle.observe_headers(rate.limit, rate.remaining, rate.reset);
+        if status == 429 {
+            crate::metrics::global().rate_limited(PROVIDER, throttle.fingerprint());
+            let wait = retry_after(status, headers).unwrap_or(DEFAULT_429_HOLD);
+            tracing::debug!(key = %throttle.fingerprint(), hold_ms = wait.as_millis() as u64, "429: holding the key");
+            throttle.hold_for(wait.min(MAX_RETRY_AFTER) + RESET_MARGIN);
+        }
+    }
+}
+
+fn transport_error(operation: &str, e: reqwest::Error) -> CloudError {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else {
+        "request failed"
+    };
+    // The URL carries no secret, but the chain below is enough; keep messages short.
+    let e = e.without_url();
+    let mut message = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    CloudError::Transport {
+        operation: operation.to_string(),
+        message,
+    }
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    let text = headers.get(name)?.to_str().ok()?.trim();
+    text.parse::<u64>().ok().or_else(|| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .map(|f| f.ceil() as u64)
+    })
+}
+
+/// Both header variants, most conservative value of each.
+fn rate_headers(headers: &HeaderMap) -> RateHeaders {
+    let all =
+        |names: [&'static str; 2]| names.into_iter().filter_map(|n| header_number(headers, n));
+    let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    RateHeaders {
+        limit: all(LIMIT_HEADERS).min().map(clamp),
+        remaining: all(REMAINING_HEADERS).min().map(clamp),
+        reset: all(RESET_HEADERS).max(),
+    }
+}
+
+/// `Retry-After` (seconds or an HTTP date); on a 429 without it, the time until the rate-limit
+/// reset.
+fn retry_after(status: u16, headers: &HeaderMap) -> Option<Duration> {
+    if let Some(value) = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        if let Ok(secs) = value.parse::<f64>()
+            && secs.is_finite()
+            && secs >= 0.0
+        {
+            return Some(Duration::from_secs_f64(secs.min(86_400.0)));
+        }
+        if let Ok(when) = jiff::fmt::rfc2822::parse(value) {
+            let delta = when.timestamp().duration_since(jiff::Timestamp::now());
+            return Some(Duration::try_from(delta).unwrap_or(Duration::ZERO));
+        }
+    }
+    if status == 429 {
+        let reset = rate_headers(headers).reset?;
+        if reset < 1_000_000_000 {
+            return Some(Duration::from_secs(reset));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return Some(Duration::from_secs(reset).saturating_sub(now));
+    }
+    None
+}
+
+/// Why a body is not what was expected, without quoting it.
+fn shape_problem(what: &str, headers: &HeaderMap, body: &[u8], e: &serde_json::Error) -> String {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type");
+    if body.iter().all(u8::is_ascii_whitespace) {
+        format!("empty body where {what} was expected ({content_type})")
+    } else if e.is_syntax() || e.is_eof() {
+        format!(
+            "body is not JSON ({content_type}, {} bytes) where {what} was expected: {e}",
+            body.len()
+        )
+    } else {
+        format!("body does not match {what}: {e}")
+    }
+}
+
+/// Turn an answer into data or an error. Never panics on any body.
+fn decode<T: DeserializeOwned>(
+    operation: &str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Answer<T>, CloudError> {
+    let protocol = |message: String| CloudError::Protocol {
+        operation: operation.to_string(),
+        status,
+        message,
+    };
+    let header_request_id = || {
+        headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if (200..300).contains(&status) {
+        let envelope: Envelope<T> = serde_json::from_slice(body).map_err(|e| {
+            protocol(shape_problem(
+                "the success envelope {success, data, ...}",
+                headers,
+                body,
+                &e,
+            ))
+        })?;
+        if !envelope.success {
+            return Err(protocol(format!(
+                "HTTP {status} answer says success=false{}",
+                envelope
+                    .message
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )));
+        }
+        return Ok(Answer {
+            data: envelope.data,
+            meta: envelope.meta,
+            status,
+            request_id: envelope.request_id.or_else(header_request_id),
+        });
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(err) if !err.success && !err.code.is_empty() => Err(CloudError::Api {
+            status,
+            code: err.code,
+            message: err.message,
+            request_id: err.request_id.or_else(header_request_id),
+            retry_after: retry_after(status, headers),
+        }),
+        Ok(_) => Err(protocol(format!(
+            "HTTP {status} answer is not an error envelope (success or code missing)"
+        ))),
+        Err(e) => Err(protocol(format!(
+            "HTTP {status}: {}",
+            shape_problem(
+                "the error envelope {success: false, code, message}",
+                headers,
+                body,
+                &e
+            )
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::ErrorClass;
+    use crate::strettch::model::ComputeState;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    const COMPUTE: &str = r#"{"id":"325","hostName":"web-1","state":"RUNNING","image":"UBUNTU-24.04",
+        "specification":"S-1C-1G","region":"KGL-1","ipv4":"195.15.0.73","tags":["a"]}"#;
+
+    #[test]
+    fn decodes_the_success_envelope() {
+        let body = format!(
+            r#"{{"success":true,"message":"ok","data":{COMPUTE},"requestId":"r-1","timestamp":"t"}}"#
+        );
+        let a = decode::<Compute>("computes.get", 200, &HeaderMap::new(), body.as_bytes()).unwrap();
+        assert_eq!(a.data.id, "325");
+        assert_eq!(a.data.state, ComputeState::Running);
+        assert_eq!(a.request_id.as_deref(), Some("r-1"));
+
+        let body = format!(
+            r#"{{"success":true,"data":[{COMPUTE}],"meta":{{"total":1,"page":1,"limit":100}}}}"#
+        );
+        let a = decode::<Vec<Compute>>("computes.list", 200, &HeaderMap::new(), body.as_bytes())
+            .unwrap();
+        assert_eq!(a.data.len(), 1);
+        assert_eq!(
+            a.meta,
+            Some(PageMeta {
+                total: 1,
+                page: 1,
+                limit: 100
+            })
+        );
+    }
+
+    #[test]
+    fn odd_success_bodies_are_protocol_errors() {
+        let h = headers(&[("content-type", "text/html")]);
+        let cases: &[(&str, &str)] = &[
+            ("", "empty body"),
+            ("   ", "empty body"),
+            ("<html>502 Bad Gateway</html>", "not JSON"),
+            ("{\"success\":true,", "not JSON"),
+            ("null", "does not match"),
+            ("[]", "does not match"),
+            ("{\"success\":true}", "missing field `data`"),
+            ("{\"success\":true,\"data\":\"325\"}", "does not match"),
+            ("{\"success\":true,\"data\":{\"id\":325}}", "does not match"),
+            ("{\"success\":\"yes\",\"data\":{}}", "does not match"),
+            ("{\"success\":false,\"data\":null}", "does not match"),
+            ("\u{0}\u{1}\u{ff}", "not JSON"),
+        ];
+        for (body, expect) in cases {
+            let e = decode::<Compute>("computes.get", 200, &h, body.as_bytes()).unwrap_err();
+            match &e {
+                CloudError::Protocol {
+                    operation,
+                    status,
+                    message,
+                } => {
+                    assert_eq!(operation, "computes.get");
+                    assert_eq!(*status, 200);
+                    assert!(message.contains(expect), "{body:?}: {message}");
+                }
+                other => panic!("{body:?}: {other:?}"),
+            }
+            assert!(e.is_retryable(), "a garbled 2xx may be a hiccup: {e}");
+        }
+        let e = decode::<Compute>(
+            "computes.get",
+            200,
+            &h,
+            format!(r#"{{"success":false,"data":{COMPUTE}}}"#).as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("success=false"), "{e}");
+        // Invalid UTF-8 inside a string.
+        let bytes = b"{\"success\":true,\"data\":{\"id\":\"\xff\"}}";
+        assert!(matches!(
+            decode::<Compute>("x", 200, &h, bytes),
+            Err(CloudError::Protocol { .. })
+        ));
+        // Deletes accept any data, or none.
+        for body in [
+            "{\"success\":true}",
+            "{\"success\":true,\"data\":null}",
+            "{\"success\":true,\"data\":{\"id\":\"1\"}}",
+        ] {
+            decode::<Option<IgnoredAny>>("computes.delete", 202, &h, body.as_bytes()).unwrap();
+        }
+        assert!(decode::<Option<IgnoredAny>>("computes.delete", 202, &h, b"").is_err());
+    }
+
+    #[test]
+    fn error_envelopes_become_api_errors() {
+        let body = br#"{"success":false,"code":"VALIDATION_ERROR","message":"hostName is required","requestId":"r-9"}"#;
+        let e = decode::<Compute>("computes.create", 400, &HeaderMap::new(), body).unwrap_err();
+        match &e {
+            CloudError::Api {
+                status,
+                code,
+                message,
+                request_id,
+                retry_after,
+            } => {
+                assert_eq!(*status, 400);
+                assert_eq!(code, "VALIDATION_ERROR");
+                assert_eq!(message, "hostName is required");
+                assert_eq!(request_id.as_deref(), Some("r-9"));
+                assert_eq!(*retry_after, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.class(), ErrorClass::Terminal);
+
+        let body = br#"{"success":false,"code":"COMPUTE_NOT_FOUND","message":"no"}"#;
+        let e = decode::<Compute>(
+            "computes.get",
+            404,
+            &headers(&[("x-request-id", "hdr-1")]),
+            body,
+        )
+        .unwrap_err();
+        assert!(e.is_not_found());
+        assert_eq!(e.request_id(), Some("hdr-1"));
+
+        for (status, code, class) in [
+            (401, "UNAUTHORIZED", ErrorClass::Terminal),
+            (409, "CONFLICT", ErrorClass::Terminal),
+            (422, "UNPROCESSABLE_ENTITY", ErrorClass::Terminal),
+            (500, "INTERNAL_SERVER_ERROR", ErrorClass::Retryable),
+            (503, "SERVICE_UNAVAILABLE", ErrorClass::Retryable),
+        ] {
+            let body = format!(r#"{{"success":false,"code":"{code}","message":"m"}}"#);
+            let e =
+                decode::<Compute>("op", status, &HeaderMap::new(), body.as_bytes()).unwrap_err();
+            assert_eq!(e.class(), class, "{e}");
+            assert_eq!(e.code(), code);
+        }
+    }
+
+    #[test]
+    fn odd_error_bodies_are_protocol_errors_classified_by_status() {
+        let h = headers(&[("content-type", "text/html")]);
+        for (status, retryable) in [
+            (502, true),
+            (503, true),
+            (429, true),
+            (404, false),
+            (400, false),
+        ] {
+            for body in [
+                "",
+                "<html>oops</html>",
+                "{\"error\":\"x\"}",
+                "{\"success\":true,\"code\":\"X\"}",
+                "[1,2]",
+            ] {
+                let e = decode::<Compute>("op", status, &h, body.as_bytes()).unwrap_err();
+                assert!(
+                    matches!(e, CloudError::Protocol { .. }),
+                    "{status} {body:?}: {e:?}"
+                );
+                assert_eq!(e.is_retryable(), retryable, "{status} {body:?}: {e}");
+                assert!(
+                    !e.is_not_found(),
+                    "a bare 404 is not proof the resource is gone"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_from_header_or_reset() {
+        let body = br#"{"success":false,"code":"TOO_MANY_REQUESTS","message":"slow down"}"#;
+        let e = decode::<Compute>("op", 429, &headers(&[("retry-after", "3")]), body).unwrap_err();
+        assert!(e.is_retryable());
+        match e {
+            CloudError::Api { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)))
+            }
+            other => panic!("{other:?}"),
+        }
+        let now = jiff::Timestamp::now().as_second() as u64;
+        let h = headers(&[
+            ("x-ratelimit-limit", "2"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &(now + 2).to_string()),
+        ]);
+        match decode::<Compute>("op", 429, &h, body).unwrap_err() {
+            CloudError::Api {
+                retry_after: Some(d),
+                ..
+            } => {
+                assert!(
+                    d > Duration::from_millis(900) && d <= Duration::from_secs(2),
+                    "{d:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let date = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(5))
+            .unwrap()
+            .strftime("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let d = retry_after(503, &headers(&[("retry-after", &date)])).unwrap();
+        assert!(
+            d > Duration::from_secs(3) && d <= Duration::from_secs(5),
+            "{date} {d:?}"
+        );
+        assert_eq!(retry_after(503, &headers(&[("retry-after", "soon")])), None);
+        assert_eq!(
+            retry_after(500, &h),
+            None,
+            "the reset only stands in on a 429"
+        );
+    }
+
+    #[test]
+    fn both_header_variants_are_read_most_conservative_wins() {
+        let h = headers(&[
+            ("x-ratelimit-limit", "2"),
+            ("x-ratelimit-remaining", "1"),
+            ("x-ratelimit-reset", "1776410380"),
+            ("x-ratelimit-limit-second", "30"),
+            ("x-ratelimit-remaining-second", "0"),
+            ("x-ratelimit-reset-second", "1776410381"),
+        ]);
+        assert_eq!(
+            rate_headers(&h),
+            RateHeaders {
+                limit: Some(2),
+                remaining: Some(0),
+                reset: Some(1776410381)
+            }
+        );
+        let h = headers(&[
+            ("x-ratelimit-remaining-second", "7"),
+            ("x-ratelimit-limit", "junk"),
+        ]);
+        assert_eq!(
+            rate_headers(&h),
+            RateHeaders {
+                limit: None,
+                remaining: Some(7),
+                reset: None
+            }
+        );
+        assert_eq!(rate_headers(&HeaderMap::new()), RateHeaders::default());
+    }
+
+    #[test]
+    fn construction_validates_and_never_shows_the_key() {
+        let secret = "sk-live-unit-test-secret-1234";
+        let c =
+            StrettchClient::new("http://127.0.0.1:9/api/v1/", ApiKey::new(secret), None).unwrap();
+        assert_eq!(c.endpoint(), "http://127.0.0.1:9/api/v1");
+        let shown = format!("{c:?} {:?}", c.throttle());
+        assert!(
+            !shown.contains(secret) && !shown.contains("unit-test-secret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(&ApiKey::new(secret).fingerprint()),
+            "{shown}"
+        );
+        assert_eq!(
+            c.throttle().requests_per_second(),
+            DEFAULT_REQUESTS_PER_SECOND
+        );
+
+        let url = c.url(
+            &Call::get("x", &["domains", "a/b c", "records"], Priority::Routine).query("page", 2),
+        );
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/api/v1/domains/a%2Fb%20c/records?page=2"
+        );
+
+        for (endpoint, rps) in [
+            ("not a url", None),
+            ("ftp://x/api/v1", None),
+            ("https://user:pw@api.example/api/v1", None),
+            ("http://127.0.0.1:9", Some(0.0)),
+            ("http://127.0.0.1:9", Some(f64::NAN)),
+        ] {
+            let e = StrettchClient::new(endpoint, ApiKey::new(secret), rps).unwrap_err();
+            assert!(matches!(e, CloudError::Config(_)), "{endpoint}: {e:?}");
+            assert!(!format!("{e:?} {e}").contains(secret));
+            assert!(!format!("{e}").contains("pw"), "{e}");
+        }
+        assert!(StrettchClient::new("http://x", ApiKey::new("  "), None).is_err());
+        let e = StrettchClient::new("http://x", ApiKey::new("bad\nkey-secret"), None).unwrap_err();
+        assert!(!format!("{e:?}").contains("key-secret"), "{e:?}");
+    }
+
+    // ---- against a scripted local server --------------------------------------------------------
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap as AxumHeaders, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use parking_lot::Mutex;
+
+    /// Status, headers, body.
+    type Canned = (u16, Vec<(&'static str, String)>, String);
+
+    #[derive(Clone, Default)]
+    struct Script {
+        /// Answers to give, in order; the last one repeats.
+        answers: Arc<Mutex<Vec<Canned>>>,
+        seen: Arc<Mutex<Vec<AxumHeaders>>>,
+    }
+
+    async fn scripted(State(s): State<Script>, headers: AxumHeaders) -> Response {
+        s.seen.lock().push(headers);
+        let (status, hs, body) = {
+            let mut a = s.answers.lock();
+            if a.len() > 1 {
+                a.remove(0)
+            } else {
+                a[0].clone()
+            }
+        };
+        let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+        for (k, v) in hs {
+            resp.headers_mut().insert(k, v.parse().unwrap());
+        }
+        resp
+    }
+
+    async fn serve(answers: Vec<Canned>) -> (String, Script) {
+        let script = Script {
+            answers: Arc::new(Mutex::new(answers)),
+            ..Default::default()
+        };
+        let app = axum::Router::new()
+            .fallback(scripted)
+            .with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/api/v1"), script)
+    }
+
+    fn fast_retry() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        }
+    }
+
+    fn ok_compute(status: u16) -> (u16, Vec<(&'static str, String)>, String) {
+        (
+            status,
+            vec![],
+            format!(r#"{{"success":true,"data":{COMPUTE}}}"#),
+        )
+    }
+
+    fn err(status: u16, code: &str) -> (u16, Vec<(&'static str, String)>, String) {
+        (
+            status,
+            vec![],
+            format!(r#"{{"success":false,"code":"{code}","message":"m","requestId":"rq"}}"#),
+        )
+    }
+
+    #[tokio::test]
+    async fn retries_a_create_with_the_same_idempotency_key_and_bearer_auth() {
+        let (url, script) = serve(vec![
+            err(503, "INTERNAL_SERVER_ERROR"),
+            (200, vec![], "<html>".into()),
+            ok_compute(202),
+        ])
+        .await;
+        let secret = "sk-unit-retry-secret";
+        let c = StrettchClient::new(&url, ApiKey::new(secret), Some(50.0))
+            .unwrap()
+            .with_retry(fast_retry());
+        let key = crate::cloud::idempotency::idempotency_key("uid", "create", 0);
+        let req = ComputeCreate {
+            host_name: "web-1".into(),
+            image: "UBUNTU-24.04".into(),
+            region: "KGL-1".into(),
+            specification: "S-1C-1G".into(),
+            public_keys: vec!["ssh-ed25519 AAAA".into()],
+            with_public_ip: true,
+            tags: vec![],
+        };
+        let got = c.create_compute(&req, key).await.unwrap();
+        assert_eq!(got.id, "325");
+        let seen = script.seen.lock();
+        assert_eq!(seen.len(), 3);
+        for h in seen.iter() {
+            assert_eq!(h["idempotency-key"], key.to_string().as_str());
+            assert_eq!(h["authorization"], format!("Bearer {secret}").as_str());
+            assert_eq!(h["content-type"], "application/json");
+        }
+    }
+
+    #[tokio::test]
+    async fn terminal_errors_are_not_retried() {
+        for (status, code) in [
+            (400, "VALIDATION_ERROR"),
+            (401, "UNAUTHORIZED"),
+            (404, "COMPUTE_NOT_FOUND"),
+            (409, "CONFLICT"),
+            (422, "UNPROCESSABLE_ENTITY"),
+        ] {
+            let (url, script) = serve(vec![err(status, code)]).await;
+            let key = format!("sk-unit-terminal-{status}");
+            let c = StrettchClient::new(&url, ApiKey::new(&key), Some(50.0))
+                .unwrap()
+                .with_retry(fast_retry());
+            let e = c.start_compute("325").await.unwrap_err();
+            assert_eq!(e.status(), Some(status));
+            assert_eq!(e.code(), code);
+            assert_eq!(e.request_id(), Some("rq"));
+            assert_eq!(script.seen.lock().len(), 1, "{code} must not be retried");
+            assert!(!format!("{e:?} {e}").contains(&key));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_429_holds_the_key_and_is_retried_once_after_retry_after() {
+        let (url, script) = serve(vec![
+            (
+                429,
+                vec![("retry-after", "1".into())],
+                r#"{"success":false,"code":"TOO_MANY_REQUESTS","message":"m"}"#.into(),
+            ),
+            ok_compute(200),
+        ])
+        .await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-429"), Some(50.0))
+            .unwrap()
+            .with_retry(fast_retry());
+        let start = std::time::Instant::now();
+        c.get_compute("325", Priority::Routine).await.unwrap();
+        assert!(
+            start.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(script.seen.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn lists_walk_every_page() {
+        let item = |i: u64| COMPUTE.replace("\"325\"", &format!("\"{i}\""));
+        let page = |from: u64, n: u64, total: u64, page: u64| {
+            let items: Vec<_> = (from..from + n).map(item).collect();
+            (
+                200,
+                vec![],
+                format!(
+                    r#"{{"success":true,"data":[{}],"meta":{{"total":{total},"page":{page},"limit":100}}}}"#,
+                    items.join(",")
+                ),
+            )
+        };
+        let (url, script) = serve(vec![
+            page(0, 100, 250, 1),
+            page(100, 100, 250, 2),
+            page(200, 50, 250, 3),
+        ])
+        .await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-pages"), Some(50.0)).unwrap();
+        let all = c.list_all_computes(Priority::Routine).await.unwrap();
+        assert_eq!(all.len(), 250);
+        assert_eq!(script.seen.lock().len(), 3);
+
+        // Exactly a multiple of the page size: stop at meta.total without asking for an empty page.
+        let (url, script) = serve(vec![page(0, 100, 100, 1), page(0, 0, 100, 2)]).await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-pages-2"), Some(50.0)).unwrap();
+        assert_eq!(
+            c.list_all_computes(Priority::Routine).await.unwrap().len(),
+            100
+        );
+        assert_eq!(script.seen.lock().len(), 1);
+
+        // A list answer without meta is a protocol error.
+        let (url, _) = serve(vec![(
+            200,
+            vec![],
+            format!(r#"{{"success":true,"data":[{COMPUTE}]}}"#),
+        )])
+        .await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-pages-3"), Some(50.0))
+            .unwrap()
+            .with_retry(RetryPolicy::no_retries());
+        let e = c
+            .list_computes_page(1, 20, Priority::Routine)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CloudError::Protocol { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn connection_errors_are_transport_errors_after_retries() {
+        // Nothing listens on the port: connect fails fast.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let c = StrettchClient::new(
+            &format!("http://127.0.0.1:{port}/api/v1"),
+            ApiKey::new("sk-unit-refused"),
+            Some(50.0),
+        )
+        .unwrap()
+        .with_retry(fast_retry());
+        let e = c.get_compute("1", Priority::Routine).await.unwrap_err();
+        assert!(matches!(e, CloudError::Transport { .. }), "{e:?}");
+        assert!(e.is_retryable());
+        assert!(!format!("{e:?}").contains("sk-unit-refused"));
+    }
+}
