@@ -54,7 +54,8 @@ fn condition(type_: &str, status: bool, reason: &str, message: &str, generation:
     }
 }
 
-/// The full set of conditions for an outcome. `previous` keeps lastTransitionTime stable when a
+/// The full set of conditions for an outcome. Messages are never empty (apiserver 1.20's
+/// server-side apply turns an empty required string into null and rejects it). `previous` keeps lastTransitionTime stable when a
 /// condition's status did not change.
 pub fn conditions(outcome: &Outcome, generation: Option<i64>, previous: &[Condition], now: &str) -> Vec<Condition> {
     let (ready, ready_reason, ready_msg) = match &outcome.readiness {
@@ -78,12 +79,12 @@ pub fn conditions(outcome: &Outcome, generation: Option<i64>, previous: &[Condit
     ];
     match &outcome.sync {
         Sync::Stalled { reason, message } => out.push(condition(STALLED, true, reason, message, generation, now)),
-        _ => out.push(condition(STALLED, false, "NotStalled", "", generation, now)),
+        _ => out.push(condition(STALLED, false, "NotStalled", "Nothing needs a human", generation, now)),
     }
     let (reconciling, rec_reason, rec_msg) = match (&outcome.progressing, &outcome.sync) {
         (Some(m), _) => (true, "Progressing", m.as_str()),
         (None, Sync::Error { reason, message }) => (true, reason.as_str(), message.as_str()),
-        _ => (false, "ReconcileComplete", ""),
+        _ => (false, "ReconcileComplete", "Nothing in flight"),
     };
     out.push(condition(RECONCILING, reconciling, rec_reason, rec_msg, generation, now));
 

@@ -205,3 +205,158 @@ impl Drop for Operator {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+use stratus::api::Compute;
+use stratus::strettch::sim::{self, SimConfig, SimHandle};
+
+/// Everything one operator test needs: a namespace, a sandbox, a ProviderConfig and the
+/// operator process watching the namespace.
+pub struct Env {
+    pub ns: TestNamespace,
+    pub sim: SimHandle,
+    pub provider_config: String,
+    pub operator: Operator,
+    pub key: String,
+}
+
+impl Env {
+    pub async fn start(prefix: &str) -> Self {
+        Self::start_with(prefix, SimConfig::for_tests(&["test-key"]), &[]).await
+    }
+
+    pub async fn start_with(prefix: &str, mut config: SimConfig, operator_args: &[&str]) -> Self {
+        let key = format!("key-{}", uuid::Uuid::new_v4().simple());
+        config.api_keys = vec![key.clone()];
+        let sim = sim::start(config, "127.0.0.1:0".parse().unwrap()).await.expect("sandbox");
+        let ns = TestNamespace::new(prefix).await;
+        let provider_config = provider_config(&ns, &sim.base_url(), &key, None).await;
+        let operator = Operator::start(&ns.name, operator_args);
+        Self {
+            ns,
+            sim,
+            provider_config,
+            operator,
+            key,
+        }
+    }
+
+    pub fn computes(&self) -> Api<Compute> {
+        self.ns.api()
+    }
+
+    /// Apply a Compute built from `spec_overrides` merged into a valid default spec.
+    pub async fn create_compute(&self, name: &str, for_provider: serde_json::Value, extra_spec: serde_json::Value, annotations: serde_json::Value) -> Compute {
+        let mut fp = json!({
+            "hostName": name, "image": "UBUNTU-24.04", "region": "KGL-1",
+            "specification": "S-1C-1G", "publicKeys": ["ssh-ed25519 AAAA ops@example"], "withPublicIp": true
+        });
+        merge(&mut fp, for_provider);
+        let mut spec = json!({"providerConfigRef": {"name": self.provider_config}, "forProvider": fp});
+        merge(&mut spec, extra_spec);
+        let obj: Compute = serde_json::from_value(json!({
+            "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.computes().create(&PostParams::default(), &obj).await.expect("create Compute")
+    }
+
+    pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
+        self.computes()
+            .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"spec": spec})))
+            .await
+            .expect("patch spec");
+    }
+
+    pub async fn annotate(&self, name: &str, annotations: serde_json::Value) {
+        self.computes()
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"metadata": {"annotations": annotations}})),
+            )
+            .await
+            .expect("annotate");
+    }
+
+    /// Wait until `check` holds for the Compute; panics with its last status otherwise.
+    pub async fn wait_compute(&self, name: &str, timeout: Duration, what: &str, check: impl Fn(&Compute) -> bool) -> Compute {
+        let api = self.computes();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = api.get_opt(name).await.expect("get Compute");
+            if let Some(c) = &got
+                && check(c)
+            {
+                return c.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for compute {name} to be {what}; last seen: {}",
+                    serde_json::to_string_pretty(&got).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub async fn wait_gone(&self, name: &str, timeout: Duration) {
+        let api = self.computes();
+        assert!(
+            wait_for(timeout, || {
+                let api = api.clone();
+                async move { api.get_opt(name).await.unwrap().is_none() }
+            })
+            .await,
+            "compute {name} was not deleted within {timeout:?}"
+        );
+    }
+
+    pub async fn stop(self) {
+        let Env { ns, sim, mut operator, .. } = self;
+        operator.kill();
+        // Remove finalizers so the namespace can go without an operator.
+        let api: Api<Compute> = ns.api();
+        if let Ok(list) = api.list(&Default::default()).await {
+            for c in list {
+                let _ = api
+                    .patch(
+                        &c.metadata.name.unwrap(),
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await;
+            }
+        }
+        ns.cleanup().await;
+        sim.shutdown().await;
+    }
+}
+
+/// Condition `type_` of a Compute has `status` (and, when given, `reason`).
+pub fn condition(c: &Compute, type_: &str) -> Option<stratus::api::common::Condition> {
+    c.status
+        .as_ref()
+        .and_then(|s| s.managed.conditions.iter().find(|x| x.type_ == type_).cloned())
+}
+
+pub fn has_condition(c: &Compute, type_: &str, status: &str, reason: Option<&str>) -> bool {
+    condition(c, type_).is_some_and(|x| x.status == status && reason.is_none_or(|r| x.reason == r))
+}
+
+pub fn is_ready(c: &Compute) -> bool {
+    has_condition(c, "Ready", "True", None)
+        && c.status.as_ref().and_then(|s| s.managed.observed_generation) == c.metadata.generation
+}
+
+pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
