@@ -896,10 +896,9 @@ async fn dropped_connection_after_the_write_is_applied() {
         .await
         .err()
         .expect("the client must see a connection error, not an answer");
-    assert!(
-        err.is_request() || err.is_connect() || err.is_body(),
-        "{err:?}"
-    );
+    // hyper reports IncompleteMessage: the connection closed before any answer.
+    assert!(err.is_request(), "{err:?}");
+    assert!(format!("{err:?}").contains("IncompleteMessage"), "{err:?}");
     assert_eq!(s.sim.computes().len(), 1, "the create was applied");
     // Reads are answered.
     assert_eq!(s.get("/computes").await.status, 200);

@@ -664,6 +664,10 @@ impl State {
     pub fn load(path: &Path, timing: Timing) -> anyhow::Result<Self> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("reading sandbox state {}", path.display()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            // An empty file (e.g. a fresh temporary file) is an empty sandbox.
+            return Ok(Self::new(timing));
+        }
         let mut st: State = serde_json::from_slice(&bytes)
             .with_context(|| format!("parsing sandbox state {}", path.display()))?;
         st.timing = timing;
@@ -693,6 +697,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .unwrap_or_else(|| "sim-state".into());
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let result = (|| {
+        std::fs::create_dir_all(dir)?;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
@@ -867,5 +872,11 @@ mod tests {
             back.idem_check("k", "h", at(t0, 61)),
             IdemCheck::Fresh
         ));
+
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(State::load(&path, timing()).unwrap().last_compute_id, 0);
+        let nested = dir.path().join("a/b/state.json");
+        write_atomic(&nested, b"{}").unwrap();
+        assert!(State::load(&nested, timing()).unwrap().computes.is_empty());
     }
 }
