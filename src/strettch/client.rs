@@ -378,21 +378,19 @@ impl StrettchClient {
 
     // ---- reference data -----------------------------------------------------------------------
 
+    /// `GET /computes/specifications`, every page (the sandbox pages it; an unpaged answer is
+    /// the whole list).
     pub async fn list_specifications(&self, p: Priority) -> Result<Vec<Specification>, CloudError> {
-        self.data(Call::get(
-            "specifications.list",
-            &["computes", "specifications"],
-            p,
-        ))
-        .await
+        self.catalog("specifications.list", &["computes", "specifications"], p)
+            .await
     }
 
     pub async fn list_images(&self, p: Priority) -> Result<Vec<Image>, CloudError> {
-        self.data(Call::get("images.list", &["images"], p)).await
+        self.catalog("images.list", &["images"], p).await
     }
 
     pub async fn list_regions(&self, p: Priority) -> Result<Vec<Region>, CloudError> {
-        self.data(Call::get("regions.list", &["regions"], p)).await
+        self.catalog("regions.list", &["regions"], p).await
     }
 
     // ---- DNS ----------------------------------------------------------------------------------
@@ -590,6 +588,30 @@ impl StrettchClient {
             status: 200,
             message: format!("the list did not end after {MAX_PAGES} pages"),
         })
+    }
+
+    /// A reference-data list: asked for in pages of [`MAX_PAGE_SIZE`]; an answer without `meta`
+    /// is taken as the whole list.
+    async fn catalog<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        segments: &[&str],
+        p: Priority,
+    ) -> Result<Vec<T>, CloudError> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let call = Call::get(operation, segments, p)
+                .query("page", page)
+                .query("limit", MAX_PAGE_SIZE);
+            let answer = self.execute::<Vec<T>>(call).await?;
+            let n = answer.data.len() as u64;
+            all.extend(answer.data);
+            match answer.meta {
+                Some(meta) if n == MAX_PAGE_SIZE && (all.len() as u64) < meta.total => {}
+                _ => return Ok(all),
+            }
+        }
+        Ok(all)
     }
 
     fn url(&self, call: &Call) -> Url {
