@@ -158,13 +158,13 @@ pub fn plan(d: &DesiredCompute, o: &model::Compute, digest: Option<&str>) -> Pla
     if observed_tags != desired_tags {
         return Plan::Impossible(immutable("tags", &format!("{observed_tags:?}"), &format!("{desired_tags:?}")));
     }
+    // One step at a time: the API upsizes only a running compute, and every action passes
+    // through a transitional state before the next can be made.
     let mut actions = Vec::new();
-    if o.specification != p.specification {
+    let needs_upsize = if o.specification != p.specification {
         let specs = d.offer.as_ref().map(|o| o.specifications.as_slice()).unwrap_or(&[]);
         match (size(specs, &o.specification), size(specs, &p.specification)) {
-            (Some(from), Some(to)) if to.0 >= from.0 && to.1 >= from.1 && to.2 >= from.2 => {
-                actions.push(ComputeAction::Upsize(p.specification.clone()))
-            }
+            (Some(from), Some(to)) if to.0 >= from.0 && to.1 >= from.1 && to.2 >= from.2 => true,
             _ => {
                 return Plan::Impossible(Invalid::new(
                     "DownsizeNotSupported",
@@ -175,10 +175,14 @@ pub fn plan(d: &DesiredCompute, o: &model::Compute, digest: Option<&str>) -> Pla
                 ));
             }
         }
-    }
-    match (p.power_state, &o.state) {
-        (PowerState::Running, ComputeState::Stopped) => actions.push(ComputeAction::Start),
-        (PowerState::Stopped, ComputeState::Running) => actions.push(ComputeAction::Stop),
+    } else {
+        false
+    };
+    match (&o.state, p.power_state, needs_upsize) {
+        (ComputeState::Running, _, true) => actions.push(ComputeAction::Upsize(p.specification.clone())),
+        (ComputeState::Running, PowerState::Stopped, false) => actions.push(ComputeAction::Stop),
+        // Upsizing a stopped compute means starting it first; it is stopped again afterwards.
+        (ComputeState::Stopped, PowerState::Running, _) | (ComputeState::Stopped, _, true) => actions.push(ComputeAction::Start),
         _ => {}
     }
     if actions.is_empty() {
@@ -440,9 +444,17 @@ mod tests {
         p.power_state = PowerState::Stopped;
         p.specification = "S-2C-4G".into();
         assert_eq!(
-            plan(&desired(p), &observed(), None),
-            Plan::Update(vec![ComputeAction::Upsize("S-2C-4G".into()), ComputeAction::Stop])
+            plan(&desired(p.clone()), &observed(), None),
+            Plan::Update(vec![ComputeAction::Upsize("S-2C-4G".into())])
         );
+        // Upsized and running: now stop.
+        let mut upsized = observed();
+        upsized.specification = "S-2C-4G".into();
+        assert_eq!(plan(&desired(p.clone()), &upsized, None), Plan::Update(vec![ComputeAction::Stop]));
+        // Stopped with a pending upsize: start first.
+        let mut stopped_small = observed();
+        stopped_small.state = ComputeState::Stopped;
+        assert_eq!(plan(&desired(p), &stopped_small, None), Plan::Update(vec![ComputeAction::Start]));
         let mut stopped = observed();
         stopped.state = ComputeState::Stopped;
         assert_eq!(plan(&desired(params()), &stopped, None), Plan::Update(vec![ComputeAction::Start]));
