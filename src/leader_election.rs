@@ -186,12 +186,13 @@ impl LeaderElection {
         }
     }
 
-    /// Override (or clear) the Deployment that owns the Lease; call before [`spawn`](Self::spawn).
+    /// Override (or clear, with `None` or "") the Deployment that owns the Lease; call before
+    /// cloning or spawning.
     pub fn with_owner_deployment(self, deployment: Option<&str>) -> Self {
         let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
             panic!("with_owner_deployment must be called before the candidate is cloned")
         });
-        inner.owner_deployment = deployment.map(str::to_string);
+        inner.owner_deployment = deployment.filter(|d| !d.is_empty()).map(str::to_string);
         LeaderElection {
             inner: Arc::new(inner),
         }

@@ -1,0 +1,95 @@
+-- Argo CD health of a stratus managed resource (Compute, Domain, DnsRecord).
+-- The operator writes kstatus-style conditions: Ready, Synced, Stalled and Reconciling.
+local hs = {}
+
+local function find(conditions, type)
+  for _, c in ipairs(conditions) do
+    if c.type == type then
+      return c
+    end
+  end
+  return nil
+end
+
+local function message(c, fallback)
+  if c ~= nil and c.message ~= nil and c.message ~= "" then
+    return c.message
+  end
+  return fallback
+end
+
+local function is(c, status)
+  return c ~= nil and c.status == status
+end
+
+if obj.status == nil or obj.status.conditions == nil or #obj.status.conditions == 0 then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to report status"
+  return hs
+end
+
+local conditions = obj.status.conditions
+local ready = find(conditions, "Ready")
+local synced = find(conditions, "Synced")
+local stalled = find(conditions, "Stalled")
+local reconciling = find(conditions, "Reconciling")
+
+-- Paused with the stratus.dev/paused annotation: the operator leaves the resource alone, so its
+-- status may also lag behind the spec.
+if is(synced, "False") and synced.reason == "ReconcilePaused" then
+  hs.status = "Suspended"
+  hs.message = message(synced, "Reconciliation is paused")
+  return hs
+end
+
+-- Status computed from an older spec: the operator has not acted on the latest change yet.
+local generation = obj.metadata.generation
+local observed = obj.status.observedGeneration
+if observed == nil and ready ~= nil then
+  observed = ready.observedGeneration
+end
+if generation ~= nil and observed ~= nil and observed < generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to act on generation " .. generation
+  return hs
+end
+
+if is(stalled, "True") then
+  hs.status = "Degraded"
+  hs.message = message(stalled, "Reconciliation is stalled")
+  return hs
+end
+
+if is(ready, "True") then
+  hs.status = "Healthy"
+  hs.message = message(ready, "Available")
+  return hs
+end
+
+if is(synced, "False") and synced.reason == "ReconcileError" then
+  hs.status = "Degraded"
+  hs.message = message(synced, "Reconcile error")
+  return hs
+end
+
+if is(ready, "False") and (ready.reason == "Creating" or ready.reason == "Deleting" or ready.reason == "Reconciling") then
+  hs.status = "Progressing"
+  hs.message = message(ready, ready.reason)
+  return hs
+end
+
+if is(reconciling, "True") then
+  hs.status = "Progressing"
+  hs.message = message(reconciling, "Reconciling")
+  return hs
+end
+
+if is(ready, "False") then
+  hs.status = "Degraded"
+  hs.message = message(ready, ready.reason or "Not ready")
+  return hs
+end
+
+hs.status = "Progressing"
+hs.message = message(ready, "Waiting for the Ready condition")
+return hs
