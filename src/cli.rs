@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "stratus", version, about = "Cloud resources as Kubernetes custom resources")]
+#[command(
+    name = "stratus",
+    version,
+    about = "Cloud resources as Kubernetes custom resources"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -55,7 +59,11 @@ pub struct RunArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "stratus-system")]
     pub leader_election_namespace: String,
     /// Name of the leader-election Lease.
-    #[arg(long, env = "STRATUS_LEADER_ELECTION_ID", default_value = "stratus-leader")]
+    #[arg(
+        long,
+        env = "STRATUS_LEADER_ELECTION_ID",
+        default_value = "stratus-leader"
+    )]
     pub leader_election_id: String,
     /// Lease duration: how long a silent leader keeps the lease before another replica takes over.
     #[arg(long, env = "STRATUS_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
@@ -84,7 +92,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 10m"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 10m"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,

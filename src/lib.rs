@@ -2,9 +2,9 @@
 
 pub mod api;
 pub mod cli;
-pub mod leader_election;
 pub mod cloud;
 pub mod engine;
+pub mod leader_election;
 pub mod metrics;
 pub mod operator;
 pub mod strettch;

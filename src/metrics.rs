@@ -156,7 +156,9 @@ impl Metrics {
             code: code.into(),
         };
         self.cloud_requests_total.get_or_create(&labels).inc();
-        self.cloud_request_seconds.get_or_create(&labels).observe(seconds);
+        self.cloud_request_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
     }
 
     pub fn rate_limited(&self, provider: &str, key_fingerprint: &str) {
@@ -214,7 +216,12 @@ mod tests {
             .inc();
         m.cloud_request("strettch", "computes.list", "200", 0.01);
         let text = m.encode();
-        assert!(text.contains("controller_runtime_reconcile_total{controller=\"compute\",result=\"success\"}"), "{text}");
+        assert!(
+            text.contains(
+                "controller_runtime_reconcile_total{controller=\"compute\",result=\"success\"}"
+            ),
+            "{text}"
+        );
         assert!(text.contains("stratus_cloud_requests_total{provider=\"strettch\",operation=\"computes.list\",code=\"200\"}"), "{text}");
     }
 }

@@ -30,11 +30,15 @@ use crate::strettch::compute::ComputeAdapter;
 pub struct Health {
     crds_found: AtomicBool,
     caches_synced: AtomicBool,
+    /// A follower waiting for the lease is ready: it can take over at once, and rollouts and
+    /// PodDisruptionBudgets must be able to count it.
+    standby: AtomicBool,
 }
 
 impl Health {
     pub fn ready(&self) -> bool {
-        self.crds_found.load(Ordering::Relaxed) && self.caches_synced.load(Ordering::Relaxed)
+        self.crds_found.load(Ordering::Relaxed)
+            && (self.standby.load(Ordering::Relaxed) || self.caches_synced.load(Ordering::Relaxed))
     }
 }
 
@@ -46,7 +50,10 @@ async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
     if h.ready() {
         (StatusCode::OK, "ok")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for CRDs and caches")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for CRDs and caches",
+        )
     }
 }
 
@@ -68,10 +75,13 @@ pub async fn serve_health(addr: std::net::SocketAddr, health: Arc<Health>) -> an
 async fn kube_client(args: &RunArgs) -> anyhow::Result<Client> {
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
         }
-        None => kube::Config::infer().await.context("no kubeconfig and not in a cluster")?,
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
     };
     Ok(Client::try_from(config)?)
 }
@@ -92,26 +102,43 @@ async fn wait_for_crds(client: &Client) {
         if missing.is_empty() {
             return;
         }
-        warn!(?missing, "CRDs not found yet: install them with `stratus crds | kubectl create -f -` or the Helm chart");
+        warn!(
+            ?missing,
+            "CRDs not found yet: install them with `stratus crds | kubectl create -f -` or the Helm chart"
+        );
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
 /// Count managed objects, Ready and Synced, for the per-kind gauges.
-fn update_gauges<K: Resource<DynamicType = ()> + Clone + 'static>(kind: &str, store: &Store<K>, status: impl Fn(&K) -> Option<&crate::api::common::ManagedStatus>) {
+fn update_gauges<K: Resource<DynamicType = ()> + Clone + 'static>(
+    kind: &str,
+    store: &Store<K>,
+    status: impl Fn(&K) -> Option<&crate::api::common::ManagedStatus>,
+) {
     let m = metrics::global();
     let labels = metrics::KindLabels { kind: kind.into() };
     let objects = store.state();
     let is_true = |o: &K, t: &str| {
-        status(o).and_then(|s| conditions::find(&s.conditions, t)).is_some_and(|c| c.status == "True")
+        status(o)
+            .and_then(|s| conditions::find(&s.conditions, t))
+            .is_some_and(|c| c.status == "True")
     };
-    m.managed_resources.get_or_create(&labels).set(objects.len() as i64);
-    m.managed_resources_ready
+    m.managed_resources
         .get_or_create(&labels)
-        .set(objects.iter().filter(|o| is_true(o, conditions::READY)).count() as i64);
-    m.managed_resources_synced
-        .get_or_create(&labels)
-        .set(objects.iter().filter(|o| is_true(o, conditions::SYNCED)).count() as i64);
+        .set(objects.len() as i64);
+    m.managed_resources_ready.get_or_create(&labels).set(
+        objects
+            .iter()
+            .filter(|o| is_true(o, conditions::READY))
+            .count() as i64,
+    );
+    m.managed_resources_synced.get_or_create(&labels).set(
+        objects
+            .iter()
+            .filter(|o| is_true(o, conditions::SYNCED))
+            .count() as i64,
+    );
 }
 
 fn settings(args: &RunArgs) -> Settings {
@@ -123,15 +150,24 @@ fn settings(args: &RunArgs) -> Settings {
 }
 
 /// Build and run one kind's controllers (one per watched namespace, or one for all).
-async fn run_kind<A: Adapter>(adapter: A, client: Client, args: &RunArgs, providers: Arc<Providers>, recorder: Recorder, health: Arc<Health>)
-where
-    A: Clone,
+async fn run_kind<A>(
+    adapter: A,
+    client: Client,
+    args: &RunArgs,
+    providers: Arc<Providers>,
+    recorder: Recorder,
+    health: Arc<Health>,
+) where
+    A: Adapter + Clone,
     A::Kind: ResourceExt,
 {
     let apis: Vec<Api<A::Kind>> = if args.namespaces.is_empty() {
         vec![Api::all(client.clone())]
     } else {
-        args.namespaces.iter().map(|ns| Api::namespaced(client.clone(), ns)).collect()
+        args.namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
     };
     let mut tasks = Vec::new();
     let mut stores = Vec::new();
@@ -177,6 +213,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("stratus-{}", uuid::Uuid::new_v4()));
+    wait_for_crds(&client).await;
+    health.crds_found.store(true, Ordering::Relaxed);
+
     if args.leader_elect {
         let election = crate::leader_election::LeaderElection::new(
             client.clone(),
@@ -185,17 +224,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             &identity,
             args.lease_duration,
         )
-        .with_owner_deployment(std::env::var("STRATUS_LEASE_OWNER_DEPLOYMENT").ok().as_deref());
+        .with_owner_deployment(
+            std::env::var("STRATUS_LEASE_OWNER_DEPLOYMENT")
+                .ok()
+                .as_deref(),
+        );
+        let releaser = election.clone();
         let mut leader = election.spawn();
+        health.standby.store(true, Ordering::Relaxed);
         info!(%identity, "waiting to become the leader");
         while !*leader.borrow_and_update() {
             if leader.changed().await.is_err() {
                 anyhow::bail!("leader election stopped");
             }
         }
+        health.standby.store(false, Ordering::Relaxed);
         info!(%identity, "leading");
         // Only the leader writes: when leadership is lost, stop at once and let the
-        // Deployment restart us as a follower.
+        // Deployment restart us as a follower. On SIGTERM, hand the lease over at once.
         tokio::spawn(async move {
             loop {
                 if leader.changed().await.is_err() || !*leader.borrow() {
@@ -204,10 +250,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             }
         });
+        tokio::spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+                info!("SIGTERM: releasing the leader lease");
+                let _ = releaser.release().await;
+                std::process::exit(0);
+            }
+        });
     }
-
-    wait_for_crds(&client).await;
-    health.crds_found.store(true, Ordering::Relaxed);
 
     let providers = Arc::new(Providers::new(client.clone()));
     let recorder = Recorder::new(
@@ -218,7 +271,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     );
     info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, "starting controllers");
-    let computes = run_kind(ComputeAdapter, client.clone(), &args, providers.clone(), recorder.clone(), health.clone());
+    let computes = run_kind(
+        ComputeAdapter,
+        client.clone(),
+        &args,
+        providers.clone(),
+        recorder.clone(),
+        health.clone(),
+    );
     tokio::select! {
         _ = computes => {}
         res = server => { res??; }

@@ -10,18 +10,27 @@ use serde_json::json;
 const T: Duration = Duration::from_secs(60);
 
 fn state(c: &stratus::api::Compute) -> Option<String> {
-    c.status.as_ref().and_then(|s| s.at_provider.as_ref()).and_then(|a| a.state.clone())
+    c.status
+        .as_ref()
+        .and_then(|s| s.at_provider.as_ref())
+        .and_then(|a| a.state.clone())
 }
 
 #[tokio::test]
 async fn create_becomes_ready_with_an_address_then_delete_removes_it() {
     let env = Env::start("create").await;
-    env.create_compute("web", json!({}), json!({}), json!({})).await;
+    env.create_compute("web", json!({}), json!({}), json!({}))
+        .await;
     let c = env.wait_compute("web", T, "Ready", is_ready).await;
     let at = c.status.as_ref().unwrap().at_provider.clone().unwrap();
     assert!(at.ipv4.is_some(), "no ipv4 in status: {at:?}");
     assert_eq!(at.state.as_deref(), Some("RUNNING"));
-    assert!(has_condition(&c, "Synced", "True", Some("ReconcileSuccess")));
+    assert!(has_condition(
+        &c,
+        "Synced",
+        "True",
+        Some("ReconcileSuccess")
+    ));
     assert!(has_condition(&c, "Stalled", "False", None));
     assert!(has_condition(&c, "Reconciling", "False", None));
     let ann = c.metadata.annotations.clone().unwrap_or_default();
@@ -29,9 +38,17 @@ async fn create_becomes_ready_with_an_address_then_delete_removes_it() {
     assert!(!ann.contains_key("stratus.dev/create-pending"));
     let computes = env.sim.computes();
     assert_eq!(computes.len(), 1);
-    assert!(computes[0].tags.iter().any(|t| t.starts_with("stratus-uid:")));
+    assert!(
+        computes[0]
+            .tags
+            .iter()
+            .any(|t| t.starts_with("stratus-uid:"))
+    );
 
-    env.computes().delete("web", &Default::default()).await.unwrap();
+    env.computes()
+        .delete("web", &Default::default())
+        .await
+        .unwrap();
     env.wait_gone("web", T).await;
     assert!(env.sim.computes().is_empty(), "cloud compute left behind");
     assert_eq!(env.sim.stats().served_429, 0);
@@ -41,59 +58,129 @@ async fn create_becomes_ready_with_an_address_then_delete_removes_it() {
 #[tokio::test]
 async fn power_state_and_upsize_are_corrected_and_downsize_is_refused_without_a_call() {
     let env = Env::start("update").await;
-    env.create_compute("app", json!({}), json!({}), json!({})).await;
+    env.create_compute("app", json!({}), json!({}), json!({}))
+        .await;
     env.wait_compute("app", T, "Ready", is_ready).await;
 
-    env.patch_spec("app", json!({"forProvider": {"powerState": "STOPPED"}})).await;
-    env.wait_compute("app", T, "STOPPED", |c| is_ready(c) && state(c).as_deref() == Some("STOPPED")).await;
+    env.patch_spec("app", json!({"forProvider": {"powerState": "STOPPED"}}))
+        .await;
+    env.wait_compute("app", T, "STOPPED", |c| {
+        is_ready(c) && state(c).as_deref() == Some("STOPPED")
+    })
+    .await;
 
-    env.patch_spec("app", json!({"forProvider": {"specification": "S-2C-4G", "powerState": "RUNNING"}})).await;
+    env.patch_spec(
+        "app",
+        json!({"forProvider": {"specification": "S-2C-4G", "powerState": "RUNNING"}}),
+    )
+    .await;
     let c = env
         .wait_compute("app", T, "upsized and running", |c| {
             is_ready(c)
                 && state(c).as_deref() == Some("RUNNING")
-                && c.status.as_ref().and_then(|s| s.at_provider.as_ref()).and_then(|a| a.specification.as_deref()) == Some("S-2C-4G")
+                && c.status
+                    .as_ref()
+                    .and_then(|s| s.at_provider.as_ref())
+                    .and_then(|a| a.specification.as_deref())
+                    == Some("S-2C-4G")
         })
         .await;
     assert!(has_condition(&c, "Synced", "True", None));
 
-    let upsizes_before = env.sim.stats().requests_by_route.iter().filter(|(k, _)| k.contains("upsize")).map(|(_, v)| v).sum::<u64>();
-    env.patch_spec("app", json!({"forProvider": {"specification": "S-1C-1G"}})).await;
+    let upsizes_before = env
+        .sim
+        .stats()
+        .requests_by_route
+        .iter()
+        .filter(|(k, _)| k.contains("upsize"))
+        .map(|(_, v)| v)
+        .sum::<u64>();
+    env.patch_spec("app", json!({"forProvider": {"specification": "S-1C-1G"}}))
+        .await;
     let c = env
-        .wait_compute("app", T, "Stalled", |c| has_condition(c, "Stalled", "True", Some("DownsizeNotSupported")))
+        .wait_compute("app", T, "Stalled", |c| {
+            has_condition(c, "Stalled", "True", Some("DownsizeNotSupported"))
+        })
         .await;
     assert!(has_condition(&c, "Synced", "False", None));
     let msg = common::condition(&c, "Stalled").unwrap().message;
-    assert!(msg.contains("upsize"), "message should say what to do: {msg}");
+    assert!(
+        msg.contains("upsize"),
+        "message should say what to do: {msg}"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let upsizes_after = env.sim.stats().requests_by_route.iter().filter(|(k, _)| k.contains("upsize")).map(|(_, v)| v).sum::<u64>();
-    assert_eq!(upsizes_before, upsizes_after, "a downsize must not reach the API");
+    let upsizes_after = env
+        .sim
+        .stats()
+        .requests_by_route
+        .iter()
+        .filter(|(k, _)| k.contains("upsize"))
+        .map(|(_, v)| v)
+        .sum::<u64>();
+    assert_eq!(
+        upsizes_before, upsizes_after,
+        "a downsize must not reach the API"
+    );
 
     // An immutable field: Stalled, no call.
-    env.patch_spec("app", json!({"forProvider": {"specification": "S-2C-4G", "image": "DEBIAN-12"}})).await;
+    env.patch_spec(
+        "app",
+        json!({"forProvider": {"specification": "S-2C-4G", "image": "DEBIAN-12"}}),
+    )
+    .await;
     let c = env
-        .wait_compute("app", T, "Stalled on image", |c| has_condition(c, "Stalled", "True", Some("ImmutableFieldChanged")))
+        .wait_compute("app", T, "Stalled on image", |c| {
+            has_condition(c, "Stalled", "True", Some("ImmutableFieldChanged"))
+        })
         .await;
-    assert!(common::condition(&c, "Stalled").unwrap().message.contains("image"));
+    assert!(
+        common::condition(&c, "Stalled")
+            .unwrap()
+            .message
+            .contains("image")
+    );
     env.stop().await;
 }
 
 #[tokio::test]
 async fn orphan_leaves_the_cloud_compute_and_adoption_takes_it_back() {
     let env = Env::start("orphan").await;
-    env.create_compute("keep", json!({}), json!({"deletionPolicy": "Orphan"}), json!({})).await;
+    env.create_compute(
+        "keep",
+        json!({}),
+        json!({"deletionPolicy": "Orphan"}),
+        json!({}),
+    )
+    .await;
     let c = env.wait_compute("keep", T, "Ready", is_ready).await;
     let id = c.status.unwrap().at_provider.unwrap().id;
-    env.computes().delete("keep", &Default::default()).await.unwrap();
+    env.computes()
+        .delete("keep", &Default::default())
+        .await
+        .unwrap();
     env.wait_gone("keep", T).await;
     assert_eq!(env.sim.computes().len(), 1, "Orphan must leave the compute");
 
     // Adopt it under a new object through the external-name annotation: no second compute.
-    env.create_compute("keep", json!({}), json!({}), json!({"stratus.dev/external-name": id})).await;
+    env.create_compute(
+        "keep",
+        json!({}),
+        json!({}),
+        json!({"stratus.dev/external-name": id}),
+    )
+    .await;
     let c = env.wait_compute("keep", T, "Ready", is_ready).await;
     assert_eq!(c.status.unwrap().at_provider.unwrap().id, id);
     assert_eq!(env.sim.computes().len(), 1);
-    assert_eq!(env.sim.stats().requests_by_route.get("POST /computes").copied().unwrap_or(0), 1);
+    assert_eq!(
+        env.sim
+            .stats()
+            .requests_by_route
+            .get("POST /computes")
+            .copied()
+            .unwrap_or(0),
+        1
+    );
     env.stop().await;
 }
 
@@ -101,7 +188,12 @@ async fn orphan_leaves_the_cloud_compute_and_adoption_takes_it_back() {
 async fn observe_only_reports_without_acting_and_pause_stops_everything() {
     let env = Env::start("observe").await;
     let ids = env.sim.seed_computes(1, vec![]);
-    let seeded = env.sim.computes().into_iter().find(|c| c.id == ids[0]).unwrap();
+    let seeded = env
+        .sim
+        .computes()
+        .into_iter()
+        .find(|c| c.id == ids[0])
+        .unwrap();
     env.create_compute(
         "seen",
         json!({"hostName": seeded.host_name, "image": seeded.image, "region": seeded.region,
@@ -111,38 +203,70 @@ async fn observe_only_reports_without_acting_and_pause_stops_everything() {
     )
     .await;
     let c = env
-        .wait_compute("seen", T, "observed", |c| c.status.as_ref().and_then(|s| s.at_provider.as_ref()).is_some())
+        .wait_compute("seen", T, "observed", |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.at_provider.as_ref())
+                .is_some()
+        })
         .await;
-    assert_eq!(state(&c).as_deref(), Some("RUNNING"), "observe-only must not stop it");
+    assert_eq!(
+        state(&c).as_deref(),
+        Some("RUNNING"),
+        "observe-only must not stop it"
+    );
     assert!(has_condition(&c, "Synced", "False", Some("ReconcileError")));
     let posts = |env: &Env| {
         env.sim
             .stats()
             .requests_by_route
             .iter()
-            .filter(|(k, _)| k.starts_with("POST") || k.starts_with("PATCH") || k.starts_with("DELETE"))
+            .filter(|(k, _)| {
+                k.starts_with("POST") || k.starts_with("PATCH") || k.starts_with("DELETE")
+            })
             .map(|(_, v)| *v)
             .sum::<u64>()
     };
     assert_eq!(posts(&env), 0);
 
     // Observe-only without an id never creates.
-    env.create_compute("nothing", json!({}), json!({"managementPolicies": ["Observe"]}), json!({})).await;
-    env.wait_compute("nothing", T, "reported as not found", |c| has_condition(c, "Ready", "False", Some("ExternalResourceNotFound")))
-        .await;
+    env.create_compute(
+        "nothing",
+        json!({}),
+        json!({"managementPolicies": ["Observe"]}),
+        json!({}),
+    )
+    .await;
+    env.wait_compute("nothing", T, "reported as not found", |c| {
+        has_condition(c, "Ready", "False", Some("ExternalResourceNotFound"))
+    })
+    .await;
     assert_eq!(posts(&env), 0);
 
     // Pause: a spec change makes no call and the conditions say paused.
-    env.create_compute("p", json!({}), json!({}), json!({})).await;
+    env.create_compute("p", json!({}), json!({}), json!({}))
+        .await;
     env.wait_compute("p", T, "Ready", is_ready).await;
-    env.annotate("p", json!({"stratus.dev/paused": "true"})).await;
-    env.wait_compute("p", T, "paused", |c| has_condition(c, "Synced", "False", Some("ReconcilePaused"))).await;
+    env.annotate("p", json!({"stratus.dev/paused": "true"}))
+        .await;
+    env.wait_compute("p", T, "paused", |c| {
+        has_condition(c, "Synced", "False", Some("ReconcilePaused"))
+    })
+    .await;
     let before = posts(&env);
-    env.patch_spec("p", json!({"forProvider": {"powerState": "STOPPED"}})).await;
+    env.patch_spec("p", json!({"forProvider": {"powerState": "STOPPED"}}))
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(posts(&env), before, "a paused resource must not be acted on");
+    assert_eq!(
+        posts(&env),
+        before,
+        "a paused resource must not be acted on"
+    );
     env.annotate("p", json!({"stratus.dev/paused": null})).await;
-    env.wait_compute("p", T, "stopped after unpause", |c| is_ready(c) && state(c).as_deref() == Some("STOPPED")).await;
+    env.wait_compute("p", T, "stopped after unpause", |c| {
+        is_ready(c) && state(c).as_deref() == Some("STOPPED")
+    })
+    .await;
     env.stop().await;
 }
 
@@ -151,7 +275,9 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
     let key = "late-key";
     let mut config = stratus::strettch::sim::SimConfig::for_tests(&[key]);
     config.rate_limit = 2;
-    let sim = stratus::strettch::sim::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sim = stratus::strettch::sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let ns = common::TestNamespace::new("secret").await;
     let pc = common::create_provider_config(&ns, &sim.base_url(), None).await;
     let mut operator = common::Operator::start(&ns.name, &[]);
@@ -168,7 +294,11 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
         async move {
             common::wait_for(T, || {
                 let api = api.clone();
-                async move { api.get("s").await.is_ok_and(|c| has_condition(&c, "Stalled", "True", Some(reason))) }
+                async move {
+                    api.get("s")
+                        .await
+                        .is_ok_and(|c| has_condition(&c, "Stalled", "True", Some(reason)))
+                }
             })
             .await
         }
@@ -176,7 +306,10 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
     assert!(wait("SecretNotFound").await, "missing Secret not reported");
     let c = api.get("s").await.unwrap();
     let msg = common::condition(&c, "Stalled").unwrap().message;
-    assert!(msg.contains("strettch-credentials") && msg.contains("apiKey"), "{msg}");
+    assert!(
+        msg.contains("strettch-credentials") && msg.contains("apiKey"),
+        "{msg}"
+    );
     assert!(!msg.contains(key));
 
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = ns.api();
@@ -204,7 +337,11 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
     assert!(
         common::wait_for(T, || {
             let api = api.clone();
-            async move { api.get("bad-region").await.is_ok_and(|c| has_condition(&c, "Stalled", "True", Some("NotOffered"))) }
+            async move {
+                api.get("bad-region")
+                    .await
+                    .is_ok_and(|c| has_condition(&c, "Stalled", "True", Some("NotOffered")))
+            }
         })
         .await
     );
@@ -216,17 +353,28 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
     assert!(
         common::wait_for(T, || {
             let api = api.clone();
-            async move { api.get("bad-host").await.is_ok_and(|c| has_condition(&c, "Stalled", "True", Some("InvalidSpec"))) }
+            async move {
+                api.get("bad-host")
+                    .await
+                    .is_ok_and(|c| has_condition(&c, "Stalled", "True", Some("InvalidSpec")))
+            }
         })
         .await
     );
     let events: kube::Api<k8s_openapi::api::events::v1::Event> = ns.api();
     let evs = events.list(&Default::default()).await.unwrap();
     assert!(
-        evs.items.iter().any(|e| e.reason.as_deref() == Some("InvalidSpec") && e.type_.as_deref() == Some("Warning")),
+        evs.items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("InvalidSpec")
+                && e.type_.as_deref() == Some("Warning")),
         "no Warning event for the invalid spec"
     );
-    assert_eq!(sim.computes().len(), 1, "only the valid Compute may exist in the cloud");
+    assert_eq!(
+        sim.computes().len(),
+        1,
+        "only the valid Compute may exist in the cloud"
+    );
     operator.kill();
     ns.cleanup().await;
     sim.shutdown().await;
@@ -239,11 +387,22 @@ async fn converges_through_server_errors_and_latency() {
     config.faults.latency_ms = 150;
     let env = Env::start_with("faults", config, &[]).await;
     for i in 0..3 {
-        env.create_compute(&format!("f{i}"), json!({}), json!({}), json!({})).await;
+        env.create_compute(&format!("f{i}"), json!({}), json!({}), json!({}))
+            .await;
     }
     for i in 0..3 {
-        env.wait_compute(&format!("f{i}"), Duration::from_secs(120), "Ready", is_ready).await;
+        env.wait_compute(
+            &format!("f{i}"),
+            Duration::from_secs(120),
+            "Ready",
+            is_ready,
+        )
+        .await;
     }
-    assert_eq!(env.sim.computes().len(), 3, "faults must not cause duplicates");
+    assert_eq!(
+        env.sim.computes().len(),
+        3,
+        "faults must not cause duplicates"
+    );
     env.stop().await;
 }

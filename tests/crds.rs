@@ -16,16 +16,36 @@ fn every_kind_has_printer_columns_a_category_and_descriptions() {
     for crd in stratus::api::crds() {
         let name = crd.metadata.name.clone().unwrap();
         assert!(
-            crd.spec.names.categories.as_ref().is_some_and(|c| c.contains(&"stratus".to_string())),
+            crd.spec
+                .names
+                .categories
+                .as_ref()
+                .is_some_and(|c| c.contains(&"stratus".to_string())),
             "{name} has no stratus category"
         );
         let version = &crd.spec.versions[0];
-        assert!(version.additional_printer_columns.as_ref().is_some_and(|c| !c.is_empty()), "{name}");
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name} has no status subresource");
+        assert!(
+            version
+                .additional_printer_columns
+                .as_ref()
+                .is_some_and(|c| !c.is_empty()),
+            "{name}"
+        );
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{name} has no status subresource"
+        );
         let schema = serde_json::to_value(&version.schema).unwrap();
         let spec = &schema["openAPIV3Schema"]["properties"]["spec"]["properties"];
         for (field, def) in spec.as_object().unwrap() {
-            assert!(def.get("description").is_some(), "{name}: spec.{field} has no description");
+            assert!(
+                def.get("description").is_some(),
+                "{name}: spec.{field} has no description"
+            );
         }
     }
 }

@@ -25,16 +25,23 @@ async fn install_crds_create_read_and_patch_status() {
     let back = api.get("web").await.unwrap();
     // Defaults from the schema are applied by the apiserver.
     assert_eq!(back.spec.provider_config_ref.name, "default");
-    assert_eq!(back.spec.deletion_policy, stratus::api::common::DeletionPolicy::Delete);
+    assert_eq!(
+        back.spec.deletion_policy,
+        stratus::api::common::DeletionPolicy::Delete
+    );
 
     let status = json!({
         "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute",
         "status": {"observedGeneration": back.metadata.generation, "atProvider": {"id": "42", "state": "RUNNING"},
                    "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
     });
-    api.patch_status("web", &PatchParams::apply("stratus-test").force(), &Patch::Apply(&status))
-        .await
-        .unwrap();
+    api.patch_status(
+        "web",
+        &PatchParams::apply("stratus-test").force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .unwrap();
     let patched = api.get("web").await.unwrap();
     let s = patched.status.unwrap();
     assert_eq!(s.at_provider.unwrap().id, "42");

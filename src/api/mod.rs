@@ -19,6 +19,11 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 pub fn crds_yaml() -> String {
     crds()
         .iter()
-        .map(|crd| format!("---\n{}", serde_yaml::to_string(crd).expect("CRDs serialise")))
+        .map(|crd| {
+            format!(
+                "---\n{}",
+                serde_yaml::to_string(crd).expect("CRDs serialise")
+            )
+        })
         .collect()
 }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::common::Condition;
 
 /// Where and how to reach a cloud. Managed resources pick one with `spec.providerConfigRef.name`.
+// kube's printcolumn(...) repeats `type_ =`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "stratus.dev",
@@ -17,7 +19,11 @@ use super::common::Condition;
     category = "stratus",
     printcolumn(name = "PROVIDER", type_ = "string", json_path = ".spec.provider"),
     printcolumn(name = "ENDPOINT", type_ = "string", json_path = ".spec.endpoint"),
-    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderConfigSpec {

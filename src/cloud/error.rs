@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(api(429, "TOO_MANY_REQUESTS").class(), ErrorClass::Retryable);
         assert_eq!(api(503, "SOMETHING").class(), ErrorClass::Retryable);
         assert_eq!(api(400, "VALIDATION_ERROR").class(), ErrorClass::Terminal);
-        assert_eq!(api(403, "INSUFFICIENT_BALANCE").class(), ErrorClass::Terminal);
+        assert_eq!(
+            api(403, "INSUFFICIENT_BALANCE").class(),
+            ErrorClass::Terminal
+        );
         assert_eq!(api(409, "CONFLICT").class(), ErrorClass::Terminal);
         assert_eq!(api(401, "UNAUTHORIZED").class(), ErrorClass::Terminal);
     }
@@ -136,6 +139,9 @@ mod tests {
     #[test]
     fn message_carries_code_and_request_id() {
         let text = api(400, "VALIDATION_ERROR").to_string();
-        assert!(text.contains("VALIDATION_ERROR") && text.contains("req-1"), "{text}");
+        assert!(
+            text.contains("VALIDATION_ERROR") && text.contains("req-1"),
+            "{text}"
+        );
     }
 }

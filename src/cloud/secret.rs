@@ -47,7 +47,11 @@ mod tests {
     #[test]
     fn debug_and_display_never_show_the_key() {
         let key = ApiKey::new("sk-live-very-secret-value");
-        for shown in [format!("{key:?}"), format!("{key}"), format!("{:?}", Some(&key))] {
+        for shown in [
+            format!("{key:?}"),
+            format!("{key}"),
+            format!("{:?}", Some(&key)),
+        ] {
             assert!(!shown.contains("very-secret"), "{shown}");
             assert!(shown.contains(&key.fingerprint()));
         }

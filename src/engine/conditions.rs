@@ -43,7 +43,14 @@ pub struct Outcome {
     pub progressing: Option<String>,
 }
 
-fn condition(type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, now: &str) -> Condition {
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &str,
+) -> Condition {
     Condition {
         type_: type_.into(),
         status: if status { "True" } else { "False" }.into(),
@@ -57,7 +64,12 @@ fn condition(type_: &str, status: bool, reason: &str, message: &str, generation:
 /// The full set of conditions for an outcome. Messages are never empty (apiserver 1.20's
 /// server-side apply turns an empty required string into null and rejects it). `previous` keeps lastTransitionTime stable when a
 /// condition's status did not change.
-pub fn conditions(outcome: &Outcome, generation: Option<i64>, previous: &[Condition], now: &str) -> Vec<Condition> {
+pub fn conditions(
+    outcome: &Outcome,
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: &str,
+) -> Vec<Condition> {
     let (ready, ready_reason, ready_msg) = match &outcome.readiness {
         Readiness::Available(m) => (true, "Available", m.as_str()),
         Readiness::Creating(m) => (false, "Creating", m.as_str()),
@@ -65,28 +77,50 @@ pub fn conditions(outcome: &Outcome, generation: Option<i64>, previous: &[Condit
         Readiness::Unavailable { reason, message } => (false, reason.as_str(), message.as_str()),
     };
     let (synced, sync_reason, sync_msg) = match &outcome.sync {
-        Sync::Success => (true, "ReconcileSuccess", "The cloud resource matches the spec"),
+        Sync::Success => (
+            true,
+            "ReconcileSuccess",
+            "The cloud resource matches the spec",
+        ),
         Sync::Paused => (
             false,
             "ReconcilePaused",
             "Reconciliation is paused by the stratus.dev/paused annotation; remove it to resume",
         ),
-        Sync::Error { message, .. } | Sync::Stalled { message, .. } => (false, "ReconcileError", message.as_str()),
+        Sync::Error { message, .. } | Sync::Stalled { message, .. } => {
+            (false, "ReconcileError", message.as_str())
+        }
     };
     let mut out = vec![
         condition(READY, ready, ready_reason, ready_msg, generation, now),
         condition(SYNCED, synced, sync_reason, sync_msg, generation, now),
     ];
     match &outcome.sync {
-        Sync::Stalled { reason, message } => out.push(condition(STALLED, true, reason, message, generation, now)),
-        _ => out.push(condition(STALLED, false, "NotStalled", "Nothing needs a human", generation, now)),
+        Sync::Stalled { reason, message } => {
+            out.push(condition(STALLED, true, reason, message, generation, now))
+        }
+        _ => out.push(condition(
+            STALLED,
+            false,
+            "NotStalled",
+            "Nothing needs a human",
+            generation,
+            now,
+        )),
     }
     let (reconciling, rec_reason, rec_msg) = match (&outcome.progressing, &outcome.sync) {
         (Some(m), _) => (true, "Progressing", m.as_str()),
         (None, Sync::Error { reason, message }) => (true, reason.as_str(), message.as_str()),
         _ => (false, "ReconcileComplete", "Nothing in flight"),
     };
-    out.push(condition(RECONCILING, reconciling, rec_reason, rec_msg, generation, now));
+    out.push(condition(
+        RECONCILING,
+        reconciling,
+        rec_reason,
+        rec_msg,
+        generation,
+        now,
+    ));
 
     for c in &mut out {
         if let Some(prev) = previous.iter().find(|p| p.type_ == c.type_)
@@ -153,7 +187,10 @@ mod tests {
         };
         let cs = conditions(&o, Some(1), &[], "t1");
         let stalled = get(&cs, STALLED);
-        assert_eq!((stalled.status.as_str(), stalled.reason.as_str()), ("True", "UnsupportedChange"));
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "UnsupportedChange")
+        );
         assert_eq!(get(&cs, SYNCED).status, "False");
         assert_eq!(get(&cs, RECONCILING).status, "False");
     }

@@ -22,7 +22,11 @@ pub fn relevant_change<K: Resource>(obj: &K) -> Option<u64> {
     let mut h = DefaultHasher::new();
     obj.meta().generation.hash(&mut h);
     relevant_annotations(obj).hash(&mut h);
-    obj.meta().deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut h);
+    obj.meta()
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut h);
     obj.finalizers().hash(&mut h);
     Some(h.finish())
 }
@@ -53,7 +57,11 @@ pub fn build<A: Adapter>(api: Api<A::Kind>, concurrency: u16) -> Built<A> {
 pub async fn run<A: Adapter>(controller: Controller<A::Kind>, ctx: Arc<Context<A>>) {
     controller
         .shutdown_on_signal()
-        .run(reconciler::reconcile::<A>, reconciler::error_policy::<A>, ctx)
+        .run(
+            reconciler::reconcile::<A>,
+            reconciler::error_policy::<A>,
+            ctx,
+        )
         .for_each(|res| async move {
             if let Err(e) = res {
                 debug!(controller = A::CONTROLLER, error = %e, "controller event");

@@ -81,7 +81,14 @@ pub enum Plan<A> {
 /// One kind of managed resource on one cloud.
 #[async_trait::async_trait]
 pub trait Adapter: Send + Sync + 'static {
-    type Kind: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Kind: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
     type Cloud: Connect;
     /// The cloud's representation of the resource.
     type Observed: Clone + Debug + Send + Sync + 'static;
@@ -100,22 +107,47 @@ pub trait Adapter: Send + Sync + 'static {
     fn validate(obj: &Self::Kind) -> Result<(), Invalid>;
 
     /// The desired state, resolving references to other objects.
-    async fn desired(&self, kube: &kube::Client, obj: &Self::Kind) -> Result<Self::Desired, Blocked>;
+    async fn desired(
+        &self,
+        kube: &kube::Client,
+        obj: &Self::Kind,
+    ) -> Result<Self::Desired, Blocked>;
 
     /// Checks against what the cloud offers (regions, images, ...), completing `desired` with
     /// what planning needs from the offer. `Ok(Err)`: the input is wrong.
-    async fn check_offer(&self, _cloud: &Self::Cloud, _desired: &mut Self::Desired) -> Result<Result<(), Invalid>, CloudError> {
+    async fn check_offer(
+        &self,
+        _cloud: &Self::Cloud,
+        _desired: &mut Self::Desired,
+    ) -> Result<Result<(), Invalid>, CloudError> {
         Ok(Ok(()))
     }
 
     /// The cloud resource with `id`; `None` when it does not exist.
-    async fn observe(&self, cloud: &Self::Cloud, obj: &Self::Kind, id: &str, fresh: Freshness) -> Result<Option<Self::Observed>, CloudError>;
+    async fn observe(
+        &self,
+        cloud: &Self::Cloud,
+        obj: &Self::Kind,
+        id: &str,
+        fresh: Freshness,
+    ) -> Result<Option<Self::Observed>, CloudError>;
 
     /// After a crash during create: find the resource this object created, if any.
-    async fn find_created(&self, cloud: &Self::Cloud, obj: &Self::Kind, desired: &Self::Desired) -> Result<Option<Self::Observed>, CloudError>;
+    async fn find_created(
+        &self,
+        cloud: &Self::Cloud,
+        obj: &Self::Kind,
+        desired: &Self::Desired,
+    ) -> Result<Option<Self::Observed>, CloudError>;
 
     /// Create the resource, sending `idempotency_key`.
-    async fn create(&self, cloud: &Self::Cloud, obj: &Self::Kind, desired: &Self::Desired, idempotency_key: Uuid) -> Result<Self::Observed, CloudError>;
+    async fn create(
+        &self,
+        cloud: &Self::Cloud,
+        obj: &Self::Kind,
+        desired: &Self::Desired,
+        idempotency_key: Uuid,
+    ) -> Result<Self::Observed, CloudError>;
 
     /// A digest of create-only inputs the cloud does not report back (so a later change can be
     /// detected), recorded at create/adoption.
@@ -124,11 +156,24 @@ pub trait Adapter: Send + Sync + 'static {
     }
 
     /// What to change. `digest` is the recorded create-only digest, if any.
-    fn plan(desired: &Self::Desired, observed: &Self::Observed, digest: Option<&str>) -> Plan<Self::Action>;
+    fn plan(
+        desired: &Self::Desired,
+        observed: &Self::Observed,
+        digest: Option<&str>,
+    ) -> Plan<Self::Action>;
 
-    async fn act(&self, cloud: &Self::Cloud, observed: &Self::Observed, action: &Self::Action) -> Result<Self::Observed, CloudError>;
+    async fn act(
+        &self,
+        cloud: &Self::Cloud,
+        observed: &Self::Observed,
+        action: &Self::Action,
+    ) -> Result<Self::Observed, CloudError>;
 
-    async fn delete(&self, cloud: &Self::Cloud, observed: &Self::Observed) -> Result<(), CloudError>;
+    async fn delete(
+        &self,
+        cloud: &Self::Cloud,
+        observed: &Self::Observed,
+    ) -> Result<(), CloudError>;
 
     fn external_id(observed: &Self::Observed) -> String;
     /// The cloud is already deleting it.
@@ -138,5 +183,9 @@ pub trait Adapter: Send + Sync + 'static {
     fn readiness(observed: &Self::Observed) -> Readiness;
 
     /// The complete `.status` to write.
-    fn status_body(observed: Option<&Self::Observed>, previous: &Self::Kind, managed: ManagedStatus) -> serde_json::Value;
+    fn status_body(
+        observed: Option<&Self::Observed>,
+        previous: &Self::Kind,
+        managed: ManagedStatus,
+    ) -> serde_json::Value;
 }

@@ -16,16 +16,22 @@ use crate::cloud::ApiKey;
 /// Why a ProviderConfig could not be used. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    #[error("ProviderConfig {0:?} not found: create it or set spec.providerConfigRef.name to an existing one")]
+    #[error(
+        "ProviderConfig {0:?} not found: create it or set spec.providerConfigRef.name to an existing one"
+    )]
     ProviderConfigNotFound(String),
-    #[error("Secret {namespace}/{name} named by ProviderConfig {config:?} not found: create it with the API key under key {key:?}")]
+    #[error(
+        "Secret {namespace}/{name} named by ProviderConfig {config:?} not found: create it with the API key under key {key:?}"
+    )]
     SecretNotFound {
         config: String,
         namespace: String,
         name: String,
         key: String,
     },
-    #[error("Secret {namespace}/{name} has no key {key:?} (named by ProviderConfig {config:?}): add the API key under that key")]
+    #[error(
+        "Secret {namespace}/{name} has no key {key:?} (named by ProviderConfig {config:?}): add the API key under that key"
+    )]
     SecretKeyMissing {
         config: String,
         namespace: String,
@@ -60,7 +66,11 @@ impl ProviderError {
 
 /// A cloud handle built from a ProviderConfig.
 pub trait Connect: Send + Sync + Sized + 'static {
-    fn connect(config_name: &str, spec: &ProviderConfigSpec, key: ApiKey) -> Result<Self, ProviderError>;
+    fn connect(
+        config_name: &str,
+        spec: &ProviderConfigSpec,
+        key: ApiKey,
+    ) -> Result<Self, ProviderError>;
 }
 
 struct Cached {
@@ -152,7 +162,12 @@ impl Providers {
             .as_ref()
             .and_then(|d| d.get(&sel.key))
             .map(|b| String::from_utf8_lossy(&b.0).to_string())
-            .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&sel.key).cloned()))
+            .or_else(|| {
+                secret
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&sel.key).cloned())
+            })
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| ProviderError::SecretKeyMissing {
                 config: name.into(),

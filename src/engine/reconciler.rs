@@ -19,8 +19,8 @@ use super::backoff::Backoffs;
 use super::conditions::{self, Outcome, Readiness, Sync};
 use super::{Adapter, Blocked, Freshness, Invalid, Plan, Providers};
 use crate::api::common::{
-    CREATE_ATTEMPT, CREATE_PENDING, EXTERNAL_NAME, FINALIZER, ManagedStatus, PAUSED, POLL_INTERVAL, allowed,
-    DeletionPolicy,
+    CREATE_ATTEMPT, CREATE_PENDING, DeletionPolicy, EXTERNAL_NAME, FINALIZER, ManagedStatus,
+    PAUSED, POLL_INTERVAL, allowed,
 };
 use crate::cloud::{CloudError, ErrorClass, idempotency::idempotency_key};
 use crate::metrics;
@@ -123,14 +123,22 @@ pub fn reason_from_code(code: &str) -> String {
 
 /// Entry point for the kube-runtime Controller.
 #[instrument(skip_all, fields(controller = A::CONTROLLER, object = %key_of(obj.as_ref())))]
-pub async fn reconcile<A: Adapter>(obj: Arc<A::Kind>, ctx: Arc<Context<A>>) -> Result<Action, Error> {
+pub async fn reconcile<A: Adapter>(
+    obj: Arc<A::Kind>,
+    ctx: Arc<Context<A>>,
+) -> Result<Action, Error> {
     let m = metrics::global();
     let controller = metrics::ControllerLabels {
         controller: A::CONTROLLER.into(),
     };
     m.workqueue_depth.get_or_create(&controller).inc();
     let started = Instant::now();
-    let result = Reconcile { obj: &obj, ctx: &ctx }.run().await;
+    let result = Reconcile {
+        obj: &obj,
+        ctx: &ctx,
+    }
+    .run()
+    .await;
     m.workqueue_depth.get_or_create(&controller).dec();
     m.reconcile_time_seconds
         .get_or_create(&controller)
@@ -173,7 +181,10 @@ pub async fn reconcile<A: Adapter>(obj: Arc<A::Kind>, ctx: Arc<Context<A>>) -> R
 pub fn error_policy<A: Adapter>(obj: Arc<A::Kind>, err: &Error, ctx: Arc<Context<A>>) -> Action {
     warn!(controller = A::CONTROLLER, object = %key_of(obj.as_ref()), error = %err, "reconcile failed");
     let s = &ctx.settings;
-    Action::requeue(ctx.backoffs.fail(&key_of(obj.as_ref()), s.retry_initial, s.retry_cap))
+    Action::requeue(
+        ctx.backoffs
+            .fail(&key_of(obj.as_ref()), s.retry_initial, s.retry_cap),
+    )
 }
 
 /// What a reconcile decided.
@@ -227,7 +238,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         if meta.deletion_timestamp.is_some() {
             return self.cleanup().await;
         }
-        if !meta.finalizers.as_ref().is_some_and(|f| f.iter().any(|x| x == FINALIZER)) {
+        if !meta
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+        {
             self.add_finalizer().await?;
         }
         if self.annotation(PAUSED) == Some("true") {
@@ -272,7 +287,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     async fn annotate(&self, values: &[(&str, Option<String>)]) -> Result<(), Error> {
         let map: serde_json::Map<String, serde_json::Value> = values
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null)))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.clone()
+                        .map(serde_json::Value::String)
+                        .unwrap_or(serde_json::Value::Null),
+                )
+            })
             .collect();
         let patch = json!({"metadata": {"annotations": map}});
         self.api()?
@@ -289,13 +311,22 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.ctx.recorder.publish(&ev, &self.obj.object_ref(&())).await {
+        if let Err(e) = self
+            .ctx
+            .recorder
+            .publish(&ev, &self.obj.object_ref(&()))
+            .await
+        {
             debug!(error = %e, "could not publish event");
         }
     }
 
     /// Write status when it differs from what the object has.
-    async fn write_status(&self, observed: Option<&A::Observed>, outcome: &Outcome) -> Result<(), Error> {
+    async fn write_status(
+        &self,
+        observed: Option<&A::Observed>,
+        outcome: &Outcome,
+    ) -> Result<(), Error> {
         let generation = self.obj.meta().generation;
         let previous = A::status(self.obj).cloned().unwrap_or_default();
         let conditions = conditions::conditions(outcome, generation, &previous.conditions, &now());
@@ -318,7 +349,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         });
         match self
             .api()?
-            .patch_status(self.name()?, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .patch_status(
+                self.name()?,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -340,7 +375,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     fn freshness(&self, urgent: bool) -> Freshness {
         let s = &self.ctx.settings;
         Freshness {
-            max_age: if urgent { s.transitional_poll } else { s.resync },
+            max_age: if urgent {
+                s.transitional_poll
+            } else {
+                s.resync
+            },
             urgent,
             direct: s.per_resource_observe,
         }
@@ -348,11 +387,28 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
     /// Report an outcome and pick the next requeue: a retryable error backs off quickly,
     /// a stalled one slowly.
-    async fn fail(&self, observed: Option<&A::Observed>, readiness: Readiness, sync: Sync) -> Result<Step, Error> {
+    async fn fail(
+        &self,
+        observed: Option<&A::Observed>,
+        readiness: Readiness,
+        sync: Sync,
+    ) -> Result<Step, Error> {
         let s = &self.ctx.settings;
         let (reason, message, initial, cap, stalled) = match &sync {
-            Sync::Stalled { reason, message } => (reason.clone(), message.clone(), s.stalled_initial, s.stalled_cap, true),
-            Sync::Error { reason, message } => (reason.clone(), message.clone(), s.retry_initial, s.retry_cap, false),
+            Sync::Stalled { reason, message } => (
+                reason.clone(),
+                message.clone(),
+                s.stalled_initial,
+                s.stalled_cap,
+                true,
+            ),
+            Sync::Error { reason, message } => (
+                reason.clone(),
+                message.clone(),
+                s.retry_initial,
+                s.retry_cap,
+                false,
+            ),
             _ => unreachable!("fail() takes errors"),
         };
         let outcome = Outcome {
@@ -361,7 +417,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             progressing: None,
         };
         self.write_status(observed, &outcome).await?;
-        self.event(EventType::Warning, &reason, "Reconcile", message.clone()).await;
+        self.event(EventType::Warning, &reason, "Reconcile", message.clone())
+            .await;
         let delay = self.ctx.backoffs.fail(&self.key(), initial, cap);
         if stalled {
             warn!(reason, message, retry_in = ?delay, "stalled: needs a change to the spec or account");
@@ -376,7 +433,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     }
 
     fn previous_readiness(&self) -> Readiness {
-        let prev = A::status(self.obj).and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
+        let prev = A::status(self.obj)
+            .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
         match prev {
             Some(c) if c.status == "True" => Readiness::Available(c.message),
             Some(c) => Readiness::Unavailable {
@@ -443,7 +501,12 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 return Ok(Step::ok(Action::requeue(Duration::from_secs(30))));
             }
         };
-        let cloud = match self.ctx.providers.resolve::<A::Cloud>(&managed.provider_config).await {
+        let cloud = match self
+            .ctx
+            .providers
+            .resolve::<A::Cloud>(&managed.provider_config)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 let sync = Sync::Stalled {
@@ -460,7 +523,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         match adapter.check_offer(&cloud, &mut desired).await {
             Ok(Ok(())) => {}
             Ok(Err(invalid)) => return self.invalid(invalid).await,
-            Err(e) => return self.fail(None, self.previous_readiness(), Self::cloud_sync(&e)).await,
+            Err(e) => {
+                return self
+                    .fail(None, self.previous_readiness(), Self::cloud_sync(&e))
+                    .await;
+            }
         }
 
         // Dereference the cloud resource: recorded id, or one created before a crash.
@@ -479,13 +546,23 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                         EventType::Normal,
                         "Adopted",
                         "Create",
-                        format!("Found {found_id}, created by an earlier attempt that did not record it"),
+                        format!(
+                            "Found {found_id}, created by an earlier attempt that did not record it"
+                        ),
                     )
                     .await;
                     id = Some(found_id);
                 }
                 Ok(None) => {}
-                Err(e) => return self.fail(None, Readiness::Creating("Looking for an earlier create".into()), Self::cloud_sync(&e)).await,
+                Err(e) => {
+                    return self
+                        .fail(
+                            None,
+                            Readiness::Creating("Looking for an earlier create".into()),
+                            Self::cloud_sync(&e),
+                        )
+                        .await;
+                }
             }
         }
 
@@ -509,11 +586,19 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
         // Observe.
         let previous_transitional = A::status(self.obj).is_some_and(|s| {
-            conditions::find(&s.conditions, conditions::RECONCILING).is_some_and(|c| c.status == "True")
+            conditions::find(&s.conditions, conditions::RECONCILING)
+                .is_some_and(|c| c.status == "True")
         });
-        let observed = match adapter.observe(&cloud, self.obj, &id, self.freshness(previous_transitional)).await {
+        let observed = match adapter
+            .observe(&cloud, self.obj, &id, self.freshness(previous_transitional))
+            .await
+        {
             Ok(o) => o,
-            Err(e) => return self.fail(None, self.previous_readiness(), Self::cloud_sync(&e)).await,
+            Err(e) => {
+                return self
+                    .fail(None, self.previous_readiness(), Self::cloud_sync(&e))
+                    .await;
+            }
         };
         let observed = match observed {
             Some(o) => o,
@@ -537,7 +622,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 progressing: Some("waiting for the cloud".into()),
             };
             self.write_status(Some(&observed), &outcome).await?;
-            return Ok(Step::ok(Action::requeue(self.ctx.settings.transitional_poll)));
+            return Ok(Step::ok(Action::requeue(
+                self.ctx.settings.transitional_poll,
+            )));
         }
 
         // Plan and act.
@@ -550,7 +637,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 progressing: Some("waiting for the cloud to finish a transition".into()),
             };
             self.write_status(Some(&observed), &outcome).await?;
-            return Ok(Step::ok(Action::requeue(self.ctx.settings.transitional_poll)));
+            return Ok(Step::ok(Action::requeue(
+                self.ctx.settings.transitional_poll,
+            )));
         }
         match A::plan(&desired, &observed, self.annotation(CREATE_DIGEST)) {
             Plan::UpToDate => {
@@ -588,10 +677,20 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 for action in &actions {
                     match adapter.act(&cloud, &current, action).await {
                         Ok(next) => {
-                            self.event(EventType::Normal, "Updated", "Update", format!("{action:?} on {id}")).await;
+                            self.event(
+                                EventType::Normal,
+                                "Updated",
+                                "Update",
+                                format!("{action:?} on {id}"),
+                            )
+                            .await;
                             current = next;
                         }
-                        Err(e) => return self.fail(Some(&current), A::readiness(&current), Self::cloud_sync(&e)).await,
+                        Err(e) => {
+                            return self
+                                .fail(Some(&current), A::readiness(&current), Self::cloud_sync(&e))
+                                .await;
+                        }
                     }
                 }
                 let outcome = Outcome {
@@ -600,7 +699,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     progressing: Some(format!("applied {actions:?}")),
                 };
                 self.write_status(Some(&current), &outcome).await?;
-                Ok(Step::ok(Action::requeue(self.ctx.settings.transitional_poll)))
+                Ok(Step::ok(Action::requeue(
+                    self.ctx.settings.transitional_poll,
+                )))
             }
         }
     }
@@ -620,7 +721,13 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             progressing: None,
         };
         self.write_status(None, &outcome).await?;
-        self.event(EventType::Warning, &invalid.reason, "Validate", invalid.message.clone()).await;
+        self.event(
+            EventType::Warning,
+            &invalid.reason,
+            "Validate",
+            invalid.message.clone(),
+        )
+        .await;
         // A spec change brings us back; nothing else can fix it.
         Ok(Step {
             action: Action::await_change(),
@@ -632,7 +739,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     /// The crash-safe create protocol (design-notes §1): mark pending, create with a
     /// deterministic Idempotency-Key, record the id, clear pending.
     async fn create(&self, cloud: &A::Cloud, desired: &A::Desired) -> Result<Step, Error> {
-        let attempt: u32 = self.annotation(CREATE_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(0);
+        let attempt: u32 = self
+            .annotation(CREATE_ATTEMPT)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
         if self.annotation(CREATE_PENDING).is_none() {
             self.annotate(&[(CREATE_PENDING, Some(now()))]).await?;
         }
@@ -648,20 +758,31 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 ])
                 .await?;
                 self.ctx.backoffs.reset(&self.key());
-                self.event(EventType::Normal, "Created", "Create", format!("Created {id}")).await;
+                self.event(
+                    EventType::Normal,
+                    "Created",
+                    "Create",
+                    format!("Created {id}"),
+                )
+                .await;
                 let outcome = Outcome {
                     readiness: A::readiness(&created),
                     sync: Sync::Success,
                     progressing: Some(format!("created {id}")),
                 };
                 self.write_status(Some(&created), &outcome).await?;
-                Ok(Step::ok(Action::requeue(self.ctx.settings.transitional_poll)))
+                Ok(Step::ok(Action::requeue(
+                    self.ctx.settings.transitional_poll,
+                )))
             }
             Err(e) if e.class() == ErrorClass::Terminal => {
                 // A definitive rejection created nothing: the next try, after the user's fix,
                 // gets a new key so it is not answered with this failure.
-                self.annotate(&[(CREATE_PENDING, None), (CREATE_ATTEMPT, Some((attempt + 1).to_string()))])
-                    .await?;
+                self.annotate(&[
+                    (CREATE_PENDING, None),
+                    (CREATE_ATTEMPT, Some((attempt + 1).to_string())),
+                ])
+                .await?;
                 let readiness = Readiness::Unavailable {
                     reason: "CreateFailed".into(),
                     message: e.to_string(),
@@ -669,7 +790,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 self.fail(None, readiness, Self::cloud_sync(&e)).await
             }
             // Unknown outcome: keep pending and the key; the retry replays or finds it.
-            Err(e) => self.fail(None, Readiness::Creating(format!("create not confirmed yet: {e}")), Self::cloud_sync(&e)).await,
+            Err(e) => {
+                self.fail(
+                    None,
+                    Readiness::Creating(format!("create not confirmed yet: {e}")),
+                    Self::cloud_sync(&e),
+                )
+                .await
+            }
         }
     }
 
@@ -684,12 +812,23 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         match self.ctx.adapter.observe(cloud, self.obj, id, fresh).await {
             Ok(Some(_)) => return Ok(Step::ok(Action::requeue(Duration::ZERO))),
             Ok(None) => {}
-            Err(e) => return self.fail(None, self.previous_readiness(), Self::cloud_sync(&e)).await,
+            Err(e) => {
+                return self
+                    .fail(None, self.previous_readiness(), Self::cloud_sync(&e))
+                    .await;
+            }
         }
         if may_create {
-            let attempt: u32 = self.annotation(CREATE_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(0);
-            self.annotate(&[(EXTERNAL_NAME, None), (CREATE_DIGEST, None), (CREATE_ATTEMPT, Some((attempt + 1).to_string()))])
-                .await?;
+            let attempt: u32 = self
+                .annotation(CREATE_ATTEMPT)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0);
+            self.annotate(&[
+                (EXTERNAL_NAME, None),
+                (CREATE_DIGEST, None),
+                (CREATE_ATTEMPT, Some((attempt + 1).to_string())),
+            ])
+            .await?;
             self.event(
                 EventType::Warning,
                 "ExternalResourceGone",
@@ -724,33 +863,56 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         }
         let managed = A::managed(self.obj);
         let may = allowed(&managed.management_policies);
-        if managed.deletion_policy == DeletionPolicy::Orphan || !may.delete || self.annotation(PAUSED) == Some("true") {
+        if managed.deletion_policy == DeletionPolicy::Orphan
+            || !may.delete
+            || self.annotation(PAUSED) == Some("true")
+        {
             if let Some(id) = self.annotation(EXTERNAL_NAME) {
-                self.event(EventType::Normal, "Orphaned", "Delete", format!("Left {id} in the cloud")).await;
+                self.event(
+                    EventType::Normal,
+                    "Orphaned",
+                    "Delete",
+                    format!("Left {id} in the cloud"),
+                )
+                .await;
             }
             self.remove_finalizer().await?;
             return Ok(Step::ok(Action::await_change()));
         }
-        let cloud = match self.ctx.providers.resolve::<A::Cloud>(&managed.provider_config).await {
+        let cloud = match self
+            .ctx
+            .providers
+            .resolve::<A::Cloud>(&managed.provider_config)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 let sync = Sync::Stalled {
                     reason: e.reason().into(),
                     message: format!("cannot delete the cloud resource: {e}"),
                 };
-                return self.fail(None, Readiness::Deleting(e.to_string()), sync).await;
+                return self
+                    .fail(None, Readiness::Deleting(e.to_string()), sync)
+                    .await;
             }
         };
         let adapter = &self.ctx.adapter;
         let mut id = self.annotation(EXTERNAL_NAME).map(str::to_string);
         if id.is_none() && self.annotation(CREATE_PENDING).is_some() {
             // A create may have happened; delete what it made.
-            match adapter.desired(&self.ctx.kube, self.obj).await {
-                Ok(desired) => match adapter.find_created(&cloud, self.obj, &desired).await {
+            if let Ok(desired) = adapter.desired(&self.ctx.kube, self.obj).await {
+                match adapter.find_created(&cloud, self.obj, &desired).await {
                     Ok(found) => id = found.map(|f| A::external_id(&f)),
-                    Err(e) => return self.fail(None, Readiness::Deleting(e.to_string()), Self::cloud_sync(&e)).await,
-                },
-                Err(_) => {}
+                    Err(e) => {
+                        return self
+                            .fail(
+                                None,
+                                Readiness::Deleting(e.to_string()),
+                                Self::cloud_sync(&e),
+                            )
+                            .await;
+                    }
+                }
             }
         }
         let Some(id) = id else {
@@ -764,11 +926,25 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         };
         let observed = match adapter.observe(&cloud, self.obj, &id, fresh).await {
             Ok(o) => o,
-            Err(e) => return self.fail(None, Readiness::Deleting(e.to_string()), Self::cloud_sync(&e)).await,
+            Err(e) => {
+                return self
+                    .fail(
+                        None,
+                        Readiness::Deleting(e.to_string()),
+                        Self::cloud_sync(&e),
+                    )
+                    .await;
+            }
         };
         match observed {
             None => {
-                self.event(EventType::Normal, "Deleted", "Delete", format!("Deleted {id}")).await;
+                self.event(
+                    EventType::Normal,
+                    "Deleted",
+                    "Delete",
+                    format!("Deleted {id}"),
+                )
+                .await;
                 self.remove_finalizer().await?;
                 Ok(Step::ok(Action::await_change()))
             }
@@ -779,21 +955,38 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     progressing: Some("deleting".into()),
                 };
                 self.write_status(Some(&o), &outcome).await?;
-                Ok(Step::ok(Action::requeue(self.ctx.settings.transitional_poll)))
+                Ok(Step::ok(Action::requeue(
+                    self.ctx.settings.transitional_poll,
+                )))
             }
             Some(o) => match adapter.delete(&cloud, &o).await {
                 Ok(()) => {
-                    self.event(EventType::Normal, "Deleting", "Delete", format!("Deleting {id}")).await;
+                    self.event(
+                        EventType::Normal,
+                        "Deleting",
+                        "Delete",
+                        format!("Deleting {id}"),
+                    )
+                    .await;
                     let outcome = Outcome {
                         readiness: Readiness::Deleting(format!("{id} is being deleted")),
                         sync: Sync::Success,
                         progressing: Some("deleting".into()),
                     };
                     self.write_status(Some(&o), &outcome).await?;
-                    Ok(Step::ok(Action::requeue(self.ctx.settings.transitional_poll)))
+                    Ok(Step::ok(Action::requeue(
+                        self.ctx.settings.transitional_poll,
+                    )))
                 }
                 Err(e) if e.is_not_found() => Ok(Step::ok(Action::requeue(Duration::ZERO))),
-                Err(e) => self.fail(Some(&o), Readiness::Deleting(e.to_string()), Self::cloud_sync(&e)).await,
+                Err(e) => {
+                    self.fail(
+                        Some(&o),
+                        Readiness::Deleting(e.to_string()),
+                        Self::cloud_sync(&e),
+                    )
+                    .await
+                }
             },
         }
     }
@@ -826,7 +1019,10 @@ mod tests {
     #[test]
     fn codes_become_pascal_case_reasons() {
         assert_eq!(reason_from_code("VALIDATION_ERROR"), "ValidationError");
-        assert_eq!(reason_from_code("INSUFFICIENT_BALANCE"), "InsufficientBalance");
+        assert_eq!(
+            reason_from_code("INSUFFICIENT_BALANCE"),
+            "InsufficientBalance"
+        );
         assert_eq!(reason_from_code("CONFLICT"), "Conflict");
     }
 

@@ -82,7 +82,11 @@ impl<T: Item> Snapshot<T> {
     }
 
     fn lookup(&self, id: &str) -> Option<T> {
-        self.state.lock().entries.get(id).and_then(|e| e.item.clone())
+        self.state
+            .lock()
+            .entries
+            .get(id)
+            .and_then(|e| e.item.clone())
     }
 
     /// Install a complete listing that was started at `started`.
@@ -147,7 +151,13 @@ impl<T: Item> Snapshot<T> {
 
     /// Requests a full listing costs now.
     pub fn pages(&self) -> usize {
-        let n = self.state.lock().entries.values().filter(|e| e.item.is_some()).count();
+        let n = self
+            .state
+            .lock()
+            .entries
+            .values()
+            .filter(|e| e.item.is_some())
+            .count();
         n.div_ceil(self.page_size).max(1)
     }
 
@@ -173,7 +183,12 @@ impl<T: Item> Snapshot<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.state.lock().entries.values().filter(|e| e.item.is_some()).count()
+        self.state
+            .lock()
+            .entries
+            .values()
+            .filter(|e| e.item.is_some())
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -226,13 +241,17 @@ mod tests {
     async fn missing_from_a_fresh_listing_means_gone_and_stale_means_relist() {
         let snap = Snapshot::<It>::new(100);
         let got = snap
-            .get("x", Duration::from_secs(60), || async { Ok::<_, ()>(vec![It("a".into(), false)]) })
+            .get("x", Duration::from_secs(60), || async {
+                Ok::<_, ()>(vec![It("a".into(), false)])
+            })
             .await
             .unwrap();
         assert_eq!(got, None);
         // Tolerance zero forces a new listing.
         let got = snap
-            .get("x", Duration::ZERO, || async { Ok::<_, ()>(vec![It("x".into(), false)]) })
+            .get("x", Duration::ZERO, || async {
+                Ok::<_, ()>(vec![It("x".into(), false)])
+            })
             .await
             .unwrap();
         assert_eq!(got, Some(It("x".into(), false)));
@@ -247,15 +266,19 @@ mod tests {
         // The listing began before the create answered, so it does not contain it.
         snap.replace(vec![It("old".into(), false)], started);
         let got = snap
-            .get("new", Duration::from_secs(60), || async { Err::<Vec<It>, _>("must not list") })
+            .get("new", Duration::from_secs(60), || async {
+                Err::<Vec<It>, _>("must not list")
+            })
             .await
             .unwrap();
         assert_eq!(got, Some(It("new".into(), true)));
         snap.remove("old");
         assert_eq!(
-            snap.get("old", Duration::from_secs(60), || async { Err::<Vec<It>, _>("no") })
-                .await
-                .unwrap(),
+            snap.get("old", Duration::from_secs(60), || async {
+                Err::<Vec<It>, _>("no")
+            })
+            .await
+            .unwrap(),
             None
         );
     }

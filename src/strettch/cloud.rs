@@ -34,7 +34,11 @@ pub struct StrettchCloud {
 }
 
 impl Connect for StrettchCloud {
-    fn connect(config_name: &str, spec: &ProviderConfigSpec, key: ApiKey) -> Result<Self, ProviderError> {
+    fn connect(
+        config_name: &str,
+        spec: &ProviderConfigSpec,
+        key: ApiKey,
+    ) -> Result<Self, ProviderError> {
         if spec.provider != Provider::Strettch {
             return Err(ProviderError::WrongProvider {
                 config: config_name.into(),
@@ -43,10 +47,11 @@ impl Connect for StrettchCloud {
         }
         let endpoint = spec.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
         let rate = spec.rate_limit.as_ref().map(|r| r.requests_per_second);
-        let client = StrettchClient::new(endpoint, key, rate).map_err(|e| ProviderError::Invalid {
-            config: config_name.into(),
-            message: e.to_string(),
-        })?;
+        let client =
+            StrettchClient::new(endpoint, key, rate).map_err(|e| ProviderError::Invalid {
+                config: config_name.into(),
+                message: e.to_string(),
+            })?;
         Ok(Self::new(client))
     }
 }

@@ -59,9 +59,16 @@ pub fn validate_params(p: &ComputeParameters) -> Result<(), Invalid> {
             ),
         ));
     }
-    for (field, v) in [("image", &p.image), ("region", &p.region), ("specification", &p.specification)] {
+    for (field, v) in [
+        ("image", &p.image),
+        ("region", &p.region),
+        ("specification", &p.specification),
+    ] {
         if v.trim().is_empty() {
-            return Err(Invalid::new("InvalidSpec", format!("spec.forProvider.{field} must not be empty")));
+            return Err(Invalid::new(
+                "InvalidSpec",
+                format!("spec.forProvider.{field} must not be empty"),
+            ));
         }
     }
     if p.public_keys.is_empty() || p.public_keys.iter().any(|k| k.trim().is_empty()) {
@@ -73,7 +80,9 @@ pub fn validate_params(p: &ComputeParameters) -> Result<(), Invalid> {
     if let Some(t) = p.tags.iter().find(|t| t.starts_with(OWNER_TAG_PREFIX)) {
         return Err(Invalid::new(
             "InvalidSpec",
-            format!("spec.forProvider.tags: {t:?} uses the reserved prefix {OWNER_TAG_PREFIX:?}; the operator sets that tag itself"),
+            format!(
+                "spec.forProvider.tags: {t:?} uses the reserved prefix {OWNER_TAG_PREFIX:?}; the operator sets that tag itself"
+            ),
         ));
     }
     Ok(())
@@ -91,16 +100,32 @@ pub fn check_against_offer(p: &ComputeParameters, offer: &Offer) -> Result<(), I
         )
     }
     if !offer.regions.iter().any(|r| r.region == p.region) {
-        return Err(unknown("region", &p.region, offer.regions.iter().map(|r| r.region.as_str()).collect()));
+        return Err(unknown(
+            "region",
+            &p.region,
+            offer.regions.iter().map(|r| r.region.as_str()).collect(),
+        ));
     }
     if !offer.images.iter().any(|i| i.image == p.image) {
-        return Err(unknown("image", &p.image, offer.images.iter().map(|i| i.image.as_str()).collect()));
+        return Err(unknown(
+            "image",
+            &p.image,
+            offer.images.iter().map(|i| i.image.as_str()).collect(),
+        ));
     }
-    if !offer.specifications.iter().any(|s| s.specification == p.specification) {
+    if !offer
+        .specifications
+        .iter()
+        .any(|s| s.specification == p.specification)
+    {
         return Err(unknown(
             "specification",
             &p.specification,
-            offer.specifications.iter().map(|s| s.specification.as_str()).collect(),
+            offer
+                .specifications
+                .iter()
+                .map(|s| s.specification.as_str())
+                .collect(),
         ));
     }
     Ok(())
@@ -119,7 +144,11 @@ fn digest_keys(keys: &[String]) -> String {
         h.update(k.trim().as_bytes());
         h.update(b"\n");
     }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn immutable(field: &str, from: &str, to: &str) -> Invalid {
@@ -151,18 +180,30 @@ pub fn plan(d: &DesiredCompute, o: &model::Compute, digest: Option<&str>) -> Pla
             "spec.forProvider.publicKeys changed, which the Strettch API cannot change on an existing compute; revert them, or create a new Compute",
         ));
     }
-    let mut observed_tags: Vec<&String> = o.tags.iter().filter(|t| !t.starts_with(OWNER_TAG_PREFIX)).collect();
+    let mut observed_tags: Vec<&String> = o
+        .tags
+        .iter()
+        .filter(|t| !t.starts_with(OWNER_TAG_PREFIX))
+        .collect();
     let mut desired_tags: Vec<&String> = p.tags.iter().collect();
     observed_tags.sort();
     desired_tags.sort();
     if observed_tags != desired_tags {
-        return Plan::Impossible(immutable("tags", &format!("{observed_tags:?}"), &format!("{desired_tags:?}")));
+        return Plan::Impossible(immutable(
+            "tags",
+            &format!("{observed_tags:?}"),
+            &format!("{desired_tags:?}"),
+        ));
     }
     // One step at a time: the API upsizes only a running compute, and every action passes
     // through a transitional state before the next can be made.
     let mut actions = Vec::new();
     let needs_upsize = if o.specification != p.specification {
-        let specs = d.offer.as_ref().map(|o| o.specifications.as_slice()).unwrap_or(&[]);
+        let specs = d
+            .offer
+            .as_ref()
+            .map(|o| o.specifications.as_slice())
+            .unwrap_or(&[]);
         match (size(specs, &o.specification), size(specs, &p.specification)) {
             (Some(from), Some(to)) if to.0 >= from.0 && to.1 >= from.1 && to.2 >= from.2 => true,
             _ => {
@@ -179,10 +220,14 @@ pub fn plan(d: &DesiredCompute, o: &model::Compute, digest: Option<&str>) -> Pla
         false
     };
     match (&o.state, p.power_state, needs_upsize) {
-        (ComputeState::Running, _, true) => actions.push(ComputeAction::Upsize(p.specification.clone())),
+        (ComputeState::Running, _, true) => {
+            actions.push(ComputeAction::Upsize(p.specification.clone()))
+        }
         (ComputeState::Running, PowerState::Stopped, false) => actions.push(ComputeAction::Stop),
         // Upsizing a stopped compute means starting it first; it is stopped again afterwards.
-        (ComputeState::Stopped, PowerState::Running, _) | (ComputeState::Stopped, _, true) => actions.push(ComputeAction::Start),
+        (ComputeState::Stopped, PowerState::Running, _) | (ComputeState::Stopped, _, true) => {
+            actions.push(ComputeAction::Start)
+        }
         _ => {}
     }
     if actions.is_empty() {
@@ -205,8 +250,16 @@ pub fn observation(o: &model::Compute) -> ComputeObservation {
 }
 
 /// Observe one compute: from the shared listing, or with a GET when that is cheaper or asked for.
-pub async fn observe_compute(cloud: &StrettchCloud, id: &str, fresh: Freshness) -> Result<Option<model::Compute>, CloudError> {
-    let priority = if fresh.urgent { Priority::Urgent } else { Priority::Routine };
+pub async fn observe_compute(
+    cloud: &StrettchCloud,
+    id: &str,
+    fresh: Freshness,
+) -> Result<Option<model::Compute>, CloudError> {
+    let priority = if fresh.urgent {
+        Priority::Urgent
+    } else {
+        Priority::Routine
+    };
     if fresh.direct || (fresh.urgent && cloud.computes.prefer_single_get()) {
         return match cloud.client.get_compute(id, priority).await {
             Ok(c) => {
@@ -222,7 +275,9 @@ pub async fn observe_compute(cloud: &StrettchCloud, id: &str, fresh: Freshness) 
     }
     cloud
         .computes
-        .get(id, fresh.max_age, || cloud.client.list_all_computes(priority))
+        .get(id, fresh.max_age, || {
+            cloud.client.list_all_computes(priority)
+        })
         .await
 }
 
@@ -252,7 +307,11 @@ impl Adapter for ComputeAdapter {
         validate_params(&obj.spec.for_provider)
     }
 
-    async fn desired(&self, _kube: &kube::Client, obj: &Compute) -> Result<DesiredCompute, Blocked> {
+    async fn desired(
+        &self,
+        _kube: &kube::Client,
+        obj: &Compute,
+    ) -> Result<DesiredCompute, Blocked> {
         Ok(DesiredCompute {
             params: obj.spec.for_provider.clone(),
             uid: obj.uid().unwrap_or_default(),
@@ -260,29 +319,54 @@ impl Adapter for ComputeAdapter {
         })
     }
 
-    async fn check_offer(&self, cloud: &StrettchCloud, desired: &mut DesiredCompute) -> Result<Result<(), Invalid>, CloudError> {
+    async fn check_offer(
+        &self,
+        cloud: &StrettchCloud,
+        desired: &mut DesiredCompute,
+    ) -> Result<Result<(), Invalid>, CloudError> {
         let offer = cloud.offer().await?;
         let verdict = check_against_offer(&desired.params, &offer);
         desired.offer = Some(offer);
         Ok(verdict)
     }
 
-    async fn observe(&self, cloud: &StrettchCloud, _obj: &Compute, id: &str, fresh: Freshness) -> Result<Option<model::Compute>, CloudError> {
+    async fn observe(
+        &self,
+        cloud: &StrettchCloud,
+        _obj: &Compute,
+        id: &str,
+        fresh: Freshness,
+    ) -> Result<Option<model::Compute>, CloudError> {
         observe_compute(cloud, id, fresh).await
     }
 
-    async fn find_created(&self, cloud: &StrettchCloud, _obj: &Compute, desired: &DesiredCompute) -> Result<Option<model::Compute>, CloudError> {
+    async fn find_created(
+        &self,
+        cloud: &StrettchCloud,
+        _obj: &Compute,
+        desired: &DesiredCompute,
+    ) -> Result<Option<model::Compute>, CloudError> {
         let tag = owner_tag(&desired.uid);
         // A listing that started after this process did: it sees anything an earlier process made.
         let fresh = Duration::from_secs(2);
         let _ = cloud
             .computes
-            .get("", fresh, || cloud.client.list_all_computes(Priority::Urgent))
+            .get("", fresh, || {
+                cloud.client.list_all_computes(Priority::Urgent)
+            })
             .await?;
-        Ok(cloud.computes.find(|c| c.tags.contains(&tag) && c.state != ComputeState::Destroyed))
+        Ok(cloud
+            .computes
+            .find(|c| c.tags.contains(&tag) && c.state != ComputeState::Destroyed))
     }
 
-    async fn create(&self, cloud: &StrettchCloud, _obj: &Compute, d: &DesiredCompute, key: Uuid) -> Result<model::Compute, CloudError> {
+    async fn create(
+        &self,
+        cloud: &StrettchCloud,
+        _obj: &Compute,
+        d: &DesiredCompute,
+        key: Uuid,
+    ) -> Result<model::Compute, CloudError> {
         let p = &d.params;
         let mut tags = p.tags.clone();
         tags.push(owner_tag(&d.uid));
@@ -308,7 +392,12 @@ impl Adapter for ComputeAdapter {
         plan(d, o, digest)
     }
 
-    async fn act(&self, cloud: &StrettchCloud, o: &model::Compute, action: &ComputeAction) -> Result<model::Compute, CloudError> {
+    async fn act(
+        &self,
+        cloud: &StrettchCloud,
+        o: &model::Compute,
+        action: &ComputeAction,
+    ) -> Result<model::Compute, CloudError> {
         let next = match action {
             ComputeAction::Upsize(spec) => cloud.client.upsize_compute(&o.id, spec).await?,
             ComputeAction::Start => cloud.client.start_compute(&o.id).await?,
@@ -340,9 +429,15 @@ impl Adapter for ComputeAdapter {
 
     fn readiness(o: &model::Compute) -> Readiness {
         match &o.state {
-            ComputeState::Running | ComputeState::Stopped => Readiness::Available(format!("compute {} is {}", o.id, o.state)),
-            ComputeState::Creating => Readiness::Creating(format!("compute {} is being created", o.id)),
-            ComputeState::Destroying | ComputeState::Destroyed => Readiness::Deleting(format!("compute {} is being deleted", o.id)),
+            ComputeState::Running | ComputeState::Stopped => {
+                Readiness::Available(format!("compute {} is {}", o.id, o.state))
+            }
+            ComputeState::Creating => {
+                Readiness::Creating(format!("compute {} is being created", o.id))
+            }
+            ComputeState::Destroying | ComputeState::Destroyed => {
+                Readiness::Deleting(format!("compute {} is being deleted", o.id))
+            }
             other => Readiness::Unavailable {
                 reason: "Transitioning".into(),
                 message: format!("compute {} is {other}", o.id),
@@ -350,7 +445,11 @@ impl Adapter for ComputeAdapter {
         }
     }
 
-    fn status_body(o: Option<&model::Compute>, previous: &Compute, managed: ManagedStatus) -> serde_json::Value {
+    fn status_body(
+        o: Option<&model::Compute>,
+        previous: &Compute,
+        managed: ManagedStatus,
+    ) -> serde_json::Value {
         let at_provider = o
             .map(observation)
             .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
@@ -450,14 +549,23 @@ mod tests {
         // Upsized and running: now stop.
         let mut upsized = observed();
         upsized.specification = "S-2C-4G".into();
-        assert_eq!(plan(&desired(p.clone()), &upsized, None), Plan::Update(vec![ComputeAction::Stop]));
+        assert_eq!(
+            plan(&desired(p.clone()), &upsized, None),
+            Plan::Update(vec![ComputeAction::Stop])
+        );
         // Stopped with a pending upsize: start first.
         let mut stopped_small = observed();
         stopped_small.state = ComputeState::Stopped;
-        assert_eq!(plan(&desired(p), &stopped_small, None), Plan::Update(vec![ComputeAction::Start]));
+        assert_eq!(
+            plan(&desired(p), &stopped_small, None),
+            Plan::Update(vec![ComputeAction::Start])
+        );
         let mut stopped = observed();
         stopped.state = ComputeState::Stopped;
-        assert_eq!(plan(&desired(params()), &stopped, None), Plan::Update(vec![ComputeAction::Start]));
+        assert_eq!(
+            plan(&desired(params()), &stopped, None),
+            Plan::Update(vec![ComputeAction::Start])
+        );
     }
 
     #[test]
@@ -477,17 +585,30 @@ mod tests {
         let mut p = params();
         p.public_keys = vec!["ssh-ed25519 BBBB other".into()];
         let recorded = digest_keys(&params().public_keys);
-        assert!(matches!(plan(&desired(p), &observed(), Some(&recorded)), Plan::Impossible(_)));
+        assert!(matches!(
+            plan(&desired(p), &observed(), Some(&recorded)),
+            Plan::Impossible(_)
+        ));
     }
 
     #[test]
     fn validation_names_the_field() {
         let mut p = params();
         p.host_name = "-bad".into();
-        assert!(validate_params(&p).unwrap_err().message.contains("hostName"));
+        assert!(
+            validate_params(&p)
+                .unwrap_err()
+                .message
+                .contains("hostName")
+        );
         let mut p = params();
         p.public_keys.clear();
-        assert!(validate_params(&p).unwrap_err().message.contains("publicKeys"));
+        assert!(
+            validate_params(&p)
+                .unwrap_err()
+                .message
+                .contains("publicKeys")
+        );
         let mut p = params();
         p.tags.push("stratus-uid:x".into());
         assert!(validate_params(&p).is_err());

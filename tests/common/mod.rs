@@ -44,30 +44,40 @@ static CRDS: OnceCell<()> = OnceCell::const_new();
 pub async fn install_crds(client: &Client) {
     CRDS.get_or_init(|| async {
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/stratus.yaml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/stratus.yaml"))
+                .unwrap();
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).unwrap();
             let name = crd.metadata.name.clone().unwrap();
             match api.get_opt(&name).await.expect("reading CRDs") {
                 None => {
-                    api.create(&PostParams::default(), &crd).await.expect("creating CRD");
+                    api.create(&PostParams::default(), &crd)
+                        .await
+                        .expect("creating CRD");
                 }
                 Some(existing) => {
                     let mut crd = crd;
                     crd.metadata.resource_version = existing.metadata.resource_version;
-                    api.replace(&name, &PostParams::default(), &crd).await.expect("replacing CRD");
+                    api.replace(&name, &PostParams::default(), &crd)
+                        .await
+                        .expect("replacing CRD");
                 }
             }
             wait_for(Duration::from_secs(30), || {
                 let api = api.clone();
                 let name = name.clone();
                 async move {
-                    api.get(&name).await.ok().and_then(|c| c.status).is_some_and(|s| {
-                        s.conditions
-                            .unwrap_or_default()
-                            .iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    })
+                    api.get(&name)
+                        .await
+                        .ok()
+                        .and_then(|c| c.status)
+                        .is_some_and(|s| {
+                            s.conditions
+                                .unwrap_or_default()
+                                .iter()
+                                .any(|c| c.type_ == "Established" && c.status == "True")
+                        })
                 }
             })
             .await;
@@ -104,10 +114,15 @@ impl TestNamespace {
     pub async fn new(prefix: &str) -> Self {
         let client = client().await;
         install_crds(&client).await;
-        let name = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let name = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let api: Api<Namespace> = Api::all(client.clone());
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        api.create(&PostParams::default(), &ns).await.expect("creating namespace");
+        api.create(&PostParams::default(), &ns)
+            .await
+            .expect("creating namespace");
         Self { name, client }
     }
 
@@ -126,19 +141,31 @@ impl TestNamespace {
 
 /// Create a Secret with an API key and a ProviderConfig named after the namespace that points at
 /// `endpoint`; returns the ProviderConfig name.
-pub async fn provider_config(ns: &TestNamespace, endpoint: &str, api_key: &str, rps: Option<f64>) -> String {
+pub async fn provider_config(
+    ns: &TestNamespace,
+    endpoint: &str,
+    api_key: &str,
+    rps: Option<f64>,
+) -> String {
     let secrets: Api<Secret> = ns.api();
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "strettch-credentials"},
         "stringData": {"apiKey": api_key},
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.expect("secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
     create_provider_config(ns, endpoint, rps).await
 }
 
 /// Only the ProviderConfig (its Secret may come later).
-pub async fn create_provider_config(ns: &TestNamespace, endpoint: &str, rps: Option<f64>) -> String {
+pub async fn create_provider_config(
+    ns: &TestNamespace,
+    endpoint: &str,
+    rps: Option<f64>,
+) -> String {
     let api: Api<stratus::api::ProviderConfig> = Api::all(ns.client.clone());
     let mut spec = json!({
         "provider": "strettch",
@@ -151,7 +178,9 @@ pub async fn create_provider_config(ns: &TestNamespace, endpoint: &str, rps: Opt
     let pc: stratus::api::ProviderConfig =
         serde_json::from_value(json!({"apiVersion": "stratus.dev/v1alpha1", "kind": "ProviderConfig", "metadata": {"name": ns.name}, "spec": spec}))
             .unwrap();
-    api.create(&PostParams::default(), &pc).await.expect("provider config");
+    api.create(&PostParams::default(), &pc)
+        .await
+        .expect("provider config");
     ns.name.clone()
 }
 
@@ -172,12 +201,18 @@ impl Operator {
             .args(["--namespace", namespace])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .env("RUST_LOG", std::env::var("STRATUS_TEST_LOG").unwrap_or_else(|_| "info,stratus=debug".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("STRATUS_TEST_LOG").unwrap_or_else(|_| "info,stratus=debug".into()),
+            )
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
             .expect("starting the operator");
-        Self { child, metrics_port: port }
+        Self {
+            child,
+            metrics_port: port,
+        }
     }
 
     pub fn kill(&mut self) {
@@ -203,7 +238,11 @@ impl Drop for Operator {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 use stratus::api::Compute;
@@ -227,7 +266,9 @@ impl Env {
     pub async fn start_with(prefix: &str, mut config: SimConfig, operator_args: &[&str]) -> Self {
         let key = format!("key-{}", uuid::Uuid::new_v4().simple());
         config.api_keys = vec![key.clone()];
-        let sim = sim::start(config, "127.0.0.1:0".parse().unwrap()).await.expect("sandbox");
+        let sim = sim::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("sandbox");
         let ns = TestNamespace::new(prefix).await;
         let provider_config = provider_config(&ns, &sim.base_url(), &key, None).await;
         let operator = Operator::start(&ns.name, operator_args);
@@ -245,13 +286,20 @@ impl Env {
     }
 
     /// Apply a Compute built from `spec_overrides` merged into a valid default spec.
-    pub async fn create_compute(&self, name: &str, for_provider: serde_json::Value, extra_spec: serde_json::Value, annotations: serde_json::Value) -> Compute {
+    pub async fn create_compute(
+        &self,
+        name: &str,
+        for_provider: serde_json::Value,
+        extra_spec: serde_json::Value,
+        annotations: serde_json::Value,
+    ) -> Compute {
         let mut fp = json!({
             "hostName": name, "image": "UBUNTU-24.04", "region": "KGL-1",
             "specification": "S-1C-1G", "publicKeys": ["ssh-ed25519 AAAA ops@example"], "withPublicIp": true
         });
         merge(&mut fp, for_provider);
-        let mut spec = json!({"providerConfigRef": {"name": self.provider_config}, "forProvider": fp});
+        let mut spec =
+            json!({"providerConfigRef": {"name": self.provider_config}, "forProvider": fp});
         merge(&mut spec, extra_spec);
         let obj: Compute = serde_json::from_value(json!({
             "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute",
@@ -259,12 +307,19 @@ impl Env {
             "spec": spec,
         }))
         .unwrap();
-        self.computes().create(&PostParams::default(), &obj).await.expect("create Compute")
+        self.computes()
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("create Compute")
     }
 
     pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) {
         self.computes()
-            .patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(json!({"spec": spec})))
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"spec": spec})),
+            )
             .await
             .expect("patch spec");
     }
@@ -281,7 +336,13 @@ impl Env {
     }
 
     /// Wait until `check` holds for the Compute; panics with its last status otherwise.
-    pub async fn wait_compute(&self, name: &str, timeout: Duration, what: &str, check: impl Fn(&Compute) -> bool) -> Compute {
+    pub async fn wait_compute(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&Compute) -> bool,
+    ) -> Compute {
         let api = self.computes();
         let deadline = Instant::now() + timeout;
         loop {
@@ -314,7 +375,12 @@ impl Env {
     }
 
     pub async fn stop(self) {
-        let Env { ns, sim, mut operator, .. } = self;
+        let Env {
+            ns,
+            sim,
+            mut operator,
+            ..
+        } = self;
         operator.kill();
         // Remove finalizers so the namespace can go without an operator.
         let api: Api<Compute> = ns.api();
@@ -336,9 +402,13 @@ impl Env {
 
 /// Condition `type_` of a Compute has `status` (and, when given, `reason`).
 pub fn condition(c: &Compute, type_: &str) -> Option<stratus::api::common::Condition> {
-    c.status
-        .as_ref()
-        .and_then(|s| s.managed.conditions.iter().find(|x| x.type_ == type_).cloned())
+    c.status.as_ref().and_then(|s| {
+        s.managed
+            .conditions
+            .iter()
+            .find(|x| x.type_ == type_)
+            .cloned()
+    })
 }
 
 pub fn has_condition(c: &Compute, type_: &str, status: &str, reason: Option<&str>) -> bool {
@@ -347,7 +417,10 @@ pub fn has_condition(c: &Compute, type_: &str, status: &str, reason: Option<&str
 
 pub fn is_ready(c: &Compute) -> bool {
     has_condition(c, "Ready", "True", None)
-        && c.status.as_ref().and_then(|s| s.managed.observed_generation) == c.metadata.generation
+        && c.status
+            .as_ref()
+            .and_then(|s| s.managed.observed_generation)
+            == c.metadata.generation
 }
 
 pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {

@@ -60,8 +60,14 @@ pub async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let faults = sim.faults.read().clone();
-    if faults.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    // Latency is split around the handler, like a network's two directions: half of it passes
+    // after a write was applied, the window in which a lost answer or a crash hurts most.
+    let (latency_in, latency_out) = (
+        faults.latency_ms / 2,
+        faults.latency_ms - faults.latency_ms / 2,
+    );
+    if latency_in > 0 {
+        tokio::time::sleep(Duration::from_millis(latency_in)).await;
     }
     let route = route_label(&req);
     if req.uri().path() == "/api/v1/health" {
@@ -120,6 +126,9 @@ pub async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Resp
         resp
     };
     set_rate_headers(&mut resp, &decision);
+    if latency_out > 0 {
+        tokio::time::sleep(Duration::from_millis(latency_out)).await;
+    }
     resp
 }
 
