@@ -406,3 +406,82 @@ async fn converges_through_server_errors_and_latency() {
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn drift_outside_kubernetes_is_corrected_at_the_next_observation() {
+    let env = Env::start("drift").await;
+    env.create_compute(
+        "d",
+        json!({}),
+        json!({}),
+        json!({"stratus.dev/poll-interval": "1s"}),
+    )
+    .await;
+    let c = env.wait_compute("d", T, "Ready", is_ready).await;
+    let id = c.status.unwrap().at_provider.unwrap().id;
+    // Someone stops it with the API directly.
+    let client = stratus::strettch::client::StrettchClient::new(
+        &env.sim.base_url(),
+        stratus::cloud::ApiKey::new(env.key.clone()),
+        None,
+    )
+    .unwrap();
+    client.stop_compute(&id).await.unwrap();
+    // The next observation (1 s) sees it stopped and starts it again.
+    let starts = |env: &Env| {
+        env.sim
+            .stats()
+            .requests_by_route
+            .iter()
+            .filter(|(k, _)| k.ends_with("/start"))
+            .map(|(_, v)| *v)
+            .sum::<u64>()
+    };
+    assert!(
+        common::wait_for(T, || {
+            let n = starts(&env);
+            async move { n >= 1 }
+        })
+        .await,
+        "the drift was not corrected"
+    );
+    env.wait_compute("d", T, "started again", |c| {
+        is_ready(c) && state(c).as_deref() == Some("RUNNING")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(starts(&env), 1, "exactly one start call corrects the drift");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn kubectl_wait_for_ready_works() {
+    let kubectl = std::env::var("STRATUS_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let env = Env::start("wait").await;
+    env.create_compute("w", json!({}), json!({}), json!({}))
+        .await;
+    let out = tokio::process::Command::new(&kubectl)
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "compute/w",
+            "-n",
+            &env.ns.name,
+            "--timeout=90s",
+        ])
+        .env("KUBECONFIG", common::kubeconfig_path())
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {kubectl}: {e}; scripts/test puts kubectl on PATH (scripts/install-helm)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "kubectl wait failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.stop().await;
+}

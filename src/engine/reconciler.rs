@@ -363,22 +363,30 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         }
     }
 
-    fn steady_requeue(&self) -> Action {
-        let every = self
-            .annotation(POLL_INTERVAL)
+    /// The per-resource poll interval from the annotation, when it is set.
+    fn poll_interval(&self) -> Option<Duration> {
+        self.annotation(POLL_INTERVAL)
             .and_then(|v| crate::cli::parse_duration(v).ok())
             .filter(|d| !d.is_zero())
-            .unwrap_or(self.ctx.settings.resync);
-        Action::requeue(jittered(every))
     }
 
-    fn freshness(&self, urgent: bool) -> Freshness {
+    fn steady_requeue(&self) -> Action {
+        Action::requeue(jittered(
+            self.poll_interval().unwrap_or(self.ctx.settings.resync),
+        ))
+    }
+
+    fn freshness(&self, transitional: bool) -> Freshness {
         let s = &self.ctx.settings;
+        let every = self.poll_interval().unwrap_or(s.resync);
+        // A resource polled faster than the resync asks for fresher news than the shared
+        // listing has: like a transitional one, it gets whichever is cheaper, a GET or a list.
+        let urgent = transitional || every < s.resync;
         Freshness {
-            max_age: if urgent {
-                s.transitional_poll
+            max_age: if transitional {
+                s.transitional_poll.min(every)
             } else {
-                s.resync
+                every
             },
             urgent,
             direct: s.per_resource_observe,
