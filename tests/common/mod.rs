@@ -188,16 +188,22 @@ pub async fn create_provider_config(
 pub struct Operator {
     child: Child,
     pub metrics_port: u16,
+    pub log: PathBuf,
 }
 
 impl Operator {
     pub fn start(namespace: &str, extra: &[&str]) -> Self {
+        Self::start_as(&kubeconfig_path(), namespace, extra)
+    }
+
+    /// Start with another identity's kubeconfig (the operator's own, for RBAC tests).
+    pub fn start_as(kubeconfig: &std::path::Path, namespace: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("stratus-operator-{namespace}-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_stratus"))
             .arg("run")
-            .args(["--kubeconfig", kubeconfig_path().to_str().unwrap()])
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
             .args(["--namespace", namespace])
             .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(extra)
@@ -212,6 +218,7 @@ impl Operator {
         Self {
             child,
             metrics_port: port,
+            log,
         }
     }
 
