@@ -490,11 +490,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let may = allowed(&managed.management_policies);
 
         if let Err(invalid) = A::validate(self.obj) {
-            return self.invalid(invalid).await;
+            return self.invalid(invalid, false).await;
         }
         let mut desired = match adapter.desired(&self.ctx.kube, self.obj).await {
             Ok(d) => d,
-            Err(Blocked::Invalid(invalid)) => return self.invalid(invalid).await,
+            Err(Blocked::Invalid(invalid)) => return self.invalid(invalid, true).await,
             Err(Blocked::Waiting(w)) => {
                 let outcome = Outcome {
                     readiness: Readiness::Unavailable {
@@ -530,7 +530,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         };
         match adapter.check_offer(&cloud, &mut desired).await {
             Ok(Ok(())) => {}
-            Ok(Err(invalid)) => return self.invalid(invalid).await,
+            Ok(Err(invalid)) => return self.invalid(invalid, true).await,
             Err(e) => {
                 return self
                     .fail(None, self.previous_readiness(), Self::cloud_sync(&e))
@@ -714,7 +714,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         }
     }
 
-    async fn invalid(&self, invalid: Invalid) -> Result<Step, Error> {
+    /// Report wrong input. `recheck`: the verdict depends on something outside the spec (what
+    /// the cloud offers, other objects), so look again now and then; otherwise only a spec
+    /// change can fix it.
+    async fn invalid(&self, invalid: Invalid, recheck: bool) -> Result<Step, Error> {
         let readiness = Readiness::Unavailable {
             reason: invalid.reason.clone(),
             message: invalid.message.clone(),
@@ -736,9 +739,18 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             invalid.message.clone(),
         )
         .await;
-        // A spec change brings us back; nothing else can fix it.
+        let s = &self.ctx.settings;
+        let action = if recheck {
+            Action::requeue(
+                self.ctx
+                    .backoffs
+                    .fail(&self.key(), s.stalled_initial, s.stalled_cap),
+            )
+        } else {
+            Action::await_change()
+        };
         Ok(Step {
-            action: Action::await_change(),
+            action,
             failed: true,
             error_reason: Some(invalid.reason),
         })
