@@ -15,6 +15,22 @@ pub struct ControllerLabels {
     pub controller: String,
 }
 
+/// controller-runtime labels its workqueue metrics with both `controller` and `name`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkqueueLabels {
+    pub controller: String,
+    pub name: String,
+}
+
+impl WorkqueueLabels {
+    pub fn new(controller: &str) -> Self {
+        Self {
+            controller: controller.into(),
+            name: controller.into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
     pub controller: String,
@@ -50,7 +66,7 @@ pub struct Metrics {
     pub reconcile_total: Family<ReconcileLabels, Counter>,
     pub reconcile_errors_total: Family<ErrorLabels, Counter>,
     pub reconcile_time_seconds: Family<ControllerLabels, Histogram>,
-    pub workqueue_depth: Family<ControllerLabels, Gauge>,
+    pub workqueue_depth: Family<WorkqueueLabels, Gauge>,
     pub cloud_requests_total: Family<CloudRequestLabels, Counter>,
     pub cloud_request_seconds: Family<CloudRequestLabels, Histogram>,
     pub cloud_rate_limited_total: Family<KeyLabels, Counter>,

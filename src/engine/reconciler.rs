@@ -131,7 +131,8 @@ pub async fn reconcile<A: Adapter>(
     let controller = metrics::ControllerLabels {
         controller: A::CONTROLLER.into(),
     };
-    m.workqueue_depth.get_or_create(&controller).inc();
+    let queue = metrics::WorkqueueLabels::new(A::CONTROLLER);
+    m.workqueue_depth.get_or_create(&queue).inc();
     let started = Instant::now();
     let result = Reconcile {
         obj: &obj,
@@ -139,7 +140,7 @@ pub async fn reconcile<A: Adapter>(
     }
     .run()
     .await;
-    m.workqueue_depth.get_or_create(&controller).dec();
+    m.workqueue_depth.get_or_create(&queue).dec();
     m.reconcile_time_seconds
         .get_or_create(&controller)
         .observe(started.elapsed().as_secs_f64());
@@ -646,7 +647,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             };
             self.write_status(Some(&observed), &outcome).await?;
             return Ok(Step::ok(Action::requeue(
-                self.ctx.settings.transitional_poll,
+                A::transitional_poll(&observed).unwrap_or(self.ctx.settings.transitional_poll),
             )));
         }
         match A::plan(&desired, &observed, self.annotation(CREATE_DIGEST)) {
