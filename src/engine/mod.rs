@@ -180,6 +180,12 @@ pub trait Adapter: Send + Sync + 'static {
     fn is_deleting(observed: &Self::Observed) -> bool;
     /// The cloud will move it on by itself soon.
     fn is_transitional(observed: &Self::Observed) -> bool;
+    /// How soon to look again at a resource in a transitional state; `None` means the
+    /// operator-wide setting (`Settings::transitional_poll`). For states that can last hours
+    /// (a domain waiting for its nameservers), so they are not polled every few seconds.
+    fn transitional_poll(_observed: &Self::Observed) -> Option<Duration> {
+        None
+    }
     fn readiness(observed: &Self::Observed) -> Readiness;
 
     /// The complete `.status` to write.
