@@ -10,12 +10,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use tracing::{error, info, warn};
 
-use crate::api::Compute;
+use crate::api::{Compute, DnsRecord, Domain};
 use crate::cli::{ObserveMode, RunArgs};
 use crate::engine::backoff::Backoffs;
 use crate::engine::conditions;
@@ -24,12 +26,16 @@ use crate::engine::reconciler::{Context, Settings};
 use crate::engine::{Adapter, Providers};
 use crate::metrics;
 use crate::strettch::compute::ComputeAdapter;
+use crate::strettch::dns_record::{DnsRecordAdapter, dependents_of_compute, dependents_of_domain};
+use crate::strettch::domain::DomainAdapter;
 
 /// What /readyz reports.
 #[derive(Default)]
 pub struct Health {
     crds_found: AtomicBool,
     caches_synced: AtomicBool,
+    /// Kinds whose caches have not synced yet; `caches_synced` is set when the last one has.
+    kinds_syncing: std::sync::atomic::AtomicUsize,
     /// A follower waiting for the lease is ready: it can take over at once, and rollouts and
     /// PodDisruptionBudgets must be able to count it.
     standby: AtomicBool,
@@ -89,7 +95,11 @@ async fn kube_client(args: &RunArgs) -> anyhow::Result<Client> {
 /// Wait until the CRDs this operator serves exist.
 async fn wait_for_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names = [Compute::crd_name()];
+    let names = [
+        Compute::crd_name(),
+        Domain::crd_name(),
+        DnsRecord::crd_name(),
+    ];
     loop {
         let mut missing = Vec::new();
         for name in names {
@@ -149,7 +159,12 @@ fn settings(args: &RunArgs) -> Settings {
     }
 }
 
-/// Build and run one kind's controllers (one per watched namespace, or one for all).
+/// Extra watches for one controller: gets the controller, the store of the objects it
+/// reconciles, and the namespace it watches (`None`: all).
+type Customize<K> = fn(Controller<K>, Store<K>, &Client, Option<&str>) -> Controller<K>;
+
+/// Build and run one kind's controllers (one per watched namespace, or one for all), each
+/// passed through `customize` (for watches on the objects the kind depends on).
 async fn run_kind<A>(
     adapter: A,
     client: Client,
@@ -157,22 +172,27 @@ async fn run_kind<A>(
     providers: Arc<Providers>,
     recorder: Recorder,
     health: Arc<Health>,
+    customize: Option<Customize<A::Kind>>,
 ) where
     A: Adapter + Clone,
     A::Kind: ResourceExt,
 {
-    let apis: Vec<Api<A::Kind>> = if args.namespaces.is_empty() {
-        vec![Api::all(client.clone())]
+    let scopes: Vec<Option<&str>> = if args.namespaces.is_empty() {
+        vec![None]
     } else {
-        args.namespaces
-            .iter()
-            .map(|ns| Api::namespaced(client.clone(), ns))
-            .collect()
+        args.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
     };
     let mut tasks = Vec::new();
     let mut stores = Vec::new();
-    for api in apis {
-        let built = controller::build::<A>(api, args.concurrency);
+    for scope in scopes {
+        let api = match scope {
+            None => Api::all(client.clone()),
+            Some(ns) => Api::namespaced(client.clone(), ns),
+        };
+        let mut built = controller::build::<A>(api, args.concurrency);
+        if let Some(customize) = customize {
+            built.controller = customize(built.controller, built.store.clone(), &client, scope);
+        }
         stores.push(built.store.clone());
         let ctx = Arc::new(Context {
             kube: client.clone(),
@@ -189,7 +209,9 @@ async fn run_kind<A>(
         for s in &gauge_stores {
             let _ = s.wait_until_ready().await;
         }
-        health.caches_synced.store(true, Ordering::Relaxed);
+        if health.kinds_syncing.fetch_sub(1, Ordering::Relaxed) <= 1 {
+            health.caches_synced.store(true, Ordering::Relaxed);
+        }
         loop {
             for s in &gauge_stores {
                 update_gauges(A::CONTROLLER, s, |o| A::status(o));
@@ -200,6 +222,49 @@ async fn run_kind<A>(
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// A DnsRecord depends on its Domain (created once it is ACTIVE) and on the Compute its value
+/// comes from: reconcile the dependent records when either changes, status included, so a
+/// record follows a new address within seconds without polling.
+fn watch_record_dependencies(
+    controller: Controller<DnsRecord>,
+    records: Store<DnsRecord>,
+    client: &Client,
+    scope: Option<&str>,
+) -> Controller<DnsRecord> {
+    let (domains, computes): (Api<Domain>, Api<Compute>) = match scope {
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+    };
+    let by_domain = records.clone();
+    let by_compute = records;
+    controller
+        .watches(domains, watcher::Config::default(), move |d: Domain| {
+            let state = by_domain.state();
+            dependents_of_domain(
+                state.iter().map(|r| r.as_ref()),
+                d.namespace().as_deref(),
+                &d.name_any(),
+            )
+            .into_iter()
+            .map(ObjectRef::from_obj)
+            .collect::<Vec<_>>()
+        })
+        .watches(computes, watcher::Config::default(), move |c: Compute| {
+            let state = by_compute.state();
+            dependents_of_compute(
+                state.iter().map(|r| r.as_ref()),
+                c.namespace().as_deref(),
+                &c.name_any(),
+            )
+            .into_iter()
+            .map(ObjectRef::from_obj)
+            .collect::<Vec<_>>()
+        })
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -271,6 +336,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     );
     info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, "starting controllers");
+    health.kinds_syncing.store(3, Ordering::Relaxed);
     let computes = run_kind(
         ComputeAdapter,
         client.clone(),
@@ -278,9 +344,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         providers.clone(),
         recorder.clone(),
         health.clone(),
+        None,
+    );
+    let domains = run_kind(
+        DomainAdapter::new(client.clone(), args.namespaces.clone()),
+        client.clone(),
+        &args,
+        providers.clone(),
+        recorder.clone(),
+        health.clone(),
+        None,
+    );
+    let records = run_kind(
+        DnsRecordAdapter::new(client.clone(), args.namespaces.clone()),
+        client.clone(),
+        &args,
+        providers.clone(),
+        recorder.clone(),
+        health.clone(),
+        Some(watch_record_dependencies),
     );
     tokio::select! {
-        _ = computes => {}
+        _ = async { tokio::join!(computes, domains, records) } => {}
         res = server => { res??; }
     }
     Ok(())

@@ -3,5 +3,7 @@
 pub mod client;
 pub mod cloud;
 pub mod compute;
+pub mod dns_record;
+pub mod domain;
 pub mod model;
 pub mod sim;

@@ -390,18 +390,9 @@ impl Env {
         } = self;
         operator.kill();
         // Remove finalizers so the namespace can go without an operator.
-        let api: Api<Compute> = ns.api();
-        if let Ok(list) = api.list(&Default::default()).await {
-            for c in list {
-                let _ = api
-                    .patch(
-                        &c.metadata.name.unwrap(),
-                        &kube::api::PatchParams::default(),
-                        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                    )
-                    .await;
-            }
-        }
+        strip_finalizers::<Compute>(&ns).await;
+        strip_finalizers::<stratus::api::Domain>(&ns).await;
+        strip_finalizers::<stratus::api::DnsRecord>(&ns).await;
         ns.cleanup().await;
         sim.shutdown().await;
     }
@@ -439,4 +430,106 @@ pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
         }
         (a, b) => *a = b,
     }
+}
+
+/// Remove the finalizers of every `K` in the namespace (so it can go without an operator).
+pub async fn strip_finalizers<K>(ns: &TestNamespace)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = ns.api();
+    if let Ok(list) = api.list(&Default::default()).await {
+        for o in list {
+            let _ = api
+                .patch(
+                    o.meta().name.as_deref().unwrap_or_default(),
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                )
+                .await;
+        }
+    }
+}
+
+/// Condition `type_` of any managed object (read from its JSON form).
+pub fn condition_of<K: serde::Serialize>(
+    obj: &K,
+    type_: &str,
+) -> Option<stratus::api::common::Condition> {
+    let v = serde_json::to_value(obj).ok()?;
+    v["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+}
+
+/// Any managed object has condition `type_` with `status` (and, when given, `reason`).
+pub fn has_condition_of<K: serde::Serialize>(
+    obj: &K,
+    type_: &str,
+    status: &str,
+    reason: Option<&str>,
+) -> bool {
+    condition_of(obj, type_)
+        .is_some_and(|x| x.status == status && reason.is_none_or(|r| x.reason == r))
+}
+
+/// Any managed object is Ready for its current generation.
+pub fn is_ready_of<K: serde::Serialize + kube::Resource>(obj: &K) -> bool {
+    let v = serde_json::to_value(obj).unwrap_or_default();
+    has_condition_of(obj, "Ready", "True", None)
+        && v["status"]["observedGeneration"].as_i64() == obj.meta().generation
+}
+
+/// Wait until `check` holds for object `name` of `api`; panics with its last state otherwise.
+pub async fn wait_object<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&K) -> bool,
+) -> K
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = api.get_opt(name).await.expect("get object");
+        if let Some(o) = &got
+            && check(o)
+        {
+            return o.clone();
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "timed out after {timeout:?} waiting for {} {name} to be {what}; last seen: {}",
+                K::kind(&()),
+                serde_json::to_string_pretty(&got).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Wait until object `name` of `api` no longer exists.
+pub async fn wait_object_gone<K>(api: &Api<K>, name: &str, timeout: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    assert!(
+        wait_for(timeout, || {
+            let api = api.clone();
+            async move { api.get_opt(name).await.unwrap().is_none() }
+        })
+        .await,
+        "{name} was not deleted within {timeout:?}"
+    );
 }

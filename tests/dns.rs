@@ -1,0 +1,737 @@
+//! Domain and DnsRecord end to end: the operator process against the real apiserver and the
+//! sandbox.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{
+    Env, Operator, condition_of, has_condition_of, is_ready, is_ready_of, wait_object,
+    wait_object_gone,
+};
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::{Patch, PatchParams, PostParams};
+use rand::Rng;
+use serde_json::json;
+use stratus::api::{DnsRecord, Domain};
+use stratus::strettch::model::DomainStatus;
+use stratus::strettch::sim::SimConfig;
+
+const T: Duration = Duration::from_secs(60);
+const RECORD_POSTS: &str = "POST /domains/{id}/records";
+
+fn domains(env: &Env) -> Api<Domain> {
+    env.ns.api()
+}
+
+fn records(env: &Env) -> Api<DnsRecord> {
+    env.ns.api()
+}
+
+async fn create_domain(
+    env: &Env,
+    name: &str,
+    domain: &str,
+    extra_spec: serde_json::Value,
+    annotations: serde_json::Value,
+) -> Result<Domain, kube::Error> {
+    let mut spec = json!({"providerConfigRef": {"name": env.provider_config}, "forProvider": {"domain": domain}});
+    common::merge(&mut spec, extra_spec);
+    let obj: Domain = serde_json::from_value(json!({
+        "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Domain",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": spec,
+    }))
+    .unwrap();
+    domains(env).create(&PostParams::default(), &obj).await
+}
+
+/// A DnsRecord in Domain `example-com` unless `for_provider` says otherwise.
+async fn create_record(
+    env: &Env,
+    name: &str,
+    for_provider: serde_json::Value,
+    extra_spec: serde_json::Value,
+) -> Result<DnsRecord, kube::Error> {
+    let mut fp = json!({"domainRef": {"name": "example-com"}});
+    common::merge(&mut fp, for_provider);
+    let mut spec = json!({"providerConfigRef": {"name": env.provider_config}, "forProvider": fp});
+    common::merge(&mut spec, extra_spec);
+    let obj: DnsRecord = serde_json::from_value(json!({
+        "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "DnsRecord",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap();
+    records(env).create(&PostParams::default(), &obj).await
+}
+
+async fn ready_domain(env: &Env, name: &str, domain: &str) -> String {
+    create_domain(env, name, domain, json!({}), json!({}))
+        .await
+        .expect("create Domain");
+    let d = wait_object(&domains(env), name, T, "Ready", is_ready_of).await;
+    d.status.unwrap().at_provider.unwrap().id
+}
+
+fn domain_status(d: &Domain) -> Option<String> {
+    d.status
+        .as_ref()
+        .and_then(|s| s.at_provider.as_ref())
+        .and_then(|a| a.status.clone())
+}
+
+fn record_value(r: &DnsRecord) -> Option<String> {
+    r.status
+        .as_ref()
+        .and_then(|s| s.at_provider.as_ref())
+        .and_then(|a| a.value.clone())
+}
+
+fn external_name(r: &DnsRecord) -> Option<String> {
+    r.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("stratus.dev/external-name").cloned())
+}
+
+fn record_posts(env: &Env) -> u64 {
+    env.sim
+        .stats()
+        .requests_by_route
+        .get(RECORD_POSTS)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// A create the apiserver refused: on apiservers with CEL (1.25+) the CRD's rules catch some
+/// mistakes before the operator sees them.
+fn refused_by_schema(res: &Result<DnsRecord, kube::Error>) -> bool {
+    matches!(res, Err(kube::Error::Api(s)) if s.code == 422)
+}
+
+#[tokio::test]
+async fn domain_is_ready_only_when_active_and_says_which_nameservers_to_set() {
+    let mut config = SimConfig::for_tests(&[]);
+    config.activate_delay = Duration::from_secs(6);
+    let env = Env::start_with("dns-domain", config, &[]).await;
+    let api = domains(&env);
+    create_domain(
+        &env,
+        "example-com",
+        "Example.COM.",
+        json!({}),
+        json!({"stratus.dev/poll-interval": "1s"}),
+    )
+    .await
+    .expect("create Domain");
+
+    let d = wait_object(&api, "example-com", T, "ACTIVATING", |d| {
+        domain_status(d).as_deref() == Some("ACTIVATING")
+            && has_condition_of(d, "Ready", "False", Some("Activating"))
+    })
+    .await;
+    let ready = condition_of(&d, "Ready").unwrap();
+    assert!(
+        ready.message.contains("ns1.strettch.com") && ready.message.contains("registrar"),
+        "the Ready message must say which nameservers to set: {}",
+        ready.message
+    );
+    assert!(has_condition_of(&d, "Reconciling", "True", None));
+    let at = d.status.clone().unwrap().at_provider.unwrap();
+    assert_eq!(at.domain.as_deref(), Some("example.com"));
+    assert!(!at.nameservers.is_empty());
+
+    let d = wait_object(&api, "example-com", T, "Ready", is_ready_of).await;
+    assert_eq!(domain_status(&d).as_deref(), Some("ACTIVE"));
+    assert!(has_condition_of(&d, "Reconciling", "False", None));
+    let id = d.status.unwrap().at_provider.unwrap().id;
+    // One look while activating every few seconds, not every two: GETs + lists stay small.
+    let looks: u64 = env
+        .sim
+        .stats()
+        .requests_by_route
+        .iter()
+        .filter(|(k, _)| k.starts_with("GET /domains"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(looks <= 8, "{looks} reads of /domains while activating");
+
+    // Activation failing later: Ready=False saying the nameservers are wrong.
+    assert!(env.sim.set_domain_status(&id, Some(DomainStatus::Inactive)));
+    let d = wait_object(&api, "example-com", T, "INACTIVE", |d| {
+        has_condition_of(d, "Ready", "False", Some("NameserversNotSet"))
+    })
+    .await;
+    let msg = condition_of(&d, "Ready").unwrap().message;
+    assert!(
+        msg.contains("not set correctly") && msg.contains("ns1.strettch.com"),
+        "{msg}"
+    );
+    assert!(env.sim.set_domain_status(&id, None));
+    wait_object(&api, "example-com", T, "Ready again", is_ready_of).await;
+
+    // The name is immutable: refused by the CRD (CEL) or reported as Stalled without a call.
+    let patched = api
+        .patch(
+            "example-com",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"forProvider": {"domain": "example.org"}}})),
+        )
+        .await;
+    if patched.is_ok() {
+        let d = wait_object(&api, "example-com", T, "Stalled", |d| {
+            has_condition_of(d, "Stalled", "True", Some("ImmutableFieldChanged"))
+        })
+        .await;
+        assert!(
+            condition_of(&d, "Stalled")
+                .unwrap()
+                .message
+                .contains("domain")
+        );
+        assert_eq!(env.sim.domains().len(), 1);
+        assert_eq!(env.sim.domains()[0].domain, "example.com");
+    }
+
+    api.delete("example-com", &Default::default())
+        .await
+        .unwrap();
+    wait_object_gone(&api, "example-com", T).await;
+    assert!(env.sim.domains().is_empty(), "Delete must remove the zone");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn literal_records_mx_with_priority_updates_and_deletion_policies() {
+    let env = Env::start("dns-records").await;
+    let zone = ready_domain(&env, "example-com", "example.com").await;
+    create_record(
+        &env,
+        "www",
+        json!({"name": "www", "type": "A", "value": "192.0.2.10"}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    create_record(
+        &env,
+        "mail",
+        json!({"name": "@", "type": "MX", "value": "mail.example.com", "priority": 10}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    create_record(
+        &env,
+        "spf",
+        json!({"name": "@", "type": "TXT", "value": "v=spf1 -all", "comment": "no mail senders"}),
+        json!({"deletionPolicy": "Orphan"}),
+    )
+    .await
+    .unwrap();
+    let api = records(&env);
+    for name in ["www", "mail", "spf"] {
+        wait_object(&api, name, T, "Ready", is_ready_of).await;
+    }
+    let cloud = env.sim.records(&zone);
+    assert_eq!(cloud.len(), 3, "{cloud:?}");
+    let mx = cloud
+        .iter()
+        .find(|r| r.value == "mail.example.com")
+        .unwrap();
+    assert_eq!((mx.name.as_str(), mx.priority), ("@", Some(10)));
+    let www = cloud.iter().find(|r| r.name == "www").unwrap().clone();
+    assert_eq!((www.value.as_str(), www.ttl), ("192.0.2.10", 60));
+    let w = api.get("www").await.unwrap();
+    assert_eq!(external_name(&w).as_deref(), Some(www.id.as_str()));
+    assert_eq!(w.status.unwrap().at_provider.unwrap().domain_id, zone);
+
+    // A new value and TTL: one PUT to the same record.
+    api.patch(
+        "www",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"forProvider": {"value": "192.0.2.11", "ttl": 300}}})),
+    )
+    .await
+    .unwrap();
+    wait_object(&api, "www", T, "updated", |r| {
+        is_ready_of(r) && record_value(r).as_deref() == Some("192.0.2.11")
+    })
+    .await;
+    let now = env.sim.records(&zone);
+    let www2 = now.iter().find(|r| r.name == "www").unwrap();
+    assert_eq!(
+        (www2.id.as_str(), www2.value.as_str(), www2.ttl),
+        (www.id.as_str(), "192.0.2.11", 300)
+    );
+
+    // Drift made outside Kubernetes is corrected at the next observation.
+    api.patch(
+        "mail",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"stratus.dev/poll-interval": "1s"}}})),
+    )
+    .await
+    .unwrap();
+    let sim_client = stratus::strettch::client::StrettchClient::new(
+        &env.sim.base_url(),
+        stratus::cloud::ApiKey::new(env.key.clone()),
+        None,
+    )
+    .unwrap();
+    sim_client
+        .update_record(
+            &zone,
+            &mx.id,
+            &stratus::strettch::model::RecordWrite {
+                name: "@".into(),
+                record_type: stratus::strettch::model::RecordType::MX,
+                value: "mail.example.com".into(),
+                ttl: None,
+                priority: Some(50),
+                weight: None,
+                port: None,
+                comment: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        common::wait_for(T, || {
+            let r = env.sim.records(&zone);
+            async move { r.iter().any(|r| r.id == mx.id && r.priority == Some(10)) }
+        })
+        .await,
+        "the MX priority was not set back to 10"
+    );
+
+    // Delete removes the record; Orphan leaves it.
+    api.delete("www", &Default::default()).await.unwrap();
+    api.delete("spf", &Default::default()).await.unwrap();
+    wait_object_gone(&api, "www", T).await;
+    wait_object_gone(&api, "spf", T).await;
+    let left: BTreeSet<String> = env
+        .sim
+        .records(&zone)
+        .into_iter()
+        .map(|r| r.record_type.as_str().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        BTreeSet::from(["MX".to_string(), "TXT".to_string()]),
+        "www (Delete) must be gone, spf (Orphan) must stay"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn an_a_record_follows_the_address_of_its_compute() {
+    let env = Env::start("dns-follow").await;
+    env.create_compute(
+        "web",
+        json!({}),
+        json!({}),
+        json!({"stratus.dev/poll-interval": "1s"}),
+    )
+    .await;
+    ready_domain(&env, "example-com", "example.com").await;
+    create_record(
+        &env,
+        "www",
+        json!({"name": "www", "type": "A", "valueFrom": {"computeRef": {"name": "web"}}}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    create_record(
+        &env,
+        "web-internal",
+        json!({"name": "web.internal", "type": "A",
+               "valueFrom": {"computeRef": {"name": "web", "field": "privateIpv4"}}}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let c = env.wait_compute("web", T, "Ready", is_ready).await;
+    let at = c.status.unwrap().at_provider.unwrap();
+    let ipv4 = at.ipv4.clone().unwrap();
+    let api = records(&env);
+    wait_object(&api, "www", T, "Ready with the compute's ipv4", |r| {
+        is_ready_of(r) && record_value(r) == Some(ipv4.clone())
+    })
+    .await;
+    wait_object(
+        &api,
+        "web-internal",
+        T,
+        "Ready with the private ipv4",
+        |r| is_ready_of(r) && record_value(r) == at.private_ipv4,
+    )
+    .await;
+
+    let new = "203.0.113.77";
+    assert!(env.sim.set_compute_address(&at.id, Some(new.into()), None));
+    env.wait_compute("web", T, "showing the new address", |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.at_provider.as_ref())
+            .and_then(|a| a.ipv4.as_deref())
+            == Some(new)
+    })
+    .await;
+    let seen = Instant::now();
+    let zone = env.sim.domains()[0].id.clone();
+    assert!(
+        common::wait_for(Duration::from_secs(10), || {
+            let r = env.sim.records(&zone);
+            async move { r.iter().any(|r| r.name == "www" && r.value == new) }
+        })
+        .await,
+        "the record did not follow the compute's new address within 10 s: {:?}",
+        env.sim.records(&zone)
+    );
+    println!(
+        "record followed {:?} after the Compute's status",
+        seen.elapsed()
+    );
+    wait_object(&api, "www", T, "showing the new value", |r| {
+        record_value(r).as_deref() == Some(new)
+    })
+    .await;
+    // The private address did not change, nor did its record.
+    assert!(
+        env.sim
+            .records(&zone)
+            .iter()
+            .any(|r| r.name == "web.internal" && Some(&r.value) == at.private_ipv4.as_ref())
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_records_are_stalled_with_a_warning_event_and_never_reach_the_api() {
+    let env = Env::start("dns-invalid").await;
+    ready_domain(&env, "example-com", "example.com").await;
+    let api = records(&env);
+    // Not expressible in the CRD schema: only the operator can refuse it.
+    create_record(
+        &env,
+        "v6",
+        json!({"name": "www", "type": "AAAA", "value": "192.0.2.1"}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let r = wait_object(&api, "v6", T, "Stalled", |r| {
+        has_condition_of(r, "Stalled", "True", Some("InvalidSpec"))
+    })
+    .await;
+    let msg = condition_of(&r, "Stalled").unwrap().message;
+    assert!(
+        msg.contains("IPv6") && msg.contains("spec.forProvider.value"),
+        "{msg}"
+    );
+    assert!(has_condition_of(&r, "Ready", "False", None));
+    assert!(has_condition_of(&r, "Synced", "False", None));
+
+    // Caught by CEL on apiservers that have it, by the operator everywhere.
+    for (name, fp, word) in [
+        (
+            "mx",
+            json!({"name": "@", "type": "MX", "value": "mail.example.com"}),
+            "priority",
+        ),
+        (
+            "a",
+            json!({"name": "www", "type": "A", "value": "www.example.com"}),
+            "IPv4",
+        ),
+        (
+            "both",
+            json!({"name": "www", "type": "A", "value": "192.0.2.1",
+                   "valueFrom": {"computeRef": {"name": "web"}}}),
+            "exactly one",
+        ),
+    ] {
+        let res = create_record(&env, name, fp, json!({})).await;
+        if refused_by_schema(&res) {
+            continue;
+        }
+        res.unwrap();
+        let r = wait_object(&api, name, T, "Stalled", |r| {
+            has_condition_of(r, "Stalled", "True", Some("InvalidSpec"))
+        })
+        .await;
+        let msg = condition_of(&r, "Stalled").unwrap().message;
+        assert!(msg.contains(word), "{name}: {msg}");
+    }
+
+    let events: Api<Event> = env.ns.api();
+    assert!(
+        common::wait_for(T, || {
+            let events = events.clone();
+            async move {
+                events
+                    .list(&Default::default())
+                    .await
+                    .unwrap()
+                    .items
+                    .iter()
+                    .any(|e| {
+                        e.type_.as_deref() == Some("Warning")
+                            && e.reason.as_deref() == Some("InvalidSpec")
+                            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("v6")
+                    })
+            }
+        })
+        .await,
+        "no Warning event for the invalid record"
+    );
+    assert_eq!(record_posts(&env), 0, "an invalid record reached the API");
+
+    // Fixing the spec brings it back.
+    api.patch(
+        "v6",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"forProvider": {"value": "2001:db8::1"}}})),
+    )
+    .await
+    .unwrap();
+    wait_object(&api, "v6", T, "Ready", is_ready_of).await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_claim_on_the_same_record_is_a_conflict_not_a_fight() {
+    let env = Env::start("dns-conflict").await;
+    let zone = ready_domain(&env, "example-com", "example.com").await;
+    let api = records(&env);
+    let fp = json!({"name": "www", "type": "A", "value": "192.0.2.10"});
+    create_record(&env, "first", fp.clone(), json!({}))
+        .await
+        .unwrap();
+    let first = wait_object(&api, "first", T, "Ready", is_ready_of).await;
+    create_record(
+        &env,
+        "second",
+        json!({"name": "WWW", "type": "A", "value": "192.0.2.10"}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let second = wait_object(&api, "second", T, "Conflict", |r| {
+        has_condition_of(r, "Stalled", "True", Some("Conflict"))
+    })
+    .await;
+    let msg = condition_of(&second, "Stalled").unwrap().message;
+    assert!(
+        msg.contains(&format!(
+            "already managed by DnsRecord {}/first",
+            env.ns.name
+        )),
+        "{msg}"
+    );
+    assert!(external_name(&second).is_none());
+    assert_eq!(env.sim.records(&zone).len(), 1);
+
+    // Deleting the loser leaves the winner's record alone.
+    api.delete("second", &Default::default()).await.unwrap();
+    wait_object_gone(&api, "second", T).await;
+    assert_eq!(env.sim.records(&zone).len(), 1);
+    let again = api.get("first").await.unwrap();
+    assert!(is_ready_of(&again));
+    assert_eq!(external_name(&again), external_name(&first));
+
+    // A record made outside Kubernetes is adopted, not duplicated.
+    let sim_client = stratus::strettch::client::StrettchClient::new(
+        &env.sim.base_url(),
+        stratus::cloud::ApiKey::new(env.key.clone()),
+        None,
+    )
+    .unwrap();
+    let made = sim_client
+        .create_record(
+            &zone,
+            &stratus::strettch::model::RecordWrite {
+                name: "api".into(),
+                record_type: stratus::strettch::model::RecordType::A,
+                value: "192.0.2.20".into(),
+                ttl: Some(60),
+                priority: None,
+                weight: None,
+                port: None,
+                comment: None,
+            },
+            uuid::Uuid::new_v4(),
+        )
+        .await
+        .unwrap();
+    create_record(
+        &env,
+        "api",
+        json!({"name": "api", "type": "A", "value": "192.0.2.20"}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let adopted = wait_object(&api, "api", T, "Ready", is_ready_of).await;
+    assert_eq!(external_name(&adopted).as_deref(), Some(made.id.as_str()));
+    assert_eq!(env.sim.records(&zone).len(), 2);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn killing_the_operator_during_record_creates_leaves_one_record_each() {
+    const N: usize = 10;
+    const KILLS: usize = 8;
+    let mut config = SimConfig::for_tests(&[]);
+    // Slow answers widen the window between "applied in the cloud" and "recorded in Kubernetes".
+    config.faults.latency_ms = 800;
+    config.rate_limit = 20;
+    let mut env = Env::start_with("dns-crash", config, &[]).await;
+    let zone = ready_domain(&env, "example-com", "example.com").await;
+    env.operator.kill();
+    let pcs: Api<stratus::api::ProviderConfig> = Api::all(env.ns.client.clone());
+    pcs.patch(
+        &env.provider_config,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"rateLimit": {"requestsPerSecond": 5}}})),
+    )
+    .await
+    .unwrap();
+    for i in 0..N {
+        create_record(
+            &env,
+            &format!("r{i}"),
+            json!({"name": format!("host{i}"), "type": "A", "value": format!("192.0.2.{}", i + 1)}),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    }
+    let mut rng = rand::rng();
+    for _ in 0..KILLS {
+        let mut op = Operator::start(&env.ns.name, &[]);
+        let before = record_posts(&env);
+        common::wait_for(Duration::from_secs(15), || {
+            let now = record_posts(&env);
+            async move { now > before }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..900))).await;
+        op.kill();
+    }
+    env.operator = Operator::start(&env.ns.name, &[]);
+    println!(
+        "{KILLS} kills; {} record creates answered so far for {N} objects",
+        record_posts(&env)
+    );
+    let api = records(&env);
+    for i in 0..N {
+        wait_object(
+            &api,
+            &format!("r{i}"),
+            Duration::from_secs(120),
+            "Ready",
+            is_ready_of,
+        )
+        .await;
+    }
+    let cloud = env.sim.records(&zone);
+    assert_eq!(cloud.len(), N, "{cloud:?}");
+    for i in 0..N {
+        let obj = api.get(&format!("r{i}")).await.unwrap();
+        let id = external_name(&obj).expect("recorded id");
+        let r = cloud
+            .iter()
+            .find(|r| r.id == id)
+            .expect("recorded id exists");
+        assert_eq!(r.name, format!("host{i}"));
+        assert!(has_condition_of(&obj, "Stalled", "False", None));
+    }
+    api.delete_collection(&Default::default(), &Default::default())
+        .await
+        .unwrap();
+    for i in 0..N {
+        wait_object_gone(&api, &format!("r{i}"), Duration::from_secs(120)).await;
+    }
+    assert!(env.sim.records(&zone).is_empty());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn the_web_dns_example_converges_when_applied_in_reverse_order() {
+    let env = Env::start("dns-example").await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/web-dns.yaml"
+    ))
+    .unwrap();
+    let mut docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &serde_json::Value| d["kind"] != "Namespace")
+        .collect();
+    assert_eq!(docs.len(), 3, "a Compute, a Domain and a DnsRecord");
+    docs.reverse();
+    let mut names = std::collections::HashMap::new();
+    for mut doc in docs {
+        doc["metadata"]["namespace"] = json!(env.ns.name);
+        doc["spec"]["providerConfigRef"]["name"] = json!(env.provider_config);
+        let kind = doc["kind"].as_str().unwrap().to_string();
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        names.insert(kind.clone(), name.clone());
+        match kind.as_str() {
+            "DnsRecord" => {
+                let obj: DnsRecord = serde_json::from_value(doc).unwrap();
+                records(&env)
+                    .create(&PostParams::default(), &obj)
+                    .await
+                    .unwrap();
+                // Nothing it refers to exists yet: it waits, it does not fail.
+                let r = wait_object(&records(&env), &name, T, "waiting", |r| {
+                    has_condition_of(r, "Ready", "False", Some("WaitingForDomain"))
+                })
+                .await;
+                assert!(has_condition_of(&r, "Stalled", "False", None));
+                let msg = condition_of(&r, "Ready").unwrap().message;
+                assert!(msg.contains("does not exist"), "{msg}");
+            }
+            "Domain" => {
+                let obj: Domain = serde_json::from_value(doc).unwrap();
+                domains(&env)
+                    .create(&PostParams::default(), &obj)
+                    .await
+                    .unwrap();
+            }
+            "Compute" => {
+                let obj: stratus::api::Compute = serde_json::from_value(doc).unwrap();
+                env.computes()
+                    .create(&PostParams::default(), &obj)
+                    .await
+                    .unwrap();
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+    let c = env
+        .wait_compute(&names["Compute"], T, "Ready", is_ready)
+        .await;
+    wait_object(&domains(&env), &names["Domain"], T, "Ready", is_ready_of).await;
+    let ipv4 = c.status.unwrap().at_provider.unwrap().ipv4.unwrap();
+    let r = wait_object(&records(&env), &names["DnsRecord"], T, "Ready", |r| {
+        is_ready_of(r) && record_value(r).as_deref() == Some(ipv4.as_str())
+    })
+    .await;
+    assert!(has_condition_of(&r, "Synced", "True", None));
+    let zone = env.sim.domains()[0].id.clone();
+    let cloud = env.sim.records(&zone);
+    assert_eq!(cloud.len(), 1);
+    assert_eq!(
+        (cloud[0].value.as_str(), cloud[0].ttl),
+        (ipv4.as_str(), 300)
+    );
+    env.stop().await;
+}
