@@ -33,7 +33,7 @@ async fn install_crds_create_read_and_patch_status() {
     let status = json!({
         "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute",
         "status": {"observedGeneration": back.metadata.generation, "atProvider": {"id": "42", "state": "RUNNING"},
-                   "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "Available", "message": "compute 42 is RUNNING", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
     });
     api.patch_status(
         "web",
