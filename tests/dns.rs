@@ -310,6 +310,29 @@ async fn literal_records_mx_with_priority_updates_and_deletion_policies() {
         "the MX priority was not set back to 10"
     );
 
+    // Name and type identify a record: changing them is refused (CEL) or Stalled, no call.
+    let patched = api
+        .patch(
+            "mail",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"forProvider": {"name": "mx"}}})),
+        )
+        .await;
+    if patched.is_ok() {
+        let r = wait_object(&api, "mail", T, "Stalled", |r| {
+            has_condition_of(r, "Stalled", "True", Some("ImmutableFieldChanged"))
+        })
+        .await;
+        let msg = condition_of(&r, "Stalled").unwrap().message;
+        assert!(msg.contains("spec.forProvider.name"), "{msg}");
+        assert!(
+            env.sim
+                .records(&zone)
+                .iter()
+                .any(|r| r.id == mx.id && r.name == "@")
+        );
+    }
+
     // Delete removes the record; Orphan leaves it.
     api.delete("www", &Default::default()).await.unwrap();
     api.delete("spf", &Default::default()).await.unwrap();

@@ -1208,6 +1208,25 @@ mod tests {
             compute_address("web", ComputeAddressField::PrivateIpv4, Some(&c)).unwrap(),
             "10.0.0.7"
         );
+        // A resolved value is validated too.
+        c.status
+            .as_mut()
+            .unwrap()
+            .at_provider
+            .as_mut()
+            .unwrap()
+            .ipv4 = Some("2001:db8::1".into());
+        match compute_address("web", ComputeAddressField::Ipv4, Some(&c)) {
+            Err(Blocked::Invalid(i)) => {
+                assert_eq!(i.reason, "InvalidValue");
+                assert!(
+                    i.message.contains("status.atProvider.ipv4"),
+                    "{}",
+                    i.message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
         let (_, message) =
             blocked_message(compute_address("web", ComputeAddressField::Ipv4, None).unwrap_err());
         assert!(message.contains("does not exist"), "{message}");
