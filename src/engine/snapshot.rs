@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::Freshness;
+use crate::cloud::CloudError;
+use crate::cloud::throttle::Priority;
+
 /// What the snapshot needs to know about an item.
 pub trait Item: Clone + Send + Sync + 'static {
     fn id(&self) -> &str;
@@ -87,6 +91,47 @@ impl<T: Item> Snapshot<T> {
             .entries
             .get(id)
             .and_then(|e| e.item.clone())
+    }
+
+    /// Observe one item as `fresh` asks: with a GET when that is asked for, or cheaper than a
+    /// listing for a resource that needs fresh news; otherwise from the shared listing. Answers
+    /// are written through; a 404 from the GET, or from the listing (the collection itself is
+    /// gone), is an absence.
+    pub async fn observe<G, GF, L, LF>(
+        &self,
+        id: &str,
+        fresh: Freshness,
+        get: G,
+        list: L,
+    ) -> Result<Option<T>, CloudError>
+    where
+        G: FnOnce(Priority) -> GF,
+        GF: Future<Output = Result<T, CloudError>>,
+        L: FnOnce(Priority) -> LF,
+        LF: Future<Output = Result<Vec<T>, CloudError>>,
+    {
+        let priority = if fresh.urgent {
+            Priority::Urgent
+        } else {
+            Priority::Routine
+        };
+        if fresh.direct || (fresh.urgent && self.prefer_single_get()) {
+            return match get(priority).await {
+                Ok(item) => {
+                    self.put(item.clone());
+                    Ok(Some(item))
+                }
+                Err(e) if e.is_not_found() => {
+                    self.remove(id);
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            };
+        }
+        match self.get(id, fresh.max_age, || list(priority)).await {
+            Err(e) if e.is_not_found() => Ok(None),
+            other => other,
+        }
     }
 
     /// Install a complete listing that was started at `started`.

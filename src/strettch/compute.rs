@@ -255,29 +255,14 @@ pub async fn observe_compute(
     id: &str,
     fresh: Freshness,
 ) -> Result<Option<model::Compute>, CloudError> {
-    let priority = if fresh.urgent {
-        Priority::Urgent
-    } else {
-        Priority::Routine
-    };
-    if fresh.direct || (fresh.urgent && cloud.computes.prefer_single_get()) {
-        return match cloud.client.get_compute(id, priority).await {
-            Ok(c) => {
-                cloud.computes.put(c.clone());
-                Ok(Some(c))
-            }
-            Err(e) if e.is_not_found() => {
-                cloud.computes.remove(id);
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        };
-    }
     cloud
         .computes
-        .get(id, fresh.max_age, || {
-            cloud.client.list_all_computes(priority)
-        })
+        .observe(
+            id,
+            fresh,
+            |p| cloud.client.get_compute(id, p),
+            |p| cloud.client.list_all_computes(p),
+        )
         .await
 }
 

@@ -768,37 +768,16 @@ impl Adapter for DnsRecordAdapter {
         let Some(domain_id) = self.zone_of(obj, id).await else {
             return self.search_zones(cloud, id).await;
         };
-        let priority = if fresh.urgent {
-            Priority::Urgent
-        } else {
-            Priority::Routine
-        };
-        let snap = cloud.records(&domain_id);
-        let found = if fresh.direct || (fresh.urgent && snap.prefer_single_get()) {
-            match cloud.client.get_record(&domain_id, id, priority).await {
-                Ok(r) => {
-                    snap.put(r.clone());
-                    Some(r)
-                }
-                Err(e) if e.is_not_found() => {
-                    snap.remove(id);
-                    None
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            match snap
-                .get(id, fresh.max_age, || {
-                    cloud.client.list_records(&domain_id, priority)
-                })
-                .await
-            {
-                Ok(r) => r,
-                // The zone is gone, and its records with it.
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            }
-        };
+        let found = cloud
+            .records(&domain_id)
+            .observe(
+                id,
+                fresh,
+                |p| cloud.client.get_record(&domain_id, id, p),
+                // A 404 for the listing means the zone is gone, and its records with it.
+                |p| cloud.client.list_records(&domain_id, p),
+            )
+            .await?;
         Ok(found.map(|record| ObservedRecord { domain_id, record }))
     }
 

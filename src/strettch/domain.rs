@@ -297,27 +297,14 @@ impl Adapter for DomainAdapter {
         id: &str,
         fresh: Freshness,
     ) -> Result<Option<model::Domain>, CloudError> {
-        let priority = if fresh.urgent {
-            Priority::Urgent
-        } else {
-            Priority::Routine
-        };
-        if fresh.direct || (fresh.urgent && cloud.domains.prefer_single_get()) {
-            return match cloud.client.get_domain(id, priority).await {
-                Ok(d) => {
-                    cloud.domains.put(d.clone());
-                    Ok(Some(d))
-                }
-                Err(e) if e.is_not_found() => {
-                    cloud.domains.remove(id);
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            };
-        }
         cloud
             .domains
-            .get(id, fresh.max_age, || cloud.client.list_domains(priority))
+            .observe(
+                id,
+                fresh,
+                |p| cloud.client.get_domain(id, p),
+                |p| cloud.client.list_domains(p),
+            )
             .await
     }
 
