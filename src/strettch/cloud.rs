@@ -76,6 +76,11 @@ impl StrettchCloud {
             .clone()
     }
 
+    /// Drop the record snapshot of a deleted zone (its records went with it).
+    pub fn forget_zone(&self, domain_id: &str) {
+        self.records.lock().remove(domain_id);
+    }
+
     /// Regions, images and specifications, read at most once an hour.
     pub async fn offer(&self) -> Result<Arc<Offer>, CloudError> {
         let mut cached = self.offer.lock().await;

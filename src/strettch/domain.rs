@@ -390,6 +390,7 @@ impl Adapter for DomainAdapter {
     async fn delete(&self, cloud: &StrettchCloud, o: &model::Domain) -> Result<(), CloudError> {
         cloud.client.delete_domain(&o.id).await?;
         cloud.domains.remove(&o.id);
+        cloud.forget_zone(&o.id);
         Ok(())
     }
 
