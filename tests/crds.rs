@@ -49,3 +49,21 @@ fn every_kind_has_printer_columns_a_category_and_descriptions() {
         }
     }
 }
+
+/// Every property below spec and status, recursively, that has no description.
+fn undescribed_fields(node: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    if let Some(props) = node.get("properties").and_then(|p| p.as_object()) {
+        for (field, def) in props {
+            let here = format!("{path}.{field}");
+            if !["apiVersion", "kind", "metadata"].contains(&field.as_str())
+                && def.get("description").is_none()
+            {
+                out.push(here.clone());
+            }
+            undescribed_fields(def, &here, out);
+        }
+    }
+    if let Some(items) = node.get("items") {
+        undescribed_fields(items, &format!("{path}[]"), out);
+    }
+}

@@ -137,8 +137,10 @@ pub struct ComputeObservation {
     /// The specification the compute runs with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub specification: Option<String>,
+    /// When the cloud created it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// When the cloud last changed it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }

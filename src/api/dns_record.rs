@@ -226,25 +226,34 @@ pub struct DnsRecordObservation {
     pub id: String,
     /// The id of the zone the record is in.
     pub domain_id: String,
+    /// Name within the zone (@ for the apex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Record type (A, AAAA, CNAME, MX, TXT, SRV, NS).
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub record_type: Option<String>,
     /// The value Strettch serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// Time to live in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u32>,
+    /// Priority (MX, SRV).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u16>,
+    /// Weight (SRV).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u16>,
+    /// Port (SRV).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The note attached to the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// When the cloud created it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// When the cloud last changed it (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
 }
