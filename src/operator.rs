@@ -207,8 +207,14 @@ async fn run_kind<A>(
     let gauge_stores = stores.clone();
     tokio::spawn(async move {
         for s in &gauge_stores {
-            let _ = s.wait_until_ready().await;
+            // The store's readiness is a oneshot that wakes only its last waiter, and the
+            // controller waits on it too: poll again now and then instead of trusting the wake.
+            while tokio::time::timeout(Duration::from_millis(500), s.wait_until_ready())
+                .await
+                .is_err()
+            {}
         }
+        info!(controller = A::CONTROLLER, "cache synced");
         if health.kinds_syncing.fetch_sub(1, Ordering::Relaxed) <= 1 {
             health.caches_synced.store(true, Ordering::Relaxed);
         }
