@@ -67,3 +67,23 @@ fn undescribed_fields(node: &serde_json::Value, path: &str, out: &mut Vec<String
         undescribed_fields(items, &format!("{path}[]"), out);
     }
 }
+
+#[test]
+fn every_spec_and_status_field_is_described_at_every_depth() {
+    let mut missing = Vec::new();
+    for crd in stratus::api::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let root = &schema["openAPIV3Schema"]["properties"];
+        for part in ["spec", "status"] {
+            if let Some(node) = root.get(part) {
+                undescribed_fields(node, &format!("{name}: {part}"), &mut missing);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "fields without a description (add a doc comment):\n{}",
+        missing.join("\n")
+    );
+}
