@@ -4,17 +4,26 @@
 //! - refreshed on demand when older than the caller's tolerance, single-flight;
 //! - write-through: create/update/delete answers update entries, so acting never forces a re-read,
 //!   and a refresh that started before a write never overwrites it;
-//! - a missing entry in a fresh snapshot means the resource is gone.
+//! - a missing entry in a fresh snapshot means the resource is gone;
+//! - news about transitional resources is bought with whichever costs fewer requests (one GET
+//!   each, or the pages of a listing) and paced so that it spends at most [`URGENT_READ_SHARE`]
+//!   of the key's budget: during a burst of creates, relisting 5 pages every 2 s would otherwise
+//!   take more requests than the creates themselves.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::Freshness;
 use crate::cloud::CloudError;
-use crate::cloud::throttle::Priority;
+use crate::cloud::throttle::{KeyThrottle, Priority};
+
+/// The largest share of a key's budget that polling transitional resources may take, so
+/// creates and updates (and their users) keep the rest.
+pub const URGENT_READ_SHARE: f64 = 0.25;
 
 /// What the snapshot needs to know about an item.
 pub trait Item: Clone + Send + Sync + 'static {
@@ -38,6 +47,8 @@ pub struct Snapshot<T: Item> {
     state: Mutex<State<T>>,
     refresh: tokio::sync::Mutex<()>,
     page_size: usize,
+    /// The key's throttle, whose rate paces polling of transitional items (none: unpaced).
+    budget: Option<Arc<KeyThrottle>>,
 }
 
 impl<T: Item> Snapshot<T> {
@@ -49,7 +60,29 @@ impl<T: Item> Snapshot<T> {
             }),
             refresh: tokio::sync::Mutex::new(()),
             page_size: page_size.max(1),
+            budget: None,
         }
+    }
+
+    /// A snapshot whose polling of transitional items is paced by the rate of `budget`.
+    pub fn paced(page_size: usize, budget: Arc<KeyThrottle>) -> Self {
+        Self {
+            budget: Some(budget),
+            ..Self::new(page_size)
+        }
+    }
+
+    /// The shortest interval between two rounds of news about transitional items that keeps
+    /// their cost (`requests` per round) within [`URGENT_READ_SHARE`] of the key's rate.
+    pub fn urgent_interval(&self, requests: usize) -> Duration {
+        let Some(budget) = &self.budget else {
+            return Duration::ZERO;
+        };
+        let rps = budget.effective_requests_per_second();
+        if !(rps.is_finite() && rps > 0.0) {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(requests as f64 / (URGENT_READ_SHARE * rps))
     }
 
     /// The item with `id` from a snapshot no older than `max_age`, listing again (once, shared
@@ -115,22 +148,44 @@ impl<T: Item> Snapshot<T> {
         } else {
             Priority::Routine
         };
-        if fresh.direct || (fresh.urgent && self.prefer_single_get()) {
-            return match get(priority).await {
-                Ok(item) => {
-                    self.put(item.clone());
-                    Ok(Some(item))
-                }
-                Err(e) if e.is_not_found() => {
-                    self.remove(id);
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            };
+        if fresh.direct {
+            return self.get_one(id, get(priority)).await;
         }
-        match self.get(id, fresh.max_age, || list(priority)).await {
+        let mut max_age = fresh.max_age;
+        if fresh.urgent {
+            // One round of news costs min(GETs for each transitional item, pages of a list);
+            // rounds are paced so they never take more than their share of the budget.
+            let (transitional, pages) = (self.transitional(), self.pages());
+            max_age = max_age.max(self.urgent_interval(transitional.min(pages).max(1)));
+            if let Some(found) = self.lookup_if_fresh(id, max_age) {
+                return Ok(found);
+            }
+            if transitional < pages {
+                return self.get_one(id, get(priority)).await;
+            }
+        }
+        match self.get(id, max_age, || list(priority)).await {
             Err(e) if e.is_not_found() => Ok(None),
             other => other,
+        }
+    }
+
+    /// A single GET, written through; a 404 is an absence.
+    async fn get_one(
+        &self,
+        id: &str,
+        answer: impl Future<Output = Result<T, CloudError>>,
+    ) -> Result<Option<T>, CloudError> {
+        match answer.await {
+            Ok(item) => {
+                self.put(item.clone());
+                Ok(Some(item))
+            }
+            Err(e) if e.is_not_found() => {
+                self.remove(id);
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -244,7 +299,6 @@ impl<T: Item> Snapshot<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[derive(Clone, Debug, PartialEq)]
@@ -342,5 +396,90 @@ mod tests {
         }
         snap.replace(items, Instant::now());
         assert!(!snap.prefer_single_get()); // 5 GETs > 3 pages
+    }
+
+    fn urgent() -> Freshness {
+        Freshness {
+            max_age: Duration::from_secs(2),
+            urgent: true,
+            direct: false,
+        }
+    }
+
+    /// Observes `id` urgently; returns (GETs, list calls) it made.
+    async fn count_calls(snap: &Snapshot<It>, id: &str, items: &[It]) -> (usize, usize) {
+        let gets = AtomicUsize::new(0);
+        let lists = AtomicUsize::new(0);
+        snap.observe(
+            id,
+            urgent(),
+            |_| async {
+                gets.fetch_add(1, Ordering::SeqCst);
+                Ok(It(id.to_string(), true))
+            },
+            |_| async {
+                lists.fetch_add(1, Ordering::SeqCst);
+                Ok(items.to_vec())
+            },
+        )
+        .await
+        .unwrap();
+        (gets.into_inner(), lists.into_inner())
+    }
+
+    #[tokio::test]
+    async fn polling_transitional_items_takes_at_most_its_share_of_the_budget() {
+        // 500 items, all transitional (a burst of creates): a round of news is a 5-page listing.
+        let items: Vec<It> = (0..500).map(|n| It(n.to_string(), true)).collect();
+        let two_per_second = KeyThrottle::new("test", "fp", 2.0);
+        let paced = Snapshot::paced(100, two_per_second.clone());
+        let interval = paced.urgent_interval(5);
+        // 5 requests within a quarter of ~1.94 requests/second: a listing every ~10 s, not every 2 s.
+        assert!(
+            interval > Duration::from_secs(9) && interval < Duration::from_secs(12),
+            "{interval:?}"
+        );
+        paced.replace(items.clone(), Instant::now() - Duration::from_secs(3));
+        // The listing is 3 s old: older than the 2 s poll, but younger than the paced interval.
+        assert_eq!(count_calls(&paced, "7", &items).await, (0, 0));
+
+        // Unpaced (or with the rate lifted) the same observation lists again.
+        let unpaced = Snapshot::new(100);
+        unpaced.replace(items.clone(), Instant::now() - Duration::from_secs(3));
+        assert_eq!(count_calls(&unpaced, "7", &items).await, (0, 1));
+        let lifted = Snapshot::paced(100, KeyThrottle::new("test", "fp2", 10_000.0));
+        lifted.replace(items.clone(), Instant::now() - Duration::from_secs(3));
+        assert_eq!(count_calls(&lifted, "7", &items).await, (0, 1));
+
+        // Once the paced interval has passed, it lists again.
+        let later = Snapshot::paced(100, two_per_second);
+        later.replace(
+            items.clone(),
+            Instant::now() - interval - Duration::from_secs(1),
+        );
+        assert_eq!(count_calls(&later, "7", &items).await, (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_few_transitional_items_get_a_get_each_paced_by_their_number() {
+        let mut items: Vec<It> = (0..500).map(|n| It(n.to_string(), false)).collect();
+        items[0].1 = true;
+        let snap = Snapshot::paced(100, KeyThrottle::new("test", "fp3", 2.0));
+        snap.replace(items.clone(), Instant::now() - Duration::from_secs(3));
+        // One transitional item among 5 pages: one GET (every ~2 s) beats a listing.
+        assert_eq!(count_calls(&snap, "0", &items).await, (1, 0));
+        // The GET was written through: asked again at once, no call.
+        assert_eq!(count_calls(&snap, "0", &items).await, (0, 0));
+        // Four transitional items: each is polled at most every 4 / (0.25 × 1.94) ≈ 8 s.
+        for it in items.iter_mut().take(4) {
+            it.1 = true;
+        }
+        let budget = KeyThrottle::new("test", "fp4", 2.0);
+        let five_s_old = Snapshot::paced(100, budget.clone());
+        five_s_old.replace(items.clone(), Instant::now() - Duration::from_secs(5));
+        assert_eq!(count_calls(&five_s_old, "1", &items).await, (0, 0));
+        let nine_s_old = Snapshot::paced(100, budget);
+        nine_s_old.replace(items.clone(), Instant::now() - Duration::from_secs(9));
+        assert_eq!(count_calls(&nine_s_old, "1", &items).await, (1, 0));
     }
 }

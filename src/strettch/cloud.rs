@@ -58,10 +58,11 @@ impl Connect for StrettchCloud {
 
 impl StrettchCloud {
     pub fn new(client: StrettchClient) -> Self {
+        let budget = client.throttle().clone();
         Self {
+            computes: Snapshot::paced(MAX_PAGE_SIZE as usize, budget.clone()),
+            domains: Snapshot::paced(MAX_PAGE_SIZE as usize, budget),
             client,
-            computes: Snapshot::new(MAX_PAGE_SIZE as usize),
-            domains: Snapshot::new(MAX_PAGE_SIZE as usize),
             records: Mutex::new(HashMap::new()),
             offer: tokio::sync::Mutex::new(None),
         }
@@ -72,7 +73,12 @@ impl StrettchCloud {
         self.records
             .lock()
             .entry(domain_id.to_string())
-            .or_insert_with(|| Arc::new(Snapshot::new(MAX_PAGE_SIZE as usize)))
+            .or_insert_with(|| {
+                Arc::new(Snapshot::paced(
+                    MAX_PAGE_SIZE as usize,
+                    self.client.throttle().clone(),
+                ))
+            })
             .clone()
     }
 
