@@ -224,6 +224,7 @@ impl LeaderElection {
         let inner = &self.inner;
         *inner.stopped.lock().await = true;
         inner.wake.notify_one();
+        crate::metrics::global().set_leader(&inner.lease_name, false);
         inner.tx.send_replace(false);
         for _ in 0..5 {
             let Some(lease) = inner.leases.get_opt(&inner.lease_name).await? else {
@@ -259,6 +260,7 @@ struct StepDownOnDrop(Arc<Inner>);
 
 impl Drop for StepDownOnDrop {
     fn drop(&mut self) {
+        crate::metrics::global().set_leader(&self.0.lease_name, false);
         self.0.tx.send_replace(false);
     }
 }
@@ -310,6 +312,7 @@ async fn campaign(inner: Arc<Inner>) {
 
 impl Inner {
     fn set_leader(&self, leading: bool) {
+        crate::metrics::global().set_leader(&self.lease_name, leading);
         let changed = self
             .tx
             .send_if_modified(|v| std::mem::replace(v, leading) != leading);

@@ -58,6 +58,11 @@ pub struct KeyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabels {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -75,6 +80,7 @@ pub struct Metrics {
     pub managed_resources: Family<KindLabels, Gauge>,
     pub managed_resources_ready: Family<KindLabels, Gauge>,
     pub managed_resources_synced: Family<KindLabels, Gauge>,
+    pub leader: Family<LeaseLabels, Gauge>,
     registry: Registry,
 }
 
@@ -98,6 +104,7 @@ impl Metrics {
             managed_resources: Family::default(),
             managed_resources_ready: Family::default(),
             managed_resources_synced: Family::default(),
+            leader: Family::default(),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -161,7 +168,19 @@ impl Metrics {
             "Managed resources with Synced=True, per kind",
             m.managed_resources_synced.clone(),
         );
+        registry.register(
+            "leader_election_master_status",
+            "1 while this replica holds the leader lease `name`, else 0 (controller-runtime's name)",
+            m.leader.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Whether this replica holds the lease `name`.
+    pub fn set_leader(&self, name: &str, leading: bool) {
+        self.leader
+            .get_or_create(&LeaseLabels { name: name.into() })
+            .set(i64::from(leading));
     }
 
     /// Record one cloud API call. `code` is the HTTP status, or a word such as `transport`.
@@ -231,7 +250,12 @@ mod tests {
             })
             .inc();
         m.cloud_request("strettch", "computes.list", "200", 0.01);
+        m.set_leader("stratus-leader", true);
         let text = m.encode();
+        assert!(
+            text.contains("leader_election_master_status{name=\"stratus-leader\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "controller_runtime_reconcile_total{controller=\"compute\",result=\"success\"}"
