@@ -864,3 +864,52 @@ async fn orphaned_zone_is_adopted_by_external_name_and_a_paused_record_is_left_a
     wait_object_gone(&recs, "www", T).await;
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_record_in_a_zone_named_by_id_waits_until_the_zone_is_active() {
+    let mut config = SimConfig::for_tests(&[]);
+    config.activate_delay = Duration::from_secs(3600);
+    let env = Env::start_with("dns-zone-id", config, &[]).await;
+    create_domain(&env, "example-com", "example.com", json!({}), json!({}))
+        .await
+        .expect("create Domain");
+    let d = wait_object(&domains(&env), "example-com", T, "ACTIVATING", |d| {
+        domain_status(d).as_deref() == Some("ACTIVATING")
+    })
+    .await;
+    let zone = d.status.unwrap().at_provider.unwrap().id;
+
+    // Named by id, not by a Domain object: the zone's own status in Strettch holds it back.
+    let recs = records(&env);
+    create_record(
+        &env,
+        "www",
+        json!({"domainRef": null, "domainId": zone, "name": "www", "type": "A", "value": "192.0.2.10"}),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let r = wait_object(&recs, "www", T, "WaitingForDomain", |r| {
+        has_condition_of(r, "Ready", "False", Some("WaitingForDomain"))
+    })
+    .await;
+    let msg = condition_of(&r, "Ready").unwrap().message;
+    assert!(
+        msg.contains("ACTIVATING") && msg.contains("ns1.strettch.com"),
+        "the message must say what the record waits for and what to do: {msg}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        record_posts(&env),
+        0,
+        "no record may be created in a zone that is not ACTIVE"
+    );
+
+    // Once the zone is ACTIVE the record is created without anyone touching it.
+    assert!(env.sim.set_domain_status(&zone, Some(DomainStatus::Active)));
+    let r = wait_object(&recs, "www", Duration::from_secs(120), "Ready", is_ready_of).await;
+    assert!(external_name(&r).is_some());
+    assert_eq!(env.sim.records(&zone).len(), 1);
+    assert_eq!(record_posts(&env), 1);
+    env.stop().await;
+}

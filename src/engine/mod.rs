@@ -114,12 +114,13 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> Result<Self::Desired, Blocked>;
 
     /// Checks against what the cloud offers (regions, images, ...), completing `desired` with
-    /// what planning needs from the offer. `Ok(Err)`: the input is wrong.
+    /// what planning needs from the offer. `Ok(Err)`: the input is wrong, or a cloud-side
+    /// dependency is not ready yet.
     async fn check_offer(
         &self,
         _cloud: &Self::Cloud,
         _desired: &mut Self::Desired,
-    ) -> Result<Result<(), Invalid>, CloudError> {
+    ) -> Result<Result<(), Blocked>, CloudError> {
         Ok(Ok(()))
     }
 

@@ -371,6 +371,20 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             .filter(|d| !d.is_zero())
     }
 
+    /// Not Ready while a dependency is not: say which, and look again after `recheck`.
+    async fn wait_for(&self, w: Invalid, recheck: Duration) -> Result<Step, Error> {
+        let outcome = Outcome {
+            readiness: Readiness::Unavailable {
+                reason: w.reason.clone(),
+                message: w.message.clone(),
+            },
+            sync: Sync::Success,
+            progressing: Some(w.message.clone()),
+        };
+        self.write_status(None, &outcome).await?;
+        Ok(Step::ok(Action::requeue(recheck)))
+    }
+
     fn steady_requeue(&self) -> Action {
         Action::requeue(jittered(
             self.poll_interval().unwrap_or(self.ctx.settings.resync),
@@ -496,19 +510,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let mut desired = match adapter.desired(&self.ctx.kube, self.obj).await {
             Ok(d) => d,
             Err(Blocked::Invalid(invalid)) => return self.invalid(invalid, true).await,
-            Err(Blocked::Waiting(w)) => {
-                let outcome = Outcome {
-                    readiness: Readiness::Unavailable {
-                        reason: w.reason.clone(),
-                        message: w.message.clone(),
-                    },
-                    sync: Sync::Success,
-                    progressing: Some(w.message.clone()),
-                };
-                self.write_status(None, &outcome).await?;
-                // Watches on the dependency requeue us; this is a safety net.
-                return Ok(Step::ok(Action::requeue(Duration::from_secs(30))));
-            }
+            // Watches on the dependency requeue us; this is a safety net.
+            Err(Blocked::Waiting(w)) => return self.wait_for(w, Duration::from_secs(30)).await,
         };
         let cloud = match self
             .ctx
@@ -531,7 +534,13 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         };
         match adapter.check_offer(&cloud, &mut desired).await {
             Ok(Ok(())) => {}
-            Ok(Err(invalid)) => return self.invalid(invalid, true).await,
+            Ok(Err(Blocked::Invalid(invalid))) => return self.invalid(invalid, true).await,
+            // A cloud-side dependency has no watch: look again at the pace of a transition.
+            Ok(Err(Blocked::Waiting(w))) => {
+                return self
+                    .wait_for(w, self.ctx.settings.transitional_poll * 15)
+                    .await;
+            }
             Err(e) => {
                 return self
                     .fail(None, self.previous_readiness(), Self::cloud_sync(&e))

@@ -308,11 +308,11 @@ impl Adapter for ComputeAdapter {
         &self,
         cloud: &StrettchCloud,
         desired: &mut DesiredCompute,
-    ) -> Result<Result<(), Invalid>, CloudError> {
+    ) -> Result<Result<(), Blocked>, CloudError> {
         let offer = cloud.offer().await?;
         let verdict = check_against_offer(&desired.params, &offer);
         desired.offer = Some(offer);
-        Ok(verdict)
+        Ok(verdict.map_err(Blocked::Invalid))
     }
 
     async fn observe(

@@ -389,6 +389,32 @@ fn ready_message(d: &Domain) -> Option<String> {
     })
 }
 
+/// A zone named by `domainId` takes records once it is ACTIVE, as a referenced Domain does.
+pub fn zone_gate(zone: &model::Domain) -> Result<(), Blocked> {
+    let nameservers = if zone.nameservers.is_empty() {
+        "the nameservers Strettch lists for it".to_string()
+    } else {
+        zone.nameservers.join(", ")
+    };
+    let name = &zone.domain;
+    let id = &zone.id;
+    match zone.status {
+        model::DomainStatus::Active => Ok(()),
+        model::DomainStatus::Activating => Err(waiting(
+            "WaitingForDomain",
+            format!(
+                "zone {id} ({name}) is ACTIVATING: the record is created once it is ACTIVE; set its nameservers at the registrar to {nameservers}"
+            ),
+        )),
+        model::DomainStatus::Inactive => Err(waiting(
+            "WaitingForDomain",
+            format!(
+                "zone {id} ({name}) is INACTIVE: its nameservers are not set correctly; set them at the registrar to {nameservers}"
+            ),
+        )),
+    }
+}
+
 /// The zone id of a referenced Domain, once that Domain is ACTIVE.
 pub fn domain_gate(name: &str, d: Option<&Domain>) -> Result<String, Blocked> {
     let Some(d) = d else {
@@ -730,7 +756,7 @@ impl Adapter for DnsRecordAdapter {
         &self,
         cloud: &StrettchCloud,
         desired: &mut DesiredRecord,
-    ) -> Result<Result<(), Invalid>, CloudError> {
+    ) -> Result<Result<(), Blocked>, CloudError> {
         if !desired.literal_domain {
             // A referenced Domain was just seen ACTIVE.
             return Ok(Ok(()));
@@ -748,13 +774,13 @@ impl Adapter for DnsRecordAdapter {
                 .await?;
         }
         Ok(match found {
-            Some(_) => Ok(()),
-            None => Err(Invalid::new(
+            Some(zone) => zone_gate(&zone),
+            None => Err(Blocked::Invalid(Invalid::new(
                 "DomainNotFound",
                 format!(
                     "spec.forProvider.domainId {id:?}: no such zone in the Strettch account of this ProviderConfig"
                 ),
-            )),
+            ))),
         })
     }
 
@@ -1135,6 +1161,30 @@ mod tests {
             Blocked::Waiting(w) => (w.reason, w.message),
             Blocked::Invalid(i) => panic!("expected Waiting, got {i:?}"),
         }
+    }
+
+    #[test]
+    fn records_in_a_zone_named_by_id_wait_until_it_is_active() {
+        let mut zone = model::Domain {
+            id: "z9".into(),
+            domain: "example.org".into(),
+            status: model::DomainStatus::Activating,
+            nameservers: vec!["ns1.strettch.com".into()],
+            created_at: None,
+            updated_at: None,
+        };
+        let (reason, message) = blocked_message(zone_gate(&zone).unwrap_err());
+        assert_eq!(reason, "WaitingForDomain");
+        assert!(
+            message.starts_with("zone z9 (example.org) is ACTIVATING")
+                && message.contains("ns1.strettch.com"),
+            "{message}"
+        );
+        zone.status = model::DomainStatus::Inactive;
+        let (_, message) = blocked_message(zone_gate(&zone).unwrap_err());
+        assert!(message.contains("INACTIVE"), "{message}");
+        zone.status = model::DomainStatus::Active;
+        assert!(zone_gate(&zone).is_ok());
     }
 
     #[test]
