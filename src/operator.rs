@@ -17,7 +17,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
 use tracing::{error, info, warn};
 
-use crate::api::{Compute, DnsRecord, Domain};
+use crate::api::{Compute, DnsRecord, Domain, ProviderConfig};
 use crate::cli::{ObserveMode, RunArgs};
 use crate::engine::backoff::Backoffs;
 use crate::engine::conditions;
@@ -96,6 +96,7 @@ async fn kube_client(args: &RunArgs) -> anyhow::Result<Client> {
 async fn wait_for_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let names = [
+        ProviderConfig::crd_name(),
         Compute::crd_name(),
         Domain::crd_name(),
         DnsRecord::crd_name(),
