@@ -125,7 +125,7 @@ impl Metrics {
         );
         registry.register(
             "workqueue_depth",
-            "Current depth of workqueue (reconciles in flight or waiting)",
+            "Reconciles in progress (busy workers; kube-runtime does not expose its waiting queue)",
             m.workqueue_depth.clone(),
         );
         registry.register(

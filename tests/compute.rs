@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Env, has_condition, is_ready};
+use common::{Env, condition, has_condition, is_ready};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
@@ -181,6 +181,33 @@ async fn orphan_leaves_the_cloud_compute_and_adoption_takes_it_back() {
             .unwrap_or(0),
         1
     );
+    // The adoption is announced once, as an event on the new object.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.ns.api();
+    let adopted = || async {
+        events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("Adopted")
+                    && e.regarding.as_ref().and_then(|r| r.uid.clone()) == c.metadata.uid
+            })
+            .map(|e| e.note.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        common::wait_for(T, || async { !adopted().await.is_empty() }).await,
+        "no Adopted event"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let notes = adopted().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains(&id) && notes[0].contains("external-name"),
+        "{notes:?}"
+    );
     env.stop().await;
 }
 
@@ -216,6 +243,8 @@ async fn observe_only_reports_without_acting_and_pause_stops_everything() {
         "observe-only must not stop it"
     );
     assert!(has_condition(&c, "Synced", "False", Some("ReconcileError")));
+    // The difference is reported, but nothing is in flight (kstatus: not "in progress").
+    assert!(has_condition(&c, "Reconciling", "False", None));
     let posts = |env: &Env| {
         env.sim
             .stats()
@@ -237,10 +266,13 @@ async fn observe_only_reports_without_acting_and_pause_stops_everything() {
         json!({}),
     )
     .await;
-    env.wait_compute("nothing", T, "reported as not found", |c| {
-        has_condition(c, "Ready", "False", Some("ExternalResourceNotFound"))
-    })
-    .await;
+    let c = env
+        .wait_compute("nothing", T, "reported as not found", |c| {
+            has_condition(c, "Ready", "False", Some("Unavailable"))
+        })
+        .await;
+    let msg = condition(&c, "Ready").unwrap().message;
+    assert!(msg.contains("stratus.dev/external-name"), "{msg}");
     assert_eq!(posts(&env), 0);
 
     // Pause: a spec change makes no call and the conditions say paused.
@@ -263,10 +295,38 @@ async fn observe_only_reports_without_acting_and_pause_stops_everything() {
         "a paused resource must not be acted on"
     );
     env.annotate("p", json!({"stratus.dev/paused": null})).await;
-    env.wait_compute("p", T, "stopped after unpause", |c| {
-        is_ready(c) && state(c).as_deref() == Some("STOPPED")
+    let c = env
+        .wait_compute("p", T, "stopped after unpause", |c| {
+            is_ready(c) && state(c).as_deref() == Some("STOPPED")
+        })
+        .await;
+    let id = c.status.unwrap().at_provider.unwrap().id;
+
+    // Deleting a paused object deletes nothing (that would leak the compute if the object just
+    // went): it waits, says so, and goes on once unpaused.
+    env.annotate("p", json!({"stratus.dev/paused": "true"}))
+        .await;
+    env.wait_compute("p", T, "paused", |c| {
+        has_condition(c, "Synced", "False", Some("ReconcilePaused"))
     })
     .await;
+    env.computes()
+        .delete("p", &Default::default())
+        .await
+        .unwrap();
+    let c = env
+        .wait_compute("p", T, "waiting to delete", |c| {
+            has_condition(c, "Ready", "False", Some("Deleting"))
+        })
+        .await;
+    let msg = condition(&c, "Ready").unwrap().message;
+    assert!(msg.contains("stratus.dev/paused"), "{msg}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(env.computes().get_opt("p").await.unwrap().is_some());
+    assert!(env.sim.computes().iter().any(|c| c.id == id));
+    env.annotate("p", json!({"stratus.dev/paused": null})).await;
+    env.wait_gone("p", T).await;
+    assert!(!env.sim.computes().iter().any(|c| c.id == id));
     env.stop().await;
 }
 

@@ -17,8 +17,11 @@ pub enum Readiness {
     Creating(String),
     /// Being deleted.
     Deleting(String),
-    /// Exists but is not usable, or cannot be reached / is waiting for a dependency.
-    Unavailable { reason: String, message: String },
+    /// Not usable: the message says why (the specific reason is on Synced/Stalled/Reconciling).
+    Unavailable(String),
+    /// Waiting for a dependency (a Domain to be active, a Compute to get an address, a
+    /// registrar); the reason names it.
+    Waiting { reason: String, message: String },
 }
 
 /// How the last reconcile went (the `Synced` condition, plus `Stalled`).
@@ -28,6 +31,9 @@ pub enum Sync {
     Success,
     /// Reconciliation is paused by annotation.
     Paused,
+    /// The cloud resource differs from the spec, and the management policies say not to change
+    /// it (observe-only): reported, not retried, nothing in flight.
+    Differs(String),
     /// An error that retrying may fix; the operator keeps retrying with backoff.
     Error { reason: String, message: String },
     /// An error that needs a change by a human (spec, credentials, account); retried rarely.
@@ -74,7 +80,8 @@ pub fn conditions(
         Readiness::Available(m) => (true, "Available", m.as_str()),
         Readiness::Creating(m) => (false, "Creating", m.as_str()),
         Readiness::Deleting(m) => (false, "Deleting", m.as_str()),
-        Readiness::Unavailable { reason, message } => (false, reason.as_str(), message.as_str()),
+        Readiness::Unavailable(m) => (false, "Unavailable", m.as_str()),
+        Readiness::Waiting { reason, message } => (false, reason.as_str(), message.as_str()),
     };
     let (synced, sync_reason, sync_msg) = match &outcome.sync {
         Sync::Success => (
@@ -87,7 +94,7 @@ pub fn conditions(
             "ReconcilePaused",
             "Reconciliation is paused by the stratus.dev/paused annotation; remove it to resume",
         ),
-        Sync::Error { message, .. } | Sync::Stalled { message, .. } => {
+        Sync::Error { message, .. } | Sync::Stalled { message, .. } | Sync::Differs(message) => {
             (false, "ReconcileError", message.as_str())
         }
     };
@@ -208,6 +215,53 @@ mod tests {
         let cs = conditions(&o, None, &[], "t1");
         assert_eq!(get(&cs, RECONCILING).status, "True");
         assert_eq!(get(&cs, RECONCILING).reason, "CloudUnavailable");
+    }
+
+    #[test]
+    fn observe_only_drift_is_reported_but_nothing_is_in_flight() {
+        let o = Outcome {
+            readiness: Readiness::Available("RUNNING".into()),
+            sync: Sync::Differs("powerState differs".into()),
+            progressing: None,
+        };
+        let cs = conditions(&o, Some(2), &[], "t1");
+        assert_eq!(get(&cs, READY).status, "True");
+        assert_eq!(
+            (
+                get(&cs, SYNCED).status.as_str(),
+                get(&cs, SYNCED).reason.as_str()
+            ),
+            ("False", "ReconcileError")
+        );
+        assert_eq!(get(&cs, SYNCED).message, "powerState differs");
+        assert_eq!(get(&cs, RECONCILING).status, "False");
+        assert_eq!(get(&cs, STALLED).status, "False");
+    }
+
+    #[test]
+    fn ready_reasons_are_the_four_standard_ones_unless_waiting_on_a_dependency() {
+        let reason = |readiness: Readiness| {
+            let o = Outcome {
+                readiness,
+                sync: Sync::Success,
+                progressing: None,
+            };
+            get(&conditions(&o, None, &[], "t"), READY).reason.clone()
+        };
+        assert_eq!(reason(Readiness::Available("up".into())), "Available");
+        assert_eq!(reason(Readiness::Creating("c".into())), "Creating");
+        assert_eq!(reason(Readiness::Deleting("d".into())), "Deleting");
+        assert_eq!(
+            reason(Readiness::Unavailable("STOPPING".into())),
+            "Unavailable"
+        );
+        assert_eq!(
+            reason(Readiness::Waiting {
+                reason: "WaitingForDomain".into(),
+                message: "Domain example-com is ACTIVATING".into()
+            }),
+            "WaitingForDomain"
+        );
     }
 
     #[test]

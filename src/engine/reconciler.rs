@@ -374,7 +374,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     /// Not Ready while a dependency is not: say which, and look again after `recheck`.
     async fn wait_for(&self, w: Invalid, recheck: Duration) -> Result<Step, Error> {
         let outcome = Outcome {
-            readiness: Readiness::Unavailable {
+            readiness: Readiness::Waiting {
                 reason: w.reason.clone(),
                 message: w.message.clone(),
             },
@@ -460,14 +460,16 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             .and_then(|s| conditions::find(&s.conditions, conditions::READY).cloned());
         match prev {
             Some(c) if c.status == "True" => Readiness::Available(c.message),
-            Some(c) => Readiness::Unavailable {
-                reason: c.reason,
-                message: c.message,
+            Some(c) => match c.reason.as_str() {
+                "Creating" => Readiness::Creating(c.message),
+                "Deleting" => Readiness::Deleting(c.message),
+                "Unavailable" => Readiness::Unavailable(c.message),
+                _ => Readiness::Waiting {
+                    reason: c.reason,
+                    message: c.message,
+                },
             },
-            None => Readiness::Unavailable {
-                reason: "Paused".into(),
-                message: "Not reconciled yet".into(),
-            },
+            None => Readiness::Unavailable("Not reconciled yet".into()),
         }
     }
 
@@ -525,10 +527,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     reason: e.reason().into(),
                     message: e.to_string(),
                 };
-                let readiness = Readiness::Unavailable {
-                    reason: e.reason().into(),
-                    message: e.to_string(),
-                };
+                let readiness = Readiness::Unavailable(e.to_string());
                 return self.fail(None, readiness, sync).await;
             }
         };
@@ -550,6 +549,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
         // Dereference the cloud resource: recorded id, or one created before a crash.
         let mut id = self.annotation(EXTERNAL_NAME).map(str::to_string);
+        // Named by the user (or by a create whose status was written: then the status says so).
+        let named = id.is_some()
+            && (A::create_only_digest(&desired).is_none()
+                || self.annotation(CREATE_DIGEST).is_none());
         if id.is_none() && self.annotation(CREATE_PENDING).is_some() {
             match adapter.find_created(&cloud, self.obj, &desired).await {
                 Ok(Some(found)) => {
@@ -587,12 +590,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let Some(id) = id else {
             if !may.create {
                 let outcome = Outcome {
-                    readiness: Readiness::Unavailable {
-                        reason: "ExternalResourceNotFound".into(),
-                        message: format!(
-                            "managementPolicies do not allow Create; set the {EXTERNAL_NAME} annotation to the id of an existing resource to observe it"
-                        ),
-                    },
+                    readiness: Readiness::Unavailable(format!(
+                        "managementPolicies do not allow Create; set the {EXTERNAL_NAME} annotation to the id of an existing resource to observe it"
+                    )),
                     sync: Sync::Success,
                     progressing: None,
                 };
@@ -622,6 +622,15 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             Some(o) => o,
             None => return self.gone(&cloud, &id, may.create).await,
         };
+        if named && A::reported_id(self.obj).as_deref() != Some(id.as_str()) {
+            self.event(
+                EventType::Normal,
+                "Adopted",
+                "Observe",
+                format!("Adopted {id}, named by the {EXTERNAL_NAME} annotation"),
+            )
+            .await;
+        }
         if self.annotation(CREATE_DIGEST).is_none()
             && let Some(d) = A::create_only_digest(&desired)
         {
@@ -632,10 +641,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
         if A::is_deleting(&observed) {
             let outcome = Outcome {
-                readiness: Readiness::Unavailable {
-                    reason: "ExternalResourceDeleting".into(),
-                    message: format!("{id} is being deleted outside of Kubernetes"),
-                },
+                readiness: Readiness::Unavailable(format!(
+                    "{id} is being deleted outside of Kubernetes"
+                )),
                 sync: Sync::Success,
                 progressing: Some("waiting for the cloud".into()),
             };
@@ -679,12 +687,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             Plan::Update(actions) if !may.update => {
                 let outcome = Outcome {
                     readiness,
-                    sync: Sync::Error {
-                        reason: "UpdateNotAllowed".into(),
-                        message: format!(
-                            "the cloud resource differs from the spec ({actions:?}) but managementPolicies do not allow Update"
-                        ),
-                    },
+                    sync: Sync::Differs(format!(
+                        "the cloud resource differs from the spec ({actions:?}) but managementPolicies do not allow Update"
+                    )),
                     progressing: None,
                 };
                 self.write_status(Some(&observed), &outcome).await?;
@@ -728,10 +733,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     /// the cloud offers, other objects), so look again now and then; otherwise only a spec
     /// change can fix it.
     async fn invalid(&self, invalid: Invalid, recheck: bool) -> Result<Step, Error> {
-        let readiness = Readiness::Unavailable {
-            reason: invalid.reason.clone(),
-            message: invalid.message.clone(),
-        };
+        let readiness = Readiness::Unavailable(invalid.message.clone());
         let sync = Sync::Stalled {
             reason: invalid.reason.clone(),
             message: invalid.message.clone(),
@@ -813,10 +815,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     (CREATE_ATTEMPT, Some((attempt + 1).to_string())),
                 ])
                 .await?;
-                let readiness = Readiness::Unavailable {
-                    reason: "CreateFailed".into(),
-                    message: e.to_string(),
-                };
+                let readiness = Readiness::Unavailable(e.to_string());
                 self.fail(None, readiness, Self::cloud_sync(&e)).await
             }
             // Unknown outcome: keep pending and the key; the retry replays or finds it.
@@ -869,10 +868,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             return Ok(Step::ok(Action::requeue(Duration::ZERO)));
         }
         let outcome = Outcome {
-            readiness: Readiness::Unavailable {
-                reason: "ExternalResourceNotFound".into(),
-                message: format!("{id} does not exist in the cloud"),
-            },
+            readiness: Readiness::Unavailable(format!("{id} does not exist in the cloud")),
             sync: Sync::Success,
             progressing: None,
         };
@@ -893,10 +889,21 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         }
         let managed = A::managed(self.obj);
         let may = allowed(&managed.management_policies);
-        if managed.deletion_policy == DeletionPolicy::Orphan
-            || !may.delete
-            || self.annotation(PAUSED) == Some("true")
-        {
+        let orphan = managed.deletion_policy == DeletionPolicy::Orphan || !may.delete;
+        if !orphan && self.annotation(PAUSED) == Some("true") {
+            // Paused means hands off, deletion included: letting the object go would leak the
+            // cloud resource. Removing the annotation (or choosing Orphan) lets it proceed.
+            let outcome = Outcome {
+                readiness: Readiness::Deleting(format!(
+                    "deletion waits: the object is paused; remove the {PAUSED} annotation to delete the cloud resource, or set deletionPolicy: Orphan to keep it"
+                )),
+                sync: Sync::Paused,
+                progressing: None,
+            };
+            self.write_status(None, &outcome).await?;
+            return Ok(Step::ok(Action::await_change()));
+        }
+        if orphan {
             if let Some(id) = self.annotation(EXTERNAL_NAME) {
                 self.event(
                     EventType::Normal,

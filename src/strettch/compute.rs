@@ -423,10 +423,7 @@ impl Adapter for ComputeAdapter {
             ComputeState::Destroying | ComputeState::Destroyed => {
                 Readiness::Deleting(format!("compute {} is being deleted", o.id))
             }
-            other => Readiness::Unavailable {
-                reason: "Transitioning".into(),
-                message: format!("compute {} is {other}", o.id),
-            },
+            other => Readiness::Unavailable(format!("compute {} is {other}", o.id)),
         }
     }
 

@@ -124,7 +124,7 @@ pub fn readiness(o: &model::Domain) -> Readiness {
             "Domain {} is ACTIVE: Strettch serves its records",
             o.domain
         )),
-        DomainStatus::Activating => Readiness::Unavailable {
+        DomainStatus::Activating => Readiness::Waiting {
             reason: "Activating".into(),
             message: format!(
                 "Domain {} is ACTIVATING: set its nameservers at your registrar to {}; it becomes ACTIVE once the delegation is visible (minutes to 24 hours)",
@@ -132,7 +132,7 @@ pub fn readiness(o: &model::Domain) -> Readiness {
                 nameservers(o)
             ),
         },
-        DomainStatus::Inactive => Readiness::Unavailable {
+        DomainStatus::Inactive => Readiness::Waiting {
             reason: "NameserversNotSet".into(),
             message: format!(
                 "Domain {} is INACTIVE: its nameservers are not set correctly; set them at your registrar to {}",
@@ -469,7 +469,7 @@ mod tests {
             Readiness::Available(_)
         ));
         match readiness(&domain(DomainStatus::Activating)) {
-            Readiness::Unavailable { reason, message } => {
+            Readiness::Waiting { reason, message } => {
                 assert_eq!(reason, "Activating");
                 assert!(
                     message.contains("ns1.strettch.com, ns2.strettch.com"),
@@ -480,7 +480,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match readiness(&domain(DomainStatus::Inactive)) {
-            Readiness::Unavailable { reason, message } => {
+            Readiness::Waiting { reason, message } => {
                 assert_eq!(reason, "NameserversNotSet");
                 assert!(message.contains("not set correctly"), "{message}");
             }
