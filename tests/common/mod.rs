@@ -133,7 +133,10 @@ impl TestNamespace {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// Delete the namespace and the cluster-scoped ProviderConfig named after it (if any).
     pub async fn cleanup(self) {
+        let configs: Api<stratus::api::ProviderConfig> = Api::all(self.client.clone());
+        let _ = configs.delete(&self.name, &DeleteParams::default()).await;
         let api: Api<Namespace> = Api::all(self.client.clone());
         let _ = api.delete(&self.name, &DeleteParams::default()).await;
     }
