@@ -194,7 +194,11 @@ async fn orphan_leaves_the_cloud_compute_and_adoption_takes_it_back() {
                 e.reason.as_deref() == Some("Adopted")
                     && e.regarding.as_ref().and_then(|r| r.uid.clone()) == c.metadata.uid
             })
-            .map(|e| e.note.unwrap_or_default())
+            // A repeat would be folded into the same Event's series by the recorder.
+            .map(|e| {
+                let repeats = e.series.as_ref().map_or(0, |s| s.count);
+                format!("{} (repeats: {repeats})", e.note.unwrap_or_default())
+            })
             .collect::<Vec<_>>()
     };
     assert!(
@@ -205,7 +209,9 @@ async fn orphan_leaves_the_cloud_compute_and_adoption_takes_it_back() {
     let notes = adopted().await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
-        notes[0].contains(&id) && notes[0].contains("external-name"),
+        notes[0].contains(&id)
+            && notes[0].contains("external-name")
+            && notes[0].ends_with("(repeats: 0)"),
         "{notes:?}"
     );
     env.stop().await;
@@ -327,6 +333,24 @@ async fn observe_only_reports_without_acting_and_pause_stops_everything() {
     env.annotate("p", json!({"stratus.dev/paused": null})).await;
     env.wait_gone("p", T).await;
     assert!(!env.sim.computes().iter().any(|c| c.id == id));
+
+    // Paused from birth, it never had a cloud resource: deleting it does not wait.
+    env.create_compute(
+        "never",
+        json!({}),
+        json!({}),
+        json!({"stratus.dev/paused": "true"}),
+    )
+    .await;
+    env.wait_compute("never", T, "paused", |c| {
+        has_condition(c, "Synced", "False", Some("ReconcilePaused"))
+    })
+    .await;
+    env.computes()
+        .delete("never", &Default::default())
+        .await
+        .unwrap();
+    env.wait_gone("never", T).await;
     env.stop().await;
 }
 

@@ -97,10 +97,10 @@ async fn only_the_leader_acts_and_a_follower_takes_over_after_a_kill() {
     let acquisition = killed.elapsed();
     println!("follower held the lease {acquisition:?} after the leader was killed (lease 4s)");
     // The holder renewed at most a lease ago, and the follower wakes when that renewal expires;
-    // the allowance is for this test's 50 ms polling of /metrics and the follower's own
-    // wake-up jitter and round trip.
+    // the allowance (1 s) is for this test's 50 ms polling of /metrics, the follower's own
+    // wake-up jitter and round trip, and scheduling on a loaded 2-core CI machine.
     assert!(
-        acquired && acquisition < Duration::from_millis(4_500),
+        acquired && acquisition < Duration::from_millis(5_000),
         "the follower did not take the lease within the lease duration: {acquisition:?}"
     );
     let took_over = common::wait_for(Duration::from_secs(15), || async move {

@@ -463,11 +463,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             Some(c) => match c.reason.as_str() {
                 "Creating" => Readiness::Creating(c.message),
                 "Deleting" => Readiness::Deleting(c.message),
-                "Unavailable" => Readiness::Unavailable(c.message),
-                _ => Readiness::Waiting {
-                    reason: c.reason,
-                    message: c.message,
-                },
+                r if r.starts_with("Waiting") || r == "Activating" || r == "NameserversNotSet" => {
+                    Readiness::Waiting {
+                        reason: c.reason,
+                        message: c.message,
+                    }
+                }
+                // "Unavailable", and reasons older versions wrote.
+                _ => Readiness::Unavailable(c.message),
             },
             None => Readiness::Unavailable("Not reconciled yet".into()),
         }
@@ -549,10 +552,6 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
         // Dereference the cloud resource: recorded id, or one created before a crash.
         let mut id = self.annotation(EXTERNAL_NAME).map(str::to_string);
-        // Named by the user (or by a create whose status was written: then the status says so).
-        let named = id.is_some()
-            && (A::create_only_digest(&desired).is_none()
-                || self.annotation(CREATE_DIGEST).is_none());
         if id.is_none() && self.annotation(CREATE_PENDING).is_some() {
             match adapter.find_created(&cloud, self.obj, &desired).await {
                 Ok(Some(found)) => {
@@ -560,7 +559,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     self.annotate(&[
                         (EXTERNAL_NAME, Some(found_id.clone())),
                         (CREATE_PENDING, None),
-                        (CREATE_DIGEST, A::create_only_digest(&desired)),
+                        (
+                            CREATE_DIGEST,
+                            Some(A::create_only_digest(&desired).unwrap_or_default()),
+                        ),
                     ])
                     .await?;
                     self.event(
@@ -622,7 +624,15 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             Some(o) => o,
             None => return self.gone(&cloud, &id, may.create).await,
         };
-        if named && A::reported_id(self.obj).as_deref() != Some(id.as_str()) {
+        // The create-digest annotation marks a resource this operator has recorded (it is
+        // written with the id after a create, empty for kinds without create-only inputs). An
+        // id the status does not report yet, without it, or an id that replaced the one the
+        // status reports, was named by the user: adopted.
+        let adopted = match A::reported_id(self.obj) {
+            None => self.annotation(CREATE_DIGEST).is_none(),
+            Some(reported) => reported != id,
+        };
+        if adopted {
             self.event(
                 EventType::Normal,
                 "Adopted",
@@ -631,11 +641,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             )
             .await;
         }
-        if self.annotation(CREATE_DIGEST).is_none()
-            && let Some(d) = A::create_only_digest(&desired)
-        {
-            // Adopted or created by an older version: record what it was created with.
-            self.annotate(&[(CREATE_DIGEST, Some(d))]).await?;
+        if adopted || self.annotation(CREATE_DIGEST).is_none() {
+            // Record what it was (as far as we know) created with.
+            let digest = A::create_only_digest(&desired).unwrap_or_default();
+            self.annotate(&[(CREATE_DIGEST, Some(digest))]).await?;
         }
         self.ctx.backoffs.reset(&self.key());
 
@@ -786,7 +795,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 self.annotate(&[
                     (EXTERNAL_NAME, Some(id.clone())),
                     (CREATE_PENDING, None),
-                    (CREATE_DIGEST, A::create_only_digest(desired)),
+                    (
+                        CREATE_DIGEST,
+                        Some(A::create_only_digest(desired).unwrap_or_default()),
+                    ),
                 ])
                 .await?;
                 self.ctx.backoffs.reset(&self.key());
@@ -890,7 +902,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let managed = A::managed(self.obj);
         let may = allowed(&managed.management_policies);
         let orphan = managed.deletion_policy == DeletionPolicy::Orphan || !may.delete;
-        if !orphan && self.annotation(PAUSED) == Some("true") {
+        let may_exist =
+            self.annotation(EXTERNAL_NAME).is_some() || self.annotation(CREATE_PENDING).is_some();
+        if !orphan && may_exist && self.annotation(PAUSED) == Some("true") {
             // Paused means hands off, deletion included: letting the object go would leak the
             // cloud resource. Removing the annotation (or choosing Orphan) lets it proceed.
             let outcome = Outcome {
@@ -972,6 +986,30 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     )
                     .await;
             }
+        };
+        // The shared listing may predate the resource: confirm an absence with a GET before
+        // letting the object go.
+        let observed = match observed {
+            None => {
+                let direct = Freshness {
+                    max_age: Duration::ZERO,
+                    urgent: true,
+                    direct: true,
+                };
+                match adapter.observe(&cloud, self.obj, &id, direct).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        return self
+                            .fail(
+                                None,
+                                Readiness::Deleting(e.to_string()),
+                                Self::cloud_sync(&e),
+                            )
+                            .await;
+                    }
+                }
+            }
+            found => found,
         };
         match observed {
             None => {

@@ -25,6 +25,13 @@ use crate::cloud::throttle::{KeyThrottle, Priority};
 /// creates and updates (and their users) keep the rest.
 pub const URGENT_READ_SHARE: f64 = 0.25;
 
+/// The longest pacing of urgent rounds, so a very low rate still gives transitional resources
+/// news more often than a resync.
+const MAX_URGENT_INTERVAL: Duration = Duration::from_secs(120);
+
+/// A resource that asked for urgent news within this window counts toward the cost of a round.
+const ASKER_WINDOW: Duration = Duration::from_secs(60);
+
 /// What the snapshot needs to know about an item.
 pub trait Item: Clone + Send + Sync + 'static {
     fn id(&self) -> &str;
@@ -40,6 +47,10 @@ struct Entry<T> {
 struct State<T> {
     entries: HashMap<String, Entry<T>>,
     refreshed: Option<Instant>,
+    /// When each resource last asked for urgent news (transitional, fast poll, deleting, ...).
+    askers: HashMap<String, Instant>,
+    /// How many asked within [`ASKER_WINDOW`], counted at most once a second.
+    askers_counted: Option<(Instant, usize)>,
 }
 
 /// A shared view of one cloud collection.
@@ -57,6 +68,8 @@ impl<T: Item> Snapshot<T> {
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 refreshed: None,
+                askers: HashMap::new(),
+                askers_counted: None,
             }),
             refresh: tokio::sync::Mutex::new(()),
             page_size: page_size.max(1),
@@ -83,6 +96,24 @@ impl<T: Item> Snapshot<T> {
             return Duration::ZERO;
         }
         Duration::from_secs_f64(requests as f64 / (URGENT_READ_SHARE * rps))
+            .min(MAX_URGENT_INTERVAL)
+    }
+
+    /// Note that `id` asks for urgent news; returns how many resources did recently.
+    fn note_urgent(&self, id: &str) -> usize {
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        st.askers.insert(id.to_string(), now);
+        match st.askers_counted {
+            Some((at, n)) if now.duration_since(at) < Duration::from_secs(1) => n.max(1),
+            _ => {
+                st.askers
+                    .retain(|_, t| now.duration_since(*t) <= ASKER_WINDOW);
+                let n = st.askers.len();
+                st.askers_counted = Some((now, n));
+                n
+            }
+        }
     }
 
     /// The item with `id` from a snapshot no older than `max_age`, listing again (once, shared
@@ -153,14 +184,15 @@ impl<T: Item> Snapshot<T> {
         }
         let mut max_age = fresh.max_age;
         if fresh.urgent {
-            // One round of news costs min(GETs for each transitional item, pages of a list);
-            // rounds are paced so they never take more than their share of the budget.
-            let (transitional, pages) = (self.transitional(), self.pages());
-            max_age = max_age.max(self.urgent_interval(transitional.min(pages).max(1)));
+            // One round of news costs min(a GET for each resource that needs it, the pages of a
+            // list); rounds are paced so they never take more than their share of the budget.
+            let askers = self.note_urgent(id);
+            let (wanted, pages) = (self.transitional().max(askers), self.pages());
+            max_age = max_age.max(self.urgent_interval(wanted.min(pages).max(1)));
             if let Some(found) = self.lookup_if_fresh(id, max_age) {
                 return Ok(found);
             }
-            if transitional < pages {
+            if wanted < pages {
                 return self.get_one(id, get(priority)).await;
             }
         }
@@ -481,5 +513,29 @@ mod tests {
         let nine_s_old = Snapshot::paced(100, budget);
         nine_s_old.replace(items.clone(), Instant::now() - Duration::from_secs(9));
         assert_eq!(count_calls(&nine_s_old, "1", &items).await, (1, 0));
+    }
+
+    #[tokio::test]
+    async fn resources_asking_for_news_count_even_when_not_transitional() {
+        // 250 steady items (3 pages); resources asking urgently (a fast poll annotation, a
+        // deletion) count toward a round's cost just as transitional ones do.
+        let items: Vec<It> = (0..250).map(|n| It(n.to_string(), false)).collect();
+        let snap = Snapshot::paced(100, KeyThrottle::new("test", "fp5", 1000.0));
+        snap.replace(items.clone(), Instant::now() - Duration::from_secs(30));
+        // Few askers: a GET each is cheaper than 3 pages.
+        for id in ["1", "2", "3"] {
+            let (gets, lists) = count_calls(&snap, id, &items).await;
+            assert_eq!((gets, lists), (1, 0), "{id}");
+        }
+        // Once the count is refreshed, 4 askers outnumber the 3 pages: one listing serves them.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        snap.replace(items.clone(), Instant::now() - Duration::from_secs(30));
+        assert_eq!(count_calls(&snap, "4", &items).await, (0, 1));
+    }
+
+    #[test]
+    fn pacing_never_waits_longer_than_its_cap() {
+        let slow = Snapshot::<It>::paced(100, KeyThrottle::new("test", "fp6", 0.01));
+        assert_eq!(slow.urgent_interval(50), MAX_URGENT_INTERVAL);
     }
 }

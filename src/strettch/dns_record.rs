@@ -59,6 +59,9 @@ pub struct DesiredRecord {
     pub domain_id: String,
     /// The zone id was given literally (spec.forProvider.domainId), not through a Domain.
     pub literal_domain: bool,
+    /// The record exists already (an id is recorded): a zone that is not ACTIVE (any more) does
+    /// not stop it from being observed, only from being created.
+    pub recorded: bool,
     /// TTL always set (the default made explicit), so it compares with what the API reports.
     pub write: RecordWrite,
 }
@@ -415,8 +418,9 @@ pub fn zone_gate(zone: &model::Domain) -> Result<(), Blocked> {
     }
 }
 
-/// The zone id of a referenced Domain, once that Domain is ACTIVE.
-pub fn domain_gate(name: &str, d: Option<&Domain>) -> Result<String, Blocked> {
+/// The zone id of a referenced Domain, once that Domain is ACTIVE (or at once, for a record
+/// that exists already: `recorded`).
+pub fn domain_gate(name: &str, d: Option<&Domain>, recorded: bool) -> Result<String, Blocked> {
     let Some(d) = d else {
         return Err(waiting(
             "WaitingForDomain",
@@ -438,6 +442,7 @@ pub fn domain_gate(name: &str, d: Option<&Domain>) -> Result<String, Blocked> {
         .unwrap_or_else(|| "the nameservers the Domain lists".into());
     match at.map(|a| (a.id.as_str(), a.status.as_deref())) {
         Some((id, Some("ACTIVE"))) if !id.is_empty() => Ok(id.to_string()),
+        Some((id, _)) if recorded && !id.is_empty() => Ok(id.to_string()),
         Some((_, Some("ACTIVATING"))) => Err(waiting(
             "WaitingForDomain",
             format!(
@@ -510,6 +515,7 @@ pub fn desired_record(p: &DnsRecordParameters, domain_id: String, value: String)
     DesiredRecord {
         domain_id,
         literal_domain: p.domain_id.is_some(),
+        recorded: false,
         write: RecordWrite {
             name: p.name.clone(),
             record_type: model_type(p.record_type),
@@ -714,6 +720,10 @@ impl Adapter for DnsRecordAdapter {
         let read_error = |what: String, e: kube::Error| {
             waiting("DependencyUnreadable", format!("cannot read {what}: {e}"))
         };
+        let recorded = obj
+            .annotations()
+            .get(crate::api::common::EXTERNAL_NAME)
+            .is_some_and(|id| !id.is_empty());
         let domain_id = match (&p.domain_id, &p.domain_ref) {
             (Some(id), _) => id.clone(),
             (None, Some(r)) => {
@@ -722,7 +732,7 @@ impl Adapter for DnsRecordAdapter {
                     .get_opt(&r.name)
                     .await
                     .map_err(|e| read_error(format!("Domain {}", r.name), e))?;
-                domain_gate(&r.name, d.as_ref())?
+                domain_gate(&r.name, d.as_ref(), recorded)?
             }
             (None, None) => {
                 return Err(Blocked::Invalid(Invalid::new(
@@ -749,7 +759,10 @@ impl Adapter for DnsRecordAdapter {
                 )));
             }
         };
-        Ok(desired_record(p, domain_id, value))
+        Ok(DesiredRecord {
+            recorded,
+            ..desired_record(p, domain_id, value)
+        })
     }
 
     async fn check_offer(
@@ -757,7 +770,7 @@ impl Adapter for DnsRecordAdapter {
         cloud: &StrettchCloud,
         desired: &mut DesiredRecord,
     ) -> Result<Result<(), Blocked>, CloudError> {
-        if !desired.literal_domain {
+        if !desired.literal_domain || desired.recorded {
             // A referenced Domain was just seen ACTIVE.
             return Ok(Ok(()));
         }
@@ -1190,11 +1203,11 @@ mod tests {
     #[test]
     fn records_wait_for_an_active_domain_and_a_compute_address() {
         assert_eq!(
-            domain_gate("example-com", Some(&domain(Some("ACTIVE")))).unwrap(),
+            domain_gate("example-com", Some(&domain(Some("ACTIVE"))), false).unwrap(),
             "z1"
         );
         let (reason, message) = blocked_message(
-            domain_gate("example-com", Some(&domain(Some("ACTIVATING")))).unwrap_err(),
+            domain_gate("example-com", Some(&domain(Some("ACTIVATING"))), false).unwrap_err(),
         );
         assert_eq!(reason, "WaitingForDomain");
         assert!(
@@ -1202,10 +1215,15 @@ mod tests {
                 && message.contains("ns1.strettch.com"),
             "{message}"
         );
-        let (_, message) = blocked_message(domain_gate("example-com", None).unwrap_err());
+        // A record that exists is observed whatever its Domain's state; only creating waits.
+        assert_eq!(
+            domain_gate("example-com", Some(&domain(Some("INACTIVE"))), true).unwrap(),
+            "z1"
+        );
+        let (_, message) = blocked_message(domain_gate("example-com", None, false).unwrap_err());
         assert!(message.contains("does not exist"), "{message}");
         let (_, message) =
-            blocked_message(domain_gate("example-com", Some(&domain(None))).unwrap_err());
+            blocked_message(domain_gate("example-com", Some(&domain(None)), false).unwrap_err());
         assert!(message.contains("no zone"), "{message}");
 
         let mut c = Compute::new(
