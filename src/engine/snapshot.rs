@@ -303,12 +303,6 @@ impl<T: Item> Snapshot<T> {
             .count()
     }
 
-    /// For a resource in a transitional state: is one GET cheaper than sharing a fresh list?
-    /// (min(GETs for each transitional item, pages of a list), design-notes §2.)
-    pub fn prefer_single_get(&self) -> bool {
-        self.transitional() < self.pages()
-    }
-
     /// Age of the last complete listing.
     pub fn age(&self) -> Option<Duration> {
         self.state.lock().refreshed.map(|t| t.elapsed())
@@ -412,22 +406,6 @@ mod tests {
             .unwrap(),
             None
         );
-    }
-
-    #[test]
-    fn single_get_is_preferred_only_while_cheaper_than_a_listing() {
-        let snap = Snapshot::<It>::new(100);
-        let mut items: Vec<It> = (0..250).map(|n| It(n.to_string(), false)).collect();
-        items[0].1 = true;
-        items[1].1 = true;
-        snap.replace(items.clone(), Instant::now());
-        assert_eq!(snap.pages(), 3);
-        assert!(snap.prefer_single_get()); // 2 GETs < 3 pages
-        for it in items.iter_mut().take(5) {
-            it.1 = true;
-        }
-        snap.replace(items, Instant::now());
-        assert!(!snap.prefer_single_get()); // 5 GETs > 3 pages
     }
 
     fn urgent() -> Freshness {
