@@ -477,13 +477,17 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     }
 
     async fn paused(&self) -> Result<Step, Error> {
+        self.settle(self.previous_readiness(), Sync::Paused).await
+    }
+
+    /// Nothing to do until the object changes: report, and wait for that change.
+    async fn settle(&self, readiness: Readiness, sync: Sync) -> Result<Step, Error> {
         let outcome = Outcome {
-            readiness: self.previous_readiness(),
-            sync: Sync::Paused,
+            readiness,
+            sync,
             progressing: None,
         };
-        let observed_prev = None;
-        self.write_status(observed_prev, &outcome).await?;
+        self.write_status(None, &outcome).await?;
         Ok(Step::ok(Action::await_change()))
     }
 
@@ -591,15 +595,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
         let Some(id) = id else {
             if !may.create {
-                let outcome = Outcome {
-                    readiness: Readiness::Unavailable(format!(
-                        "managementPolicies do not allow Create; set the {EXTERNAL_NAME} annotation to the id of an existing resource to observe it"
-                    )),
-                    sync: Sync::Success,
-                    progressing: None,
-                };
-                self.write_status(None, &outcome).await?;
-                return Ok(Step::ok(Action::await_change()));
+                let readiness = Readiness::Unavailable(format!(
+                    "managementPolicies do not allow Create; set the {EXTERNAL_NAME} annotation to the id of an existing resource to observe it"
+                ));
+                return self.settle(readiness, Sync::Success).await;
             }
             return self.create(&cloud, &desired).await;
         };
@@ -907,15 +906,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         if !orphan && may_exist && self.annotation(PAUSED) == Some("true") {
             // Paused means hands off, deletion included: letting the object go would leak the
             // cloud resource. Removing the annotation (or choosing Orphan) lets it proceed.
-            let outcome = Outcome {
-                readiness: Readiness::Deleting(format!(
-                    "deletion waits: the object is paused; remove the {PAUSED} annotation to delete the cloud resource, or set deletionPolicy: Orphan to keep it"
-                )),
-                sync: Sync::Paused,
-                progressing: None,
-            };
-            self.write_status(None, &outcome).await?;
-            return Ok(Step::ok(Action::await_change()));
+            let readiness = Readiness::Deleting(format!(
+                "deletion waits: the object is paused; remove the {PAUSED} annotation to delete the cloud resource, or set deletionPolicy: Orphan to keep it"
+            ));
+            return self.settle(readiness, Sync::Paused).await;
         }
         if orphan {
             if let Some(id) = self.annotation(EXTERNAL_NAME) {
@@ -970,12 +964,23 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             self.remove_finalizer().await?;
             return Ok(Step::ok(Action::await_change()));
         };
-        let fresh = Freshness {
+        let shared = Freshness {
             max_age: self.ctx.settings.transitional_poll,
             urgent: true,
             direct: false,
         };
-        let observed = match adapter.observe(&cloud, self.obj, &id, fresh).await {
+        let direct = Freshness {
+            max_age: Duration::ZERO,
+            urgent: true,
+            direct: true,
+        };
+        // The shared listing may predate the resource: confirm an absence with a GET before
+        // letting the object go.
+        let observed = match adapter.observe(&cloud, self.obj, &id, shared).await {
+            Ok(None) => adapter.observe(&cloud, self.obj, &id, direct).await,
+            other => other,
+        };
+        let observed = match observed {
             Ok(o) => o,
             Err(e) => {
                 return self
@@ -986,30 +991,6 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     )
                     .await;
             }
-        };
-        // The shared listing may predate the resource: confirm an absence with a GET before
-        // letting the object go.
-        let observed = match observed {
-            None => {
-                let direct = Freshness {
-                    max_age: Duration::ZERO,
-                    urgent: true,
-                    direct: true,
-                };
-                match adapter.observe(&cloud, self.obj, &id, direct).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        return self
-                            .fail(
-                                None,
-                                Readiness::Deleting(e.to_string()),
-                                Self::cloud_sync(&e),
-                            )
-                            .await;
-                    }
-                }
-            }
-            found => found,
         };
         match observed {
             None => {
