@@ -178,15 +178,9 @@ pub trait Adapter: Send + Sync + 'static {
 
     fn external_id(observed: &Self::Observed) -> String;
 
-    /// The cloud id the object's status reports (`status.atProvider.id`, the convention of
-    /// every kind), to tell a resource seen for the first time.
-    fn reported_id(obj: &Self::Kind) -> Option<String> {
-        serde_json::to_value(obj)
-            .ok()?
-            .pointer("/status/atProvider/id")?
-            .as_str()
-            .map(str::to_string)
-    }
+    /// The cloud id the object's status reports (`status.atProvider.id`), to tell a resource
+    /// seen for the first time.
+    fn reported_id(obj: &Self::Kind) -> Option<&str>;
     /// The cloud is already deleting it.
     fn is_deleting(observed: &Self::Observed) -> bool;
     /// The cloud will move it on by itself soon.

@@ -27,6 +27,12 @@ use crate::metrics;
 
 /// Annotation with the digest of create-only inputs the cloud does not echo back.
 pub const CREATE_DIGEST: &str = "stratus.dev/create-digest";
+
+/// The create-digest annotation's value: the create-only inputs' digest, or empty for kinds
+/// without any (its presence alone marks a resource this operator recorded).
+fn recorded_digest<A: Adapter>(desired: &A::Desired) -> String {
+    A::create_only_digest(desired).unwrap_or_default()
+}
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "stratus";
 
@@ -563,10 +569,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     self.annotate(&[
                         (EXTERNAL_NAME, Some(found_id.clone())),
                         (CREATE_PENDING, None),
-                        (
-                            CREATE_DIGEST,
-                            Some(A::create_only_digest(&desired).unwrap_or_default()),
-                        ),
+                        (CREATE_DIGEST, Some(recorded_digest::<A>(&desired))),
                     ])
                     .await?;
                     self.event(
@@ -629,7 +632,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         // status reports, was named by the user: adopted.
         let adopted = match A::reported_id(self.obj) {
             None => self.annotation(CREATE_DIGEST).is_none(),
-            Some(reported) => reported != id,
+            Some(reported) => reported != id.as_str(),
         };
         if adopted {
             self.event(
@@ -642,8 +645,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         }
         if adopted || self.annotation(CREATE_DIGEST).is_none() {
             // Record what it was (as far as we know) created with.
-            let digest = A::create_only_digest(&desired).unwrap_or_default();
-            self.annotate(&[(CREATE_DIGEST, Some(digest))]).await?;
+            self.annotate(&[(CREATE_DIGEST, Some(recorded_digest::<A>(&desired)))])
+                .await?;
         }
         self.ctx.backoffs.reset(&self.key());
 
@@ -794,10 +797,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 self.annotate(&[
                     (EXTERNAL_NAME, Some(id.clone())),
                     (CREATE_PENDING, None),
-                    (
-                        CREATE_DIGEST,
-                        Some(A::create_only_digest(desired).unwrap_or_default()),
-                    ),
+                    (CREATE_DIGEST, Some(recorded_digest::<A>(desired))),
                 ])
                 .await?;
                 self.ctx.backoffs.reset(&self.key());

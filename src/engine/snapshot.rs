@@ -49,8 +49,9 @@ struct State<T> {
     refreshed: Option<Instant>,
     /// When each resource last asked for urgent news (transitional, fast poll, deleting, ...).
     askers: HashMap<String, Instant>,
-    /// How many asked within [`ASKER_WINDOW`], counted at most once a second.
-    askers_counted: Option<(Instant, usize)>,
+    /// The cost of a round of urgent news, counted at most once a second (counting scans
+    /// every entry): (resources wanting news, pages of a listing).
+    round_counted: Option<(Instant, usize, usize)>,
 }
 
 /// A shared view of one cloud collection.
@@ -69,7 +70,7 @@ impl<T: Item> Snapshot<T> {
                 entries: HashMap::new(),
                 refreshed: None,
                 askers: HashMap::new(),
-                askers_counted: None,
+                round_counted: None,
             }),
             refresh: tokio::sync::Mutex::new(()),
             page_size: page_size.max(1),
@@ -99,21 +100,28 @@ impl<T: Item> Snapshot<T> {
             .min(MAX_URGENT_INTERVAL)
     }
 
-    /// Note that `id` asks for urgent news; returns how many resources did recently.
-    fn note_urgent(&self, id: &str) -> usize {
+    /// Note that `id` asks for urgent news; returns (resources wanting news: transitional
+    /// ones or recent askers, whichever are more; pages of a listing).
+    fn note_urgent(&self, id: &str) -> (usize, usize) {
         let mut st = self.state.lock();
         let now = Instant::now();
         st.askers.insert(id.to_string(), now);
-        match st.askers_counted {
-            Some((at, n)) if now.duration_since(at) < Duration::from_secs(1) => n.max(1),
-            _ => {
-                st.askers
-                    .retain(|_, t| now.duration_since(*t) <= ASKER_WINDOW);
-                let n = st.askers.len();
-                st.askers_counted = Some((now, n));
-                n
-            }
+        if let Some((at, wanted, pages)) = st.round_counted
+            && now.duration_since(at) < Duration::from_secs(1)
+        {
+            return (wanted.max(1), pages);
         }
+        st.askers
+            .retain(|_, t| now.duration_since(*t) <= ASKER_WINDOW);
+        let (mut items, mut transitional) = (0usize, 0usize);
+        for item in st.entries.values().filter_map(|e| e.item.as_ref()) {
+            items += 1;
+            transitional += usize::from(item.is_transitional());
+        }
+        let wanted = transitional.max(st.askers.len());
+        let pages = items.div_ceil(self.page_size).max(1);
+        st.round_counted = Some((now, wanted, pages));
+        (wanted, pages)
     }
 
     /// The item with `id` from a snapshot no older than `max_age`, listing again (once, shared
@@ -186,8 +194,7 @@ impl<T: Item> Snapshot<T> {
         if fresh.urgent {
             // One round of news costs min(a GET for each resource that needs it, the pages of a
             // list); rounds are paced so they never take more than their share of the budget.
-            let askers = self.note_urgent(id);
-            let (wanted, pages) = (self.transitional().max(askers), self.pages());
+            let (wanted, pages) = self.note_urgent(id);
             max_age = max_age.max(self.urgent_interval(wanted.min(pages).max(1)));
             if let Some(found) = self.lookup_if_fresh(id, max_age) {
                 return Ok(found);
@@ -279,28 +286,6 @@ impl<T: Item> Snapshot<T> {
             .filter_map(|e| e.item.as_ref())
             .find(|i| pred(i))
             .cloned()
-    }
-
-    /// Requests a full listing costs now.
-    pub fn pages(&self) -> usize {
-        let n = self
-            .state
-            .lock()
-            .entries
-            .values()
-            .filter(|e| e.item.is_some())
-            .count();
-        n.div_ceil(self.page_size).max(1)
-    }
-
-    /// Items in a transitional state.
-    pub fn transitional(&self) -> usize {
-        self.state
-            .lock()
-            .entries
-            .values()
-            .filter(|e| e.item.as_ref().is_some_and(Item::is_transitional))
-            .count()
     }
 
     /// Age of the last complete listing.

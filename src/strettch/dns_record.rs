@@ -706,6 +706,11 @@ impl Adapter for DnsRecordAdapter {
         obj.status.as_ref().map(|s| &s.managed)
     }
 
+    fn reported_id(obj: &DnsRecord) -> Option<&str> {
+        let at = obj.status.as_ref()?.at_provider.as_ref()?;
+        Some(at.id.as_str()).filter(|id| !id.is_empty())
+    }
+
     fn validate(obj: &DnsRecord) -> Result<(), Invalid> {
         validate_params(&obj.spec.for_provider)
     }

@@ -275,6 +275,11 @@ impl Adapter for DomainAdapter {
         obj.status.as_ref().map(|s| &s.managed)
     }
 
+    fn reported_id(obj: &Domain) -> Option<&str> {
+        let at = obj.status.as_ref()?.at_provider.as_ref()?;
+        Some(at.id.as_str()).filter(|id| !id.is_empty())
+    }
+
     fn validate(obj: &Domain) -> Result<(), Invalid> {
         validate_domain(obj)
     }
