@@ -39,6 +39,8 @@ pub struct Health {
     /// A follower waiting for the lease is ready: it can take over at once, and rollouts and
     /// PodDisruptionBudgets must be able to count it.
     standby: AtomicBool,
+    /// A controller task ended: the process is about to exit, and /healthz says so until then.
+    failed: AtomicBool,
 }
 
 impl Health {
@@ -63,11 +65,47 @@ async fn readyz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
     }
 }
 
+async fn healthz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
+    if h.failed.load(Ordering::Relaxed) {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "a controller stopped; the process is exiting",
+        )
+    } else {
+        (StatusCode::OK, "ok")
+    }
+}
+
+/// Wait for the controller tasks of a kind; any of them ending (it never should) fails the
+/// process: /healthz turns unhealthy and the error says which, so Kubernetes restarts us
+/// instead of leaving a kind unreconciled — finalizers included — while the pod looks fine.
+pub async fn supervise(
+    controller: &str,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    health: &Health,
+) -> anyhow::Error {
+    let (result, _, rest) = futures::future::select_all(tasks).await;
+    for t in rest {
+        t.abort();
+    }
+    health.failed.store(true, Ordering::Relaxed);
+    let why = match result {
+        Ok(()) => "ended".to_string(),
+        Err(e) if e.is_panic() => "panicked".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    error!(
+        controller,
+        why, "a controller task stopped; exiting so that Kubernetes restarts the operator"
+    );
+    anyhow::anyhow!("the {controller} controller {why}")
+}
+
 /// Serve /metrics, /healthz and /readyz.
 pub async fn serve_health(addr: std::net::SocketAddr, health: Arc<Health>) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(health);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -174,7 +212,8 @@ async fn run_kind<A>(
     recorder: Recorder,
     health: Arc<Health>,
     customize: Option<Customize<A::Kind>>,
-) where
+) -> anyhow::Error
+where
     A: Adapter + Clone,
     A::Kind: ResourceExt,
 {
@@ -185,6 +224,7 @@ async fn run_kind<A>(
     };
     let mut tasks = Vec::new();
     let mut stores = Vec::new();
+    let mut controllers = Vec::new();
     for scope in scopes {
         let api = match scope {
             None => Api::all(client.clone()),
@@ -195,6 +235,9 @@ async fn run_kind<A>(
             built.controller = customize(built.controller, built.store.clone(), &client, scope);
         }
         stores.push(built.store.clone());
+        controllers.push(built.controller);
+    }
+    for built in controllers {
         let ctx = Arc::new(Context {
             kube: client.clone(),
             adapter: adapter.clone(),
@@ -202,11 +245,14 @@ async fn run_kind<A>(
             recorder: recorder.clone(),
             backoffs: Backoffs::default(),
             settings: settings(args),
+            peers: stores.clone(),
         });
-        tasks.push(tokio::spawn(controller::run::<A>(built.controller, ctx)));
+        tasks.push(tokio::spawn(controller::run::<A>(built, ctx)));
     }
     let gauge_stores = stores.clone();
+    let gauge_health = health.clone();
     tokio::spawn(async move {
+        let health = gauge_health;
         for s in &gauge_stores {
             // The store's readiness is a oneshot that wakes only its last waiter, and the
             // controller waits on it too: poll again now and then instead of trusting the wake.
@@ -226,9 +272,7 @@ async fn run_kind<A>(
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
     });
-    for t in tasks {
-        let _ = t.await;
-    }
+    supervise(A::CONTROLLER, tasks, &health).await
 }
 
 /// A DnsRecord depends on its Domain (created once it is ACTIVE) and on the Compute its value
@@ -372,8 +416,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(watch_record_dependencies),
     );
     tokio::select! {
-        _ = async { tokio::join!(computes, domains, records) } => {}
-        res = server => { res??; }
+        e = computes => Err(e),
+        e = domains => Err(e),
+        e = records => Err(e),
+        res = server => { res??; anyhow::bail!("the health server stopped") }
     }
-    Ok(())
 }

@@ -118,6 +118,11 @@ pub struct ManagedStatus {
     /// Ready, Synced, Reconciling and Stalled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Set when the operator created the cloud resource: a salted fingerprint of the endpoint
+    /// and API key it was created through (never the key). A resource that then disappears is
+    /// created again only through the same endpoint and key, never in another account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_through: Option<String>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! deletion policy, management policies, pause, adoption, drift correction, conditions, events,
 //! backoff, metrics); an adapter says how one kind maps to one cloud collection.
 
+pub mod annotations;
 pub mod backoff;
 pub mod conditions;
 pub mod controller;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 
 use crate::api::common::{DeletionPolicy, ManagedStatus, ManagementPolicy};
 use crate::cloud::CloudError;
+use crate::cloud::throttle::Priority;
 pub use conditions::Readiness;
 pub use providers::{Connect, ProviderError, Providers};
 
@@ -66,6 +68,40 @@ pub struct Freshness {
     /// One GET per resource instead of the shared listing (the baseline mode for benchmarks,
     /// and confirmation before acting on an absence).
     pub direct: bool,
+    /// The throttle priority of the reads: a reconcile caused by a user's change reads at the
+    /// priority of a user's write, so it never waits behind routine observation.
+    pub priority: Priority,
+}
+
+impl Freshness {
+    /// A read that must see the cloud as it is now: one GET, at urgent priority.
+    pub fn confirm() -> Self {
+        Self {
+            max_age: Duration::ZERO,
+            urgent: true,
+            direct: true,
+            priority: Priority::Urgent,
+        }
+    }
+}
+
+/// How a resource found after an interrupted create is known to be the one it made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// It carries an ownership marker naming this object (a tag with its UID): it is ours.
+    OwnershipMarker,
+    /// It matched by natural key (a zone name; a record's name, type and value): it is ours only
+    /// if the cloud made it after this object's create started, so the engine checks
+    /// [`Adapter::created_at`] against the create-pending time and never adopts an older one.
+    NaturalKey,
+}
+
+/// A resource that an earlier create attempt may have made (Crossplane's `ExternalObservation`
+/// for the recovery path).
+#[derive(Debug, Clone)]
+pub struct Found<O> {
+    pub observed: O,
+    pub proof: Proof,
 }
 
 /// What has to change for the cloud resource to match the spec.
@@ -96,6 +132,19 @@ pub trait Adapter: Send + Sync + 'static {
     type Desired: Clone + Debug + Send + Sync + 'static;
     /// One update the API can make.
     type Action: Clone + Debug + Send + Sync + 'static;
+    /// What a create sends. Recorded on the object (as JSON, in the `stratus.dev/create-request`
+    /// annotation) before it is sent, and re-sent unchanged until its outcome is known, so an
+    /// ambiguous attempt is replayed exactly (same Idempotency-Key, same body) even when the spec
+    /// changed meanwhile; the change is applied as an update once the resource is found. Must
+    /// not carry secrets: it is stored in plain sight.
+    type CreateRequest: Clone
+        + Debug
+        + PartialEq
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
 
     /// Controller name for metrics, logs and the Idempotency-Key derivation.
     const CONTROLLER: &'static str;
@@ -133,22 +182,34 @@ pub trait Adapter: Send + Sync + 'static {
         fresh: Freshness,
     ) -> Result<Option<Self::Observed>, CloudError>;
 
-    /// After a crash during create: find the resource this object created, if any.
+    /// The create request for the desired state (pure: no call).
+    fn create_request(obj: &Self::Kind, desired: &Self::Desired) -> Self::CreateRequest;
+
+    /// After an attempt whose outcome is unknown (timeout, dropped connection, 5xx, a crash while
+    /// it was in flight): find what `request` may have made, from a listing that started after
+    /// this call did. Say how it is known to be ours ([`Proof`]); the engine adopts a
+    /// natural-key match only if [`created_at`](Self::created_at) is after the attempt started
+    /// and no other object claims it.
     async fn find_created(
         &self,
         cloud: &Self::Cloud,
         obj: &Self::Kind,
-        desired: &Self::Desired,
-    ) -> Result<Option<Self::Observed>, CloudError>;
+        request: &Self::CreateRequest,
+    ) -> Result<Option<Found<Self::Observed>>, CloudError>;
 
-    /// Create the resource, sending `idempotency_key`.
+    /// Send `request` once, with `idempotency_key` (no retries inside: the engine decides).
     async fn create(
         &self,
         cloud: &Self::Cloud,
         obj: &Self::Kind,
-        desired: &Self::Desired,
+        request: &Self::CreateRequest,
         idempotency_key: Uuid,
     ) -> Result<Self::Observed, CloudError>;
+
+    /// When the cloud made the resource, if it says (needed for [`Proof::NaturalKey`]).
+    fn created_at(_observed: &Self::Observed) -> Option<jiff::Timestamp> {
+        None
+    }
 
     /// A digest of create-only inputs the cloud does not report back (so a later change can be
     /// detected), recorded at create/adoption.

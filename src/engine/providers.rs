@@ -77,7 +77,52 @@ struct Cached {
     /// endpoint, key fingerprint and rate: a change of any builds a new handle.
     identity: String,
     handle: Arc<dyn Any + Send + Sync>,
+    account: Account,
     checked: Instant,
+}
+
+/// Which endpoint and key a ProviderConfig reaches now, as a digest (never the key itself):
+/// the engine records a salted fingerprint of it on what it creates, so a resource that
+/// disappears after the ProviderConfig was pointed at another account is not re-created there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account([u8; 32]);
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Account(..)")
+    }
+}
+
+impl Account {
+    pub fn new(endpoint: &str, key: &ApiKey) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"stratus/account/v1");
+        for part in [
+            endpoint.trim_end_matches('/').as_bytes(),
+            key.expose().as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        Self(h.finalize().into())
+    }
+
+    /// The fingerprint recorded on one object: salted with its UID, so equal accounts cannot be
+    /// correlated across objects and nothing about the key can be guessed from it.
+    pub fn fingerprint_for(&self, uid: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"stratus/created-through/v1");
+        h.update((uid.len() as u64).to_be_bytes());
+        h.update(uid.as_bytes());
+        h.update(self.0);
+        h.finalize()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// ProviderConfig resolution with a short cache.
@@ -98,12 +143,20 @@ impl Providers {
 
     /// The cloud handle for ProviderConfig `name`.
     pub async fn resolve<C: Connect>(&self, name: &str) -> Result<Arc<C>, ProviderError> {
+        self.resolve_account(name).await.map(|(c, _)| c)
+    }
+
+    /// The cloud handle for ProviderConfig `name`, and which account it reaches.
+    pub async fn resolve_account<C: Connect>(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<C>, Account), ProviderError> {
         let type_key = (std::any::TypeId::of::<C>(), name.to_string());
         if let Some(c) = self.cache.lock().get(&type_key)
             && c.checked.elapsed() < self.recheck
             && let Ok(h) = c.handle.clone().downcast::<C>()
         {
-            return Ok(h);
+            return Ok((h, c.account.clone()));
         }
         let (spec, key) = self.read(name).await?;
         let identity = format!(
@@ -112,13 +165,14 @@ impl Providers {
             key.fingerprint(),
             spec.rate_limit.as_ref().map(|r| r.requests_per_second)
         );
+        let account = Account::new(spec.endpoint.as_deref().unwrap_or(""), &key);
         let mut cache = self.cache.lock();
         if let Some(c) = cache.get_mut(&type_key)
             && c.identity == identity
             && let Ok(h) = c.handle.clone().downcast::<C>()
         {
             c.checked = Instant::now();
-            return Ok(h);
+            return Ok((h, c.account.clone()));
         }
         let handle = Arc::new(C::connect(name, &spec, key)?);
         cache.insert(
@@ -126,10 +180,11 @@ impl Providers {
             Cached {
                 identity,
                 handle: handle.clone(),
+                account: account.clone(),
                 checked: Instant::now(),
             },
         );
-        Ok(handle)
+        Ok((handle, account))
     }
 
     async fn read(&self, name: &str) -> Result<(ProviderConfigSpec, ApiKey), ProviderError> {

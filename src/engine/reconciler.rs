@@ -15,15 +15,28 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{debug, info, instrument, warn};
 
+use kube::runtime::reflector::Store;
+
+use super::annotations::{self, CREATE_REQUEST, Parsed};
 use super::backoff::Backoffs;
 use super::conditions::{self, Outcome, Readiness, Sync};
-use super::{Adapter, Blocked, Freshness, Invalid, Plan, Providers};
+use super::providers::Account;
+use super::{Adapter, Blocked, Found, Freshness, Invalid, Plan, Proof, Providers};
 use crate::api::common::{
     CREATE_ATTEMPT, CREATE_PENDING, DeletionPolicy, EXTERNAL_NAME, FINALIZER, ManagedStatus,
-    PAUSED, POLL_INTERVAL, allowed,
+    PAUSED, allowed,
 };
+use crate::cloud::throttle::Priority;
 use crate::cloud::{CloudError, ErrorClass, idempotency::idempotency_key};
 use crate::metrics;
+
+/// How long after a create started a resource it made may still appear: one request (30 s
+/// timeout) after waiting out a held key (at most 60 s), with room to spare. Until then, "not
+/// found" after an ambiguous attempt means "keep looking", not "nothing exists".
+pub const CREATE_SETTLE: Duration = Duration::from_secs(120);
+/// Clock skew allowed between the operator (which writes the create-pending time) and the
+/// cloud (which reports when it created a resource).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(10);
 
 /// Annotation with the digest of create-only inputs the cloud does not echo back.
 pub const CREATE_DIGEST: &str = "stratus.dev/create-digest";
@@ -75,6 +88,9 @@ pub struct Context<A: Adapter> {
     pub recorder: Recorder,
     pub backoffs: Backoffs,
     pub settings: Settings,
+    /// Every object of the kind the operator watches (one store per watched namespace), to
+    /// refuse adopting a cloud id another object already manages.
+    pub peers: Vec<Store<A::Kind>>,
 }
 
 /// Errors talking to Kubernetes itself; cloud and input errors become conditions instead.
@@ -84,6 +100,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("object has no namespace or name")]
     Unnamed,
+    #[error("reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {
@@ -92,6 +110,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::Unnamed => "unnamed",
+            Error::Panicked(_) => "panic",
         }
     }
 }
@@ -140,12 +159,25 @@ pub async fn reconcile<A: Adapter>(
     let queue = metrics::WorkqueueLabels::new(A::CONTROLLER);
     m.workqueue_depth.get_or_create(&queue).inc();
     let started = Instant::now();
-    let result = Reconcile {
-        obj: &obj,
-        ctx: &ctx,
-    }
-    .run()
-    .await;
+    // A panic in one object's reconcile must not end the controller (and with it every other
+    // object of the kind): it becomes an error, retried with backoff like any other.
+    let reconcile = Reconcile::new(&obj, &ctx);
+    let result = {
+        use futures::FutureExt;
+        let run = reconcile.run();
+        match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!(panic = %what, "reconcile panicked; retrying with backoff");
+                Err(Error::Panicked(what))
+            }
+        }
+    };
     m.workqueue_depth.get_or_create(&queue).dec();
     m.reconcile_time_seconds
         .get_or_create(&controller)
@@ -190,8 +222,13 @@ pub fn error_policy<A: Adapter>(obj: Arc<A::Kind>, err: &Error, ctx: Arc<Context
     let s = &ctx.settings;
     Action::requeue(
         ctx.backoffs
-            .fail(&key_of(obj.as_ref()), s.retry_initial, s.retry_cap),
+            .fail(&backoff_key(obj.as_ref()), s.retry_initial, s.retry_cap),
     )
+}
+
+/// Backoff entries are per object incarnation: a re-created object (new UID) starts afresh.
+fn backoff_key<K: Resource>(obj: &K) -> String {
+    obj.meta().uid.clone().unwrap_or_else(|| key_of(obj))
 }
 
 /// What a reconcile decided.
@@ -214,9 +251,129 @@ impl Step {
 struct Reconcile<'a, A: Adapter> {
     obj: &'a Arc<A::Kind>,
     ctx: &'a Arc<Context<A>>,
+    /// The engine's annotations, checked (an error is the object's own `InvalidSpec`).
+    notes: Result<Parsed, Invalid>,
+    /// `status.createdThrough` as it should be written: kept from the previous status, set when
+    /// this reconcile records a resource it created.
+    created_through: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a, A: Adapter> Reconcile<'a, A> {
+    fn new(obj: &'a Arc<A::Kind>, ctx: &'a Arc<Context<A>>) -> Self {
+        Self {
+            obj,
+            ctx,
+            notes: annotations::parse(obj.annotations()),
+            created_through: std::sync::Mutex::new(
+                A::status(obj).and_then(|s| s.created_through.clone()),
+            ),
+        }
+    }
+
+    fn uid(&self) -> String {
+        self.obj.meta().uid.clone().unwrap_or_default()
+    }
+
+    fn created_through(&self) -> Option<String> {
+        self.created_through
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    fn set_created_through(&self, value: Option<String>) {
+        if let Ok(mut g) = self.created_through.lock() {
+            *g = value;
+        }
+    }
+
+    /// A reconcile caused by a change of the spec reads at the priority of a user's write.
+    fn user_changed(&self) -> bool {
+        let seen = A::status(self.obj).and_then(|s| s.observed_generation);
+        self.obj.meta().generation.is_some() && seen != self.obj.meta().generation
+    }
+
+    /// The create-pending time, if a create may be in flight. `Err`: the marker is there but
+    /// unreadable, so its age is unknown.
+    fn pending_since(&self) -> Result<Option<Timestamp>, Invalid> {
+        match &self.notes {
+            Ok(p) => Ok(p.create_pending),
+            Err(_) => match self.annotation(CREATE_PENDING) {
+                None => Ok(None),
+                Some(v) => v.trim().parse::<Timestamp>().map(Some).map_err(|_| {
+                    Invalid::new(
+                        "InvalidSpec",
+                        format!("annotation {CREATE_PENDING}: {v:?} is not a timestamp the operator wrote"),
+                    )
+                }),
+            },
+        }
+    }
+
+    /// The request of the pending create: as recorded before it was sent; for a marker written
+    /// by an older version (no recorded request), the request the spec asks for now.
+    fn pending_request(&self, desired: Option<&A::Desired>) -> Result<A::CreateRequest, Invalid> {
+        match self.annotation(CREATE_REQUEST) {
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                Invalid::new(
+                    "InvalidSpec",
+                    format!(
+                        "annotation {CREATE_REQUEST} is not the request the operator recorded ({e}); it describes a create that may be in flight: restore it, or remove it together with {CREATE_PENDING} only if you are sure no cloud resource was created"
+                    ),
+                )
+            }),
+            None => desired
+                .map(|d| A::create_request(self.obj, d))
+                .ok_or_else(|| {
+                    Invalid::new(
+                        "DependencyUnavailable",
+                        "a create may be in flight and what it sent was not recorded (an older version of the operator started it); it is looked for once the desired state can be computed again",
+                    )
+                }),
+        }
+    }
+
+    /// Another object that manages cloud id `id` (other than this one), by `namespace/name`.
+    /// Of two objects naming one id that neither has recorded yet, the older one keeps it.
+    fn claimant(&self, id: &str) -> Option<String> {
+        let me = self.obj.meta();
+        let mine_key = (me.creation_timestamp.as_ref().map(|t| t.0), me.uid.clone());
+        self.ctx
+            .peers
+            .iter()
+            .flat_map(|s| s.state())
+            .find(|other| {
+                let m = other.meta();
+                if m.uid.is_some() && m.uid == me.uid {
+                    return false;
+                }
+                let named = other
+                    .annotations()
+                    .get(EXTERNAL_NAME)
+                    .is_some_and(|v| v == id);
+                let reported = A::reported_id(other) == Some(id);
+                if reported {
+                    return true;
+                }
+                if !named {
+                    return false;
+                }
+                let recorded = other.annotations().contains_key(CREATE_DIGEST);
+                recorded || (m.creation_timestamp.as_ref().map(|t| t.0), m.uid.clone()) < mine_key
+            })
+            .map(|o| key_of(o.as_ref()))
+    }
+
+    fn already_managed(id: &str, other: &str) -> Invalid {
+        Invalid::new(
+            "AlreadyManaged",
+            format!(
+                "{id} is already managed by {} {other}; two objects cannot manage one cloud resource: delete one of them, or point this one at another resource",
+                A::Kind::kind(&())
+            ),
+        )
+    }
+
     fn api(&self) -> Result<Api<A::Kind>, Error> {
         let ns = self.obj.meta().namespace.as_deref().ok_or(Error::Unnamed)?;
         Ok(Api::namespaced(self.ctx.kube.clone(), ns))
@@ -224,10 +381,6 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
     fn name(&self) -> Result<&str, Error> {
         self.obj.meta().name.as_deref().ok_or(Error::Unnamed)
-    }
-
-    fn key(&self) -> String {
-        key_of(self.obj.as_ref())
     }
 
     fn annotation(&self, key: &str) -> Option<&str> {
@@ -240,7 +393,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             .filter(|v| !v.is_empty())
     }
 
-    async fn run(self) -> Result<Step, Error> {
+    async fn run(&self) -> Result<Step, Error> {
         let meta = self.obj.meta();
         if meta.deletion_timestamp.is_some() {
             return self.cleanup().await;
@@ -340,6 +493,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let managed = ManagedStatus {
             observed_generation: generation,
             conditions,
+            created_through: self.created_through(),
         };
         let body = A::status_body(observed, self.obj, managed);
         let current = serde_json::to_value(self.obj.as_ref())
@@ -372,9 +526,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
     /// The per-resource poll interval from the annotation, when it is set.
     fn poll_interval(&self) -> Option<Duration> {
-        self.annotation(POLL_INTERVAL)
-            .and_then(|v| crate::cli::parse_duration(v).ok())
-            .filter(|d| !d.is_zero())
+        self.notes.as_ref().ok().and_then(|p| p.poll_interval)
     }
 
     /// Not Ready while a dependency is not: say which, and look again after `recheck`.
@@ -411,6 +563,13 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             },
             urgent,
             direct: s.per_resource_observe,
+            priority: if self.user_changed() {
+                Priority::Write
+            } else if urgent {
+                Priority::Urgent
+            } else {
+                Priority::Routine
+            },
         }
     }
 
@@ -448,7 +607,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         self.write_status(observed, &outcome).await?;
         self.event(EventType::Warning, &reason, "Reconcile", message.clone())
             .await;
-        let delay = self.ctx.backoffs.fail(&self.key(), initial, cap);
+        let delay = self
+            .ctx
+            .backoffs
+            .fail(&backoff_key(self.obj.as_ref()), initial, cap);
         if stalled {
             warn!(reason, message, retry_in = ?delay, "stalled: needs a change to the spec or account");
         } else {
@@ -519,6 +681,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let managed = A::managed(self.obj);
         let may = allowed(&managed.management_policies);
 
+        if let Err(invalid) = &self.notes {
+            return self.invalid(invalid.clone(), false).await;
+        }
         if let Err(invalid) = A::validate(self.obj) {
             return self.invalid(invalid, false).await;
         }
@@ -528,10 +693,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             // Watches on the dependency requeue us; this is a safety net.
             Err(Blocked::Waiting(w)) => return self.wait_for(w, Duration::from_secs(30)).await,
         };
-        let cloud = match self
+        let (cloud, account) = match self
             .ctx
             .providers
-            .resolve::<A::Cloud>(&managed.provider_config)
+            .resolve_account::<A::Cloud>(&managed.provider_config)
             .await
         {
             Ok(c) => c,
@@ -560,35 +725,40 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
         }
 
-        // Dereference the cloud resource: recorded id, or one created before a crash.
+        // Dereference the cloud resource: recorded id, or one an earlier attempt created.
         let mut id = self.annotation(EXTERNAL_NAME).map(str::to_string);
-        if id.is_none() && self.annotation(CREATE_PENDING).is_some() {
-            match adapter.find_created(&cloud, self.obj, &desired).await {
-                Ok(Some(found)) => {
+        let pending = self.notes.as_ref().ok().and_then(|p| p.create_pending);
+        if id.is_none()
+            && let Some(since) = pending
+        {
+            let request = match self.pending_request(Some(&desired)) {
+                Ok(r) => r,
+                Err(invalid) => return self.invalid(invalid, false).await,
+            };
+            match self.recover(&cloud, &request, since).await {
+                Ok(None) => {}
+                Ok(Some(Ok(found))) => {
                     let found_id = A::external_id(&found);
-                    self.annotate(&[
-                        (EXTERNAL_NAME, Some(found_id.clone())),
-                        (CREATE_PENDING, None),
-                        (CREATE_DIGEST, Some(recorded_digest::<A>(&desired))),
-                    ])
-                    .await?;
+                    self.record_created(&found_id, &desired, &account).await?;
                     self.event(
                         EventType::Normal,
-                        "Adopted",
+                        "Created",
                         "Create",
                         format!(
-                            "Found {found_id}, created by an earlier attempt that did not record it"
+                            "Found {found_id}, created by an earlier attempt whose answer was lost"
                         ),
                     )
                     .await;
                     id = Some(found_id);
                 }
-                Ok(None) => {}
+                // Not ours: report it, never adopt it; the pending marker stays, so deletion
+                // keeps looking for what our own attempt may have made.
+                Ok(Some(Err(invalid))) => return self.invalid(invalid, true).await,
                 Err(e) => {
                     return self
                         .fail(
                             None,
-                            Readiness::Creating("Looking for an earlier create".into()),
+                            Readiness::Creating("looking for an earlier create".into()),
                             Self::cloud_sync(&e),
                         )
                         .await;
@@ -603,7 +773,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 ));
                 return self.settle(readiness, Sync::Success).await;
             }
-            return self.create(&cloud, &desired).await;
+            return self.create(&cloud, &account, &desired).await;
         };
 
         // Observe.
@@ -624,7 +794,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         };
         let observed = match observed {
             Some(o) => o,
-            None => return self.gone(&cloud, &id, may.create).await,
+            None => return self.gone(&cloud, &account, &id, may.create).await,
         };
         // The create-digest annotation marks a resource this operator has recorded (it is
         // written with the id after a create, empty for kinds without create-only inputs). An
@@ -635,6 +805,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             Some(reported) => reported != id.as_str(),
         };
         if adopted {
+            if let Some(other) = self.claimant(&id) {
+                return self.invalid(Self::already_managed(&id, &other), true).await;
+            }
+            // Named by the user: not something this operator created.
+            self.set_created_through(None);
             self.event(
                 EventType::Normal,
                 "Adopted",
@@ -648,7 +823,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             self.annotate(&[(CREATE_DIGEST, Some(recorded_digest::<A>(&desired)))])
                 .await?;
         }
-        self.ctx.backoffs.reset(&self.key());
+        self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
 
         if A::is_deleting(&observed) {
             let outcome = Outcome {
@@ -764,11 +939,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         .await;
         let s = &self.ctx.settings;
         let action = if recheck {
-            Action::requeue(
-                self.ctx
-                    .backoffs
-                    .fail(&self.key(), s.stalled_initial, s.stalled_cap),
-            )
+            Action::requeue(self.ctx.backoffs.fail(
+                &backoff_key(self.obj.as_ref()),
+                s.stalled_initial,
+                s.stalled_cap,
+            ))
         } else {
             Action::await_change()
         };
@@ -779,28 +954,121 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         })
     }
 
-    /// The crash-safe create protocol (design-notes §1): mark pending, create with a
-    /// deterministic Idempotency-Key, record the id, clear pending.
-    async fn create(&self, cloud: &A::Cloud, desired: &A::Desired) -> Result<Step, Error> {
-        let attempt: u32 = self
-            .annotation(CREATE_ATTEMPT)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(0);
-        if self.annotation(CREATE_PENDING).is_none() {
-            self.annotate(&[(CREATE_PENDING, Some(now()))]).await?;
+    /// After an attempt whose outcome is unknown: what it made, if anything. `Some(Err)`: a
+    /// resource matches, but it is not ours to adopt (it existed before the attempt started, or
+    /// another object manages it).
+    async fn recover(
+        &self,
+        cloud: &A::Cloud,
+        request: &A::CreateRequest,
+        since: Timestamp,
+    ) -> Result<Option<Result<A::Observed, Invalid>>, CloudError> {
+        let Some(Found { observed, proof }) = self
+            .ctx
+            .adapter
+            .find_created(cloud, self.obj, request)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.verify_found(observed, proof, since)))
+    }
+
+    /// Whether a resource found after an interrupted create may be adopted as ours.
+    fn verify_found(
+        &self,
+        observed: A::Observed,
+        proof: Proof,
+        since: Timestamp,
+    ) -> Result<A::Observed, Invalid> {
+        let id = A::external_id(&observed);
+        if proof == Proof::NaturalKey {
+            let earliest = since
+                .checked_sub(jiff::SignedDuration::try_from(CLOCK_SKEW).unwrap_or_default())
+                .unwrap_or(since);
+            match A::created_at(&observed) {
+                Some(at) if at >= earliest => {}
+                made => {
+                    let when = made
+                        .map(|t| format!("was created at {t}"))
+                        .unwrap_or_else(|| "does not say when it was created".into());
+                    return Err(Invalid::new(
+                        "Conflict",
+                        format!(
+                            "{id} matches what this object creates, but it {when}, before this object's create started ({since}): it was made elsewhere (in the console, by a script or another cluster), so it is not adopted and will not be deleted with this object. To manage it, set the {EXTERNAL_NAME} annotation to {id}; otherwise remove it or change the spec"
+                        ),
+                    ));
+                }
+            }
         }
-        let uid = self.obj.meta().uid.clone().unwrap_or_default();
-        let key = idempotency_key(&uid, A::CONTROLLER, attempt);
-        match self.ctx.adapter.create(cloud, self.obj, desired, key).await {
-            Ok(created) => {
-                let id = A::external_id(&created);
+        if let Some(other) = self.claimant(&id) {
+            return Err(Self::already_managed(&id, &other));
+        }
+        Ok(observed)
+    }
+
+    /// Record that `id` is the resource this object created: its id, what it was created with,
+    /// and through which account; the pending marker goes.
+    async fn record_created(
+        &self,
+        id: &str,
+        desired: &A::Desired,
+        account: &Account,
+    ) -> Result<(), Error> {
+        self.annotate(&[
+            (EXTERNAL_NAME, Some(id.to_string())),
+            (CREATE_PENDING, None),
+            (CREATE_REQUEST, None),
+            (CREATE_DIGEST, Some(recorded_digest::<A>(desired))),
+        ])
+        .await?;
+        self.set_created_through(Some(account.fingerprint_for(&self.uid())));
+        self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
+        Ok(())
+    }
+
+    /// The crash-safe create protocol (design-notes §1): record the request and mark it
+    /// pending, send it once with a deterministic Idempotency-Key, record the id, clear the
+    /// marker. After an attempt whose outcome is unknown the same request is re-sent with the
+    /// same key (the caller has looked for what it may have made first); the attempt counter,
+    /// part of the key, moves only after a definitive rejection of an attempt that nothing
+    /// ambiguous came before.
+    async fn create(
+        &self,
+        cloud: &A::Cloud,
+        account: &Account,
+        desired: &A::Desired,
+    ) -> Result<Step, Error> {
+        let (attempt, pending) = match &self.notes {
+            Ok(p) => (p.create_attempt, p.create_pending),
+            Err(invalid) => return self.invalid(invalid.clone(), false).await,
+        };
+        let request = match pending {
+            Some(_) => match self.pending_request(Some(desired)) {
+                Ok(r) => r,
+                Err(invalid) => return self.invalid(invalid, false).await,
+            },
+            None => {
+                let request = A::create_request(self.obj, desired);
+                let recorded = serde_json::to_string(&request).unwrap_or_default();
                 self.annotate(&[
-                    (EXTERNAL_NAME, Some(id.clone())),
-                    (CREATE_PENDING, None),
-                    (CREATE_DIGEST, Some(recorded_digest::<A>(desired))),
+                    (CREATE_PENDING, Some(now())),
+                    (CREATE_REQUEST, Some(recorded)),
                 ])
                 .await?;
-                self.ctx.backoffs.reset(&self.key());
+                request
+            }
+        };
+        let key = idempotency_key(&self.uid(), A::CONTROLLER, attempt);
+        match self
+            .ctx
+            .adapter
+            .create(cloud, self.obj, &request, key)
+            .await
+        {
+            Ok(created) => {
+                let id = A::external_id(&created);
+                self.record_created(&id, desired, account).await?;
                 self.event(
                     EventType::Normal,
                     "Created",
@@ -819,17 +1087,40 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 )))
             }
             Err(e) if e.class() == ErrorClass::Terminal => {
-                // A definitive rejection created nothing: the next try, after the user's fix,
-                // gets a new key so it is not answered with this failure.
+                let settled = pending.is_none_or(|since| older_than(since, CREATE_SETTLE));
+                if !settled {
+                    // An earlier attempt's outcome is unknown: a 409/422 (or any rejection) now
+                    // may mean that attempt made it. Keep the marker and the key, and look again.
+                    return self
+                        .fail(
+                            None,
+                            Readiness::Creating(format!(
+                                "the create was answered {e} after an earlier attempt whose outcome is unknown; looking for what that attempt made"
+                            )),
+                            Sync::Error {
+                                reason: reason_from_code(e.code()),
+                                message: e.to_string(),
+                            },
+                        )
+                        .await;
+                }
+                // A definitive rejection, and nothing found from earlier attempts: the next
+                // try, after the user's fix, gets a new key so it is not answered with this
+                // failure.
                 self.annotate(&[
                     (CREATE_PENDING, None),
-                    (CREATE_ATTEMPT, Some((attempt + 1).to_string())),
+                    (CREATE_REQUEST, None),
+                    (
+                        CREATE_ATTEMPT,
+                        Some(annotations::next_attempt(attempt).to_string()),
+                    ),
                 ])
                 .await?;
                 let readiness = Readiness::Unavailable(e.to_string());
                 self.fail(None, readiness, Self::cloud_sync(&e)).await
             }
-            // Unknown outcome: keep pending and the key; the retry replays or finds it.
+            // Unknown outcome: keep the marker, the request and the key; the next reconcile
+            // looks for what it made, then replays it.
             Err(e) => {
                 self.fail(
                     None,
@@ -842,14 +1133,20 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     }
 
     /// The recorded cloud resource is not in the cloud.
-    async fn gone(&self, cloud: &A::Cloud, id: &str, may_create: bool) -> Result<Step, Error> {
+    async fn gone(
+        &self,
+        cloud: &A::Cloud,
+        account: &Account,
+        id: &str,
+        may_create: bool,
+    ) -> Result<Step, Error> {
         // Confirm with a direct read before acting on an absence.
-        let fresh = Freshness {
-            max_age: Duration::ZERO,
-            urgent: true,
-            direct: true,
-        };
-        match self.ctx.adapter.observe(cloud, self.obj, id, fresh).await {
+        match self
+            .ctx
+            .adapter
+            .observe(cloud, self.obj, id, Freshness::confirm())
+            .await
+        {
             Ok(Some(_)) => return Ok(Step::ok(Action::requeue(Duration::ZERO))),
             Ok(None) => {}
             Err(e) => {
@@ -858,33 +1155,128 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     .await;
             }
         }
-        if may_create {
-            let attempt: u32 = self
-                .annotation(CREATE_ATTEMPT)
-                .and_then(|a| a.parse().ok())
-                .unwrap_or(0);
-            self.annotate(&[
-                (EXTERNAL_NAME, None),
-                (CREATE_DIGEST, None),
-                (CREATE_ATTEMPT, Some((attempt + 1).to_string())),
-            ])
-            .await?;
-            self.event(
-                EventType::Warning,
-                "ExternalResourceGone",
-                "Observe",
-                format!("{id} no longer exists in the cloud; creating it again"),
-            )
-            .await;
-            return Ok(Step::ok(Action::requeue(Duration::ZERO)));
+        let managed = A::managed(self.obj);
+        let here = account.fingerprint_for(&self.uid());
+        match self.created_through() {
+            None => {
+                // Named by the user (or recorded by a version that did not say): a typo, or
+                // another account. Creating would make something nobody asked for.
+                let invalid = Invalid::new(
+                    "ExternalNameNotFound",
+                    format!(
+                        "{id}, named by the {EXTERNAL_NAME} annotation, does not exist in the account of ProviderConfig {:?}: check the id and the ProviderConfig; remove the annotation to create a new resource instead",
+                        managed.provider_config
+                    ),
+                );
+                self.invalid(invalid, true).await
+            }
+            Some(through) if through != here => {
+                let invalid = Invalid::new(
+                    "ExternalNameNotFound",
+                    format!(
+                        "{id} was created through another endpoint or API key than ProviderConfig {:?} uses now, and is not found with the current ones; not creating it again in this account: restore the endpoint and key, or remove the {EXTERNAL_NAME} annotation to create a new resource here",
+                        managed.provider_config
+                    ),
+                );
+                self.invalid(invalid, true).await
+            }
+            Some(_) if may_create => {
+                let attempt = self.notes.as_ref().map(|p| p.create_attempt).unwrap_or(0);
+                self.annotate(&[
+                    (EXTERNAL_NAME, None),
+                    (CREATE_DIGEST, None),
+                    (
+                        CREATE_ATTEMPT,
+                        Some(annotations::next_attempt(attempt).to_string()),
+                    ),
+                ])
+                .await?;
+                self.event(
+                    EventType::Warning,
+                    "ExternalResourceGone",
+                    "Observe",
+                    format!("{id} no longer exists in the cloud; creating it again"),
+                )
+                .await;
+                Ok(Step::ok(Action::requeue(Duration::ZERO)))
+            }
+            Some(_) => {
+                let outcome = Outcome {
+                    readiness: Readiness::Unavailable(format!("{id} does not exist in the cloud")),
+                    sync: Sync::Success,
+                    progressing: None,
+                };
+                self.write_status(None, &outcome).await?;
+                Ok(Step::ok(self.steady_requeue()))
+            }
         }
-        let outcome = Outcome {
-            readiness: Readiness::Unavailable(format!("{id} does not exist in the cloud")),
-            sync: Sync::Success,
-            progressing: None,
+    }
+
+    /// The object is going away: drop what the controller keeps about it.
+    fn forget(&self) {
+        self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
+    }
+
+    /// Deleting an object without a recorded id: the resource a pending create may have made.
+    /// `Ok(Ok(None))`: nothing exists (or nothing was ever attempted); `Ok(Err)`: something may
+    /// still exist and the finalizer must stay (an ambiguous attempt younger than
+    /// [`CREATE_SETTLE`], or a request that cannot be looked for).
+    async fn find_for_deletion(
+        &self,
+        cloud: &A::Cloud,
+    ) -> Result<Result<Option<String>, Invalid>, CloudError> {
+        let since = match self.pending_since() {
+            Ok(None) => return Ok(Ok(None)),
+            Ok(Some(t)) => Some(t),
+            Err(_) => None,
         };
-        self.write_status(None, &outcome).await?;
-        Ok(Step::ok(self.steady_requeue()))
+        // What the attempt sent; for a marker of an older version, what the spec asks for now
+        // (an error computing it keeps the finalizer: never "nothing exists" by default).
+        let request = match self.annotation(CREATE_REQUEST) {
+            Some(_) => self.pending_request(None),
+            None => match self.ctx.adapter.desired(&self.ctx.kube, self.obj).await {
+                Ok(d) => self.pending_request(Some(&d)),
+                Err(Blocked::Invalid(i) | Blocked::Waiting(i)) => Err(Invalid::new(
+                    "DependencyUnavailable",
+                    format!(
+                        "a create may have made a cloud resource, and looking for it needs the desired state: {}",
+                        i.message
+                    ),
+                )),
+            },
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(i) => return Ok(Err(i)),
+        };
+        let found = self
+            .ctx
+            .adapter
+            .find_created(cloud, self.obj, &request)
+            .await?;
+        if let Some(Found { observed, proof }) = found {
+            let since = since.unwrap_or_else(Timestamp::now);
+            // Only what is ours is deleted; a match that is not ours is left alone.
+            if let Ok(o) = self.verify_found(observed, proof, since) {
+                return Ok(Ok(Some(A::external_id(&o))));
+            }
+        }
+        match since {
+            Some(t) if older_than(t, CREATE_SETTLE) => Ok(Ok(None)),
+            Some(t) => Ok(Err(Invalid::new(
+                "CreatePending",
+                format!(
+                    "a create started at {t} may still make a cloud resource; deletion looks for it until {} s have passed",
+                    CREATE_SETTLE.as_secs()
+                ),
+            ))),
+            None => Ok(Err(Invalid::new(
+                "InvalidSpec",
+                format!(
+                    "annotation {CREATE_PENDING} is not a timestamp the operator wrote, so it is unknown whether a create may still make a cloud resource; restore it, or remove it if you are sure nothing was created"
+                ),
+            ))),
+        }
     }
 
     /// Deletion: keep the finalizer until the cloud says the resource is gone.
@@ -921,6 +1313,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 )
                 .await;
             }
+            self.forget();
             self.remove_finalizer().await?;
             return Ok(Step::ok(Action::await_change()));
         }
@@ -943,24 +1336,35 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         };
         let adapter = &self.ctx.adapter;
         let mut id = self.annotation(EXTERNAL_NAME).map(str::to_string);
-        if id.is_none() && self.annotation(CREATE_PENDING).is_some() {
-            // A create may have happened; delete what it made.
-            if let Ok(desired) = adapter.desired(&self.ctx.kube, self.obj).await {
-                match adapter.find_created(&cloud, self.obj, &desired).await {
-                    Ok(found) => id = found.map(|f| A::external_id(&f)),
-                    Err(e) => {
-                        return self
-                            .fail(
-                                None,
-                                Readiness::Deleting(e.to_string()),
-                                Self::cloud_sync(&e),
-                            )
-                            .await;
-                    }
+        if id.is_none() {
+            match self.find_for_deletion(&cloud).await {
+                Ok(Ok(found)) => id = found,
+                // A create may still exist: keep the finalizer and say why.
+                Ok(Err(why)) => {
+                    let outcome = Outcome {
+                        readiness: Readiness::Deleting(why.message.clone()),
+                        sync: Sync::Error {
+                            reason: why.reason,
+                            message: why.message,
+                        },
+                        progressing: Some("looking for what a pending create made".into()),
+                    };
+                    self.write_status(None, &outcome).await?;
+                    return Ok(Step::ok(Action::requeue(Duration::from_secs(10))));
+                }
+                Err(e) => {
+                    return self
+                        .fail(
+                            None,
+                            Readiness::Deleting(e.to_string()),
+                            Self::cloud_sync(&e),
+                        )
+                        .await;
                 }
             }
         }
         let Some(id) = id else {
+            self.forget();
             self.remove_finalizer().await?;
             return Ok(Step::ok(Action::await_change()));
         };
@@ -968,11 +1372,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             max_age: self.ctx.settings.transitional_poll,
             urgent: true,
             direct: false,
+            priority: Priority::Write,
         };
         let direct = Freshness {
-            max_age: Duration::ZERO,
-            urgent: true,
-            direct: true,
+            priority: Priority::Write,
+            ..Freshness::confirm()
         };
         // The shared listing may predate the resource: confirm an absence with a GET before
         // letting the object go.
@@ -1001,6 +1405,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     format!("Deleted {id}"),
                 )
                 .await;
+                self.forget();
                 self.remove_finalizer().await?;
                 Ok(Step::ok(Action::await_change()))
             }
@@ -1046,6 +1451,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             },
         }
     }
+}
+
+/// Whether `since` is more than `age` ago (a marker from the future is not).
+fn older_than(since: Timestamp, age: Duration) -> bool {
+    Duration::try_from(Timestamp::now().duration_since(since)).is_ok_and(|elapsed| elapsed > age)
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -182,11 +182,7 @@ impl<T: Item> Snapshot<T> {
         L: FnOnce(Priority) -> LF,
         LF: Future<Output = Result<Vec<T>, CloudError>>,
     {
-        let priority = if fresh.urgent {
-            Priority::Urgent
-        } else {
-            Priority::Routine
-        };
+        let priority = fresh.priority;
         if fresh.direct {
             return self.get_one(id, get(priority)).await;
         }
@@ -286,6 +282,18 @@ impl<T: Item> Snapshot<T> {
             .filter_map(|e| e.item.as_ref())
             .find(|i| pred(i))
             .cloned()
+    }
+
+    /// Every item matching `pred`.
+    pub fn filter(&self, pred: impl Fn(&T) -> bool) -> Vec<T> {
+        self.state
+            .lock()
+            .entries
+            .values()
+            .filter_map(|e| e.item.as_ref())
+            .filter(|i| pred(i))
+            .cloned()
+            .collect()
     }
 
     /// Age of the last complete listing.
@@ -398,6 +406,7 @@ mod tests {
             max_age: Duration::from_secs(2),
             urgent: true,
             direct: false,
+            priority: Priority::Urgent,
         }
     }
 

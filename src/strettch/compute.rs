@@ -13,7 +13,9 @@ use crate::api::common::ManagedStatus;
 use crate::api::compute::{Compute, ComputeObservation, ComputeParameters, PowerState};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
-use crate::engine::{Adapter, Blocked, Freshness, Invalid, ManagedSpec, Plan, Readiness};
+use crate::engine::{
+    Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
+};
 
 /// Tag that marks a compute as created for one Kubernetes object (crash recovery).
 pub const OWNER_TAG_PREFIX: &str = "stratus-uid:";
@@ -273,6 +275,7 @@ impl Adapter for ComputeAdapter {
     type Observed = model::Compute;
     type Desired = DesiredCompute;
     type Action = ComputeAction;
+    type CreateRequest = ComputeCreate;
 
     const CONTROLLER: &'static str = "compute";
 
@@ -330,37 +333,11 @@ impl Adapter for ComputeAdapter {
         observe_compute(cloud, id, fresh).await
     }
 
-    async fn find_created(
-        &self,
-        cloud: &StrettchCloud,
-        _obj: &Compute,
-        desired: &DesiredCompute,
-    ) -> Result<Option<model::Compute>, CloudError> {
-        let tag = owner_tag(&desired.uid);
-        // A listing that started after this process did: it sees anything an earlier process made.
-        let fresh = Duration::from_secs(2);
-        let _ = cloud
-            .computes
-            .get("", fresh, || {
-                cloud.client.list_all_computes(Priority::Urgent)
-            })
-            .await?;
-        Ok(cloud
-            .computes
-            .find(|c| c.tags.contains(&tag) && c.state != ComputeState::Destroyed))
-    }
-
-    async fn create(
-        &self,
-        cloud: &StrettchCloud,
-        _obj: &Compute,
-        d: &DesiredCompute,
-        key: Uuid,
-    ) -> Result<model::Compute, CloudError> {
+    fn create_request(_obj: &Compute, d: &DesiredCompute) -> ComputeCreate {
         let p = &d.params;
         let mut tags = p.tags.clone();
         tags.push(owner_tag(&d.uid));
-        let req = ComputeCreate {
+        ComputeCreate {
             host_name: p.host_name.clone(),
             image: p.image.clone(),
             region: p.region.clone(),
@@ -368,10 +345,46 @@ impl Adapter for ComputeAdapter {
             public_keys: p.public_keys.clone(),
             with_public_ip: p.with_public_ip,
             tags,
-        };
-        let created = cloud.client.create_compute(&req, key).await?;
+        }
+    }
+
+    async fn find_created(
+        &self,
+        cloud: &StrettchCloud,
+        obj: &Compute,
+        _request: &ComputeCreate,
+    ) -> Result<Option<Found<model::Compute>>, CloudError> {
+        let tag = owner_tag(&obj.uid().unwrap_or_default());
+        // A listing that started after this call did: it sees what any earlier attempt made.
+        cloud
+            .computes
+            .get("", Duration::ZERO, || {
+                cloud.client.list_all_computes(Priority::Urgent)
+            })
+            .await?;
+        Ok(cloud
+            .computes
+            .find(|c| c.tags.contains(&tag) && c.state != ComputeState::Destroyed)
+            .map(|observed| Found {
+                observed,
+                proof: Proof::OwnershipMarker,
+            }))
+    }
+
+    async fn create(
+        &self,
+        cloud: &StrettchCloud,
+        _obj: &Compute,
+        req: &ComputeCreate,
+        key: Uuid,
+    ) -> Result<model::Compute, CloudError> {
+        let created = cloud.client.create_compute(req, key).await?;
         cloud.computes.put(created.clone());
         Ok(created)
+    }
+
+    fn created_at(o: &model::Compute) -> Option<jiff::Timestamp> {
+        o.created_at.as_deref().and_then(|t| t.parse().ok())
     }
 
     fn create_only_digest(d: &DesiredCompute) -> Option<String> {

@@ -25,7 +25,9 @@ use crate::api::dns_record::{
 use crate::api::domain::Domain;
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
-use crate::engine::{Adapter, Blocked, Freshness, Invalid, ManagedSpec, Plan, Readiness};
+use crate::engine::{
+    Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
+};
 
 pub const TTL_MIN: u32 = 60;
 pub const TTL_MAX: u32 = 86_400;
@@ -64,6 +66,14 @@ pub struct DesiredRecord {
     pub recorded: bool,
     /// TTL always set (the default made explicit), so it compares with what the API reports.
     pub write: RecordWrite,
+}
+
+/// What a record create sends: the zone (in the path) and the record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordCreate {
+    pub domain_id: String,
+    pub record: RecordWrite,
 }
 
 /// A record and the zone it is in.
@@ -691,6 +701,7 @@ impl Adapter for DnsRecordAdapter {
     type Observed = ObservedRecord;
     type Desired = DesiredRecord;
     type Action = RecordAction;
+    type CreateRequest = RecordCreate;
 
     const CONTROLLER: &'static str = "dnsrecord";
 
@@ -825,71 +836,77 @@ impl Adapter for DnsRecordAdapter {
         Ok(found.map(|record| ObservedRecord { domain_id, record }))
     }
 
+    fn create_request(_obj: &DnsRecord, d: &DesiredRecord) -> RecordCreate {
+        RecordCreate {
+            domain_id: d.domain_id.clone(),
+            record: d.write.clone(),
+        }
+    }
+
     async fn find_created(
         &self,
         cloud: &StrettchCloud,
         obj: &DnsRecord,
-        d: &DesiredRecord,
-    ) -> Result<Option<ObservedRecord>, CloudError> {
-        match Self::list_zone(cloud, &d.domain_id, Duration::ZERO).await {
+        request: &RecordCreate,
+    ) -> Result<Option<Found<ObservedRecord>>, CloudError> {
+        match Self::list_zone(cloud, &request.domain_id, Duration::ZERO).await {
             Ok(()) => {}
             Err(e) if e.code() == "DOMAIN_NOT_FOUND" => return Ok(None),
             Err(e) => return Err(e),
         }
-        let want = write_identity(&d.write);
-        let Some(found) = cloud
-            .records(&d.domain_id)
-            .find(|r| record_identity(r) == want)
-        else {
-            return Ok(None);
-        };
-        if rival(&self.kube, &self.namespaces, obj, &found, false)
-            .await?
-            .is_some()
-        {
-            // Someone else's; the create that follows reports the conflict.
-            return Ok(None);
+        // Records carry no owner marker: a record with the name, type and value the attempt
+        // sent is ours only if it was made after the attempt started (the engine checks) and
+        // no other DnsRecord records it. Where the zone allows identical records, take the
+        // newest one nobody else records.
+        let want = write_identity(&request.record);
+        let mut candidates = cloud
+            .records(&request.domain_id)
+            .filter(|r| record_identity(r) == want);
+        candidates.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        for found in candidates {
+            if rival(&self.kube, &self.namespaces, obj, &found, false)
+                .await?
+                .is_none()
+            {
+                return Ok(Some(Found {
+                    observed: ObservedRecord {
+                        domain_id: request.domain_id.clone(),
+                        record: found,
+                    },
+                    proof: Proof::NaturalKey,
+                }));
+            }
         }
-        Ok(Some(ObservedRecord {
-            domain_id: d.domain_id.clone(),
-            record: found,
-        }))
+        Ok(None)
     }
 
     async fn create(
         &self,
         cloud: &StrettchCloud,
-        obj: &DnsRecord,
-        d: &DesiredRecord,
+        _obj: &DnsRecord,
+        request: &RecordCreate,
         key: Uuid,
     ) -> Result<ObservedRecord, CloudError> {
-        // Records have no tags: the record itself is the proof of an earlier create.
-        Self::list_zone(cloud, &d.domain_id, Duration::ZERO).await?;
-        let snap = cloud.records(&d.domain_id);
-        let want = write_identity(&d.write);
-        if let Some(found) = snap.find(|r| record_identity(r) == want) {
-            if let Some(err) = rival(&self.kube, &self.namespaces, obj, &found, true).await? {
-                return Err(err);
-            }
-            return Ok(ObservedRecord {
-                domain_id: d.domain_id.clone(),
-                record: found,
-            });
-        }
+        // No listing first: an identical record that exists already is refused by the API (or,
+        // where identical records are allowed, is someone else's), never adopted silently.
         let created = match cloud
             .client
-            .create_record(&d.domain_id, &d.write, key)
+            .create_record(&request.domain_id, &request.record, key)
             .await
         {
             Ok(r) => r,
-            Err(e) if e.is_not_found() => return Err(zone_missing(&d.domain_id)),
+            Err(e) if e.is_not_found() => return Err(zone_missing(&request.domain_id)),
             Err(e) => return Err(e),
         };
-        snap.put(created.clone());
+        cloud.records(&request.domain_id).put(created.clone());
         Ok(ObservedRecord {
-            domain_id: d.domain_id.clone(),
+            domain_id: request.domain_id.clone(),
             record: created,
         })
+    }
+
+    fn created_at(o: &ObservedRecord) -> Option<jiff::Timestamp> {
+        o.record.created_at.as_deref().and_then(|t| t.parse().ok())
     }
 
     fn plan(d: &DesiredRecord, o: &ObservedRecord, _digest: Option<&str>) -> Plan<RecordAction> {

@@ -16,7 +16,9 @@ use crate::api::common::{EXTERNAL_NAME, ManagedStatus};
 use crate::api::domain::{Domain, DomainObservation};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
-use crate::engine::{Adapter, Blocked, Freshness, Invalid, ManagedSpec, Plan, Readiness};
+use crate::engine::{
+    Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
+};
 
 /// Shortest and longest pause between two looks at a domain that is ACTIVATING.
 pub const ACTIVATION_POLL_MIN: Duration = Duration::from_secs(5);
@@ -260,6 +262,7 @@ impl Adapter for DomainAdapter {
     type Observed = model::Domain;
     type Desired = DesiredDomain;
     type Action = DomainAction;
+    type CreateRequest = DomainCreate;
 
     const CONTROLLER: &'static str = "domain";
 
@@ -313,41 +316,43 @@ impl Adapter for DomainAdapter {
             .await
     }
 
+    fn create_request(_obj: &Domain, d: &DesiredDomain) -> DomainCreate {
+        DomainCreate {
+            domain: d.domain.clone(),
+        }
+    }
+
     async fn find_created(
         &self,
         cloud: &StrettchCloud,
-        obj: &Domain,
-        desired: &DesiredDomain,
-    ) -> Result<Option<model::Domain>, CloudError> {
+        _obj: &Domain,
+        request: &DomainCreate,
+    ) -> Result<Option<Found<model::Domain>>, CloudError> {
         list_domains_fresh(cloud).await?;
-        let Some(found) = cloud.domains.find(|d| d.domain == desired.domain) else {
-            return Ok(None);
-        };
-        // One zone per name in an account: it is ours unless another object manages it.
-        match claimant::<Domain>(
-            &self.kube,
-            &self.namespaces,
-            &found.id,
-            obj.meta().uid.as_deref(),
-        )
-        .await?
-        {
-            Some(_) => Ok(None),
-            None => Ok(Some(found)),
-        }
+        // One zone per name in an account; zones carry no owner marker, so the engine adopts
+        // it only if it was made after our create started and nobody else manages it.
+        Ok(cloud
+            .domains
+            .find(|d| d.domain == request.domain)
+            .map(|observed| Found {
+                observed,
+                proof: Proof::NaturalKey,
+            }))
+    }
+
+    fn created_at(o: &model::Domain) -> Option<jiff::Timestamp> {
+        o.created_at.as_deref().and_then(|t| t.parse().ok())
     }
 
     async fn create(
         &self,
         cloud: &StrettchCloud,
         obj: &Domain,
-        d: &DesiredDomain,
+        req: &DomainCreate,
         key: Uuid,
     ) -> Result<model::Domain, CloudError> {
-        let req = DomainCreate {
-            domain: d.domain.clone(),
-        };
-        match cloud.client.create_domain(&req, key).await {
+        let d = req;
+        match cloud.client.create_domain(req, key).await {
             Ok(created) => {
                 cloud.domains.put(created.clone());
                 Ok(created)
