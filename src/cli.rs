@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// the annotation stratus.dev/poll-interval overrides it per resource.
     #[arg(long, env = "STRATUS_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
+    /// How long after a create started a resource it made may still appear: until then a
+    /// deletion keeps looking for it, and a rejected retry is not taken as "nothing exists".
+    #[arg(long, env = "STRATUS_CREATE_SETTLE", default_value = "2m", value_parser = parse_duration)]
+    pub create_settle: Duration,
     /// How resources are observed: `bulk` (shared paged list snapshot) or `per-resource`
     /// (one GET per resource per resync, the common operator design; kept for benchmarks).
     #[arg(long, env = "STRATUS_OBSERVE_MODE", value_enum, default_value_t = ObserveMode::Bulk)]

@@ -193,6 +193,7 @@ fn update_gauges<K: Resource<DynamicType = ()> + Clone + 'static>(
 fn settings(args: &RunArgs) -> Settings {
     Settings {
         resync: args.resync_interval,
+        create_settle: args.create_settle,
         per_resource_observe: args.observe_mode == ObserveMode::PerResource,
         ..Settings::default()
     }

@@ -30,9 +30,10 @@ use crate::cloud::throttle::Priority;
 use crate::cloud::{CloudError, ErrorClass, idempotency::idempotency_key};
 use crate::metrics;
 
-/// How long after a create started a resource it made may still appear: one request (30 s
-/// timeout) after waiting out a held key (at most 60 s), with room to spare. Until then, "not
-/// found" after an ambiguous attempt means "keep looking", not "nothing exists".
+/// How long after a create started a resource it made may still appear, by default: one
+/// request (30 s timeout) after waiting out a held key (at most 60 s), with room to spare.
+/// Until then, "not found" after an ambiguous attempt means "keep looking", not "nothing
+/// exists".
 pub const CREATE_SETTLE: Duration = Duration::from_secs(120);
 /// Clock skew allowed between the operator (which writes the create-pending time) and the
 /// cloud (which reports when it created a resource).
@@ -64,6 +65,8 @@ pub struct Settings {
     /// Backoff for errors that need a human: slower, so a broken object never burns the budget.
     pub stalled_initial: Duration,
     pub stalled_cap: Duration,
+    /// See [`CREATE_SETTLE`].
+    pub create_settle: Duration,
 }
 
 impl Default for Settings {
@@ -76,6 +79,7 @@ impl Default for Settings {
             retry_cap: Duration::from_secs(60),
             stalled_initial: Duration::from_secs(10),
             stalled_cap: Duration::from_secs(300),
+            create_settle: CREATE_SETTLE,
         }
     }
 }
@@ -1087,7 +1091,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 )))
             }
             Err(e) if e.class() == ErrorClass::Terminal => {
-                let settled = pending.is_none_or(|since| older_than(since, CREATE_SETTLE));
+                let settled = pending.is_none_or(|since| older_than(since, self.ctx.settings.create_settle));
                 if !settled {
                     // An earlier attempt's outcome is unknown: a 409/422 (or any rejection) now
                     // may mean that attempt made it. Keep the marker and the key, and look again.
@@ -1262,12 +1266,12 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
         }
         match since {
-            Some(t) if older_than(t, CREATE_SETTLE) => Ok(Ok(None)),
+            Some(t) if older_than(t, self.ctx.settings.create_settle) => Ok(Ok(None)),
             Some(t) => Ok(Err(Invalid::new(
                 "CreatePending",
                 format!(
                     "a create started at {t} may still make a cloud resource; deletion looks for it until {} s have passed",
-                    CREATE_SETTLE.as_secs()
+                    self.ctx.settings.create_settle.as_secs()
                 ),
             ))),
             None => Ok(Err(Invalid::new(
