@@ -54,8 +54,7 @@ async fn a_poll_interval_out_of_range_stalls_only_that_object() {
         .await;
     env.wait_compute("bad", T, "Stalled on the attempt counter", |c| {
         common::condition(c, "Stalled").is_some_and(|s| s.message.contains("create-attempt"))
-            || common::condition(c, "Stalled")
-                .is_some_and(|s| s.message.contains("poll-interval"))
+            || common::condition(c, "Stalled").is_some_and(|s| s.message.contains("poll-interval"))
     })
     .await;
     env.annotate(
@@ -181,8 +180,12 @@ async fn a_create_whose_answer_was_lost_is_found_and_a_change_meanwhile_is_an_up
 
 #[tokio::test]
 async fn a_zone_that_existed_before_is_not_adopted_nor_deleted_with_the_domain() {
-    let env = Env::start_with("old-zone", SimConfig::for_tests(&[]), &["--create-settle", "3s"])
-        .await;
+    let env = Env::start_with(
+        "old-zone",
+        SimConfig::for_tests(&[]),
+        &["--create-settle", "3s"],
+    )
+    .await;
     // Made in the console, some time before the object's create started.
     let console = stratus::strettch::client::StrettchClient::new(
         &env.sim.base_url(),
@@ -227,7 +230,10 @@ async fn a_zone_that_existed_before_is_not_adopted_nor_deleted_with_the_domain()
             .is_none_or(|a| !a.contains_key("stratus.dev/external-name")),
         "not adopted"
     );
-    domains.delete("old", &DeleteParams::default()).await.unwrap();
+    domains
+        .delete("old", &DeleteParams::default())
+        .await
+        .unwrap();
     common::wait_object_gone(&domains, "old", T).await;
     assert!(
         env.sim.domains().iter().any(|d| d.id == zone.id),
@@ -238,26 +244,33 @@ async fn a_zone_that_existed_before_is_not_adopted_nor_deleted_with_the_domain()
 
 #[tokio::test]
 async fn deletion_keeps_the_finalizer_while_a_pending_create_may_still_appear() {
-    let env = Env::start_with("settle", SimConfig::for_tests(&[]), &["--create-settle", "4s"])
-        .await;
+    let env = Env::start_with(
+        "settle",
+        SimConfig::for_tests(&[]),
+        &["--create-settle", "25s"],
+    )
+    .await;
     let request = json!({
         "hostName": "p", "image": "UBUNTU-24.04", "region": "KGL-1", "specification": "S-1C-1G",
         "publicKeys": ["ssh-ed25519 AAAA ops@example"], "withPublicIp": true, "tags": []
     });
     // Observe and Delete only: the operator never sends the create itself here, so what the
     // deletion sees is only what the (simulated) earlier attempt left.
+    let pending = jiff::Timestamp::now();
     env.create_compute(
         "p",
         json!({}),
         json!({"managementPolicies": ["Observe", "Delete"]}),
         json!({
-            "stratus.dev/create-pending": jiff::Timestamp::now().to_string(),
+            "stratus.dev/create-pending": pending.to_string(),
             "stratus.dev/create-request": request.to_string(),
         }),
     )
     .await;
     env.wait_compute("p", T, "observed once", |c| {
-        c.status.as_ref().is_some_and(|s| !s.managed.conditions.is_empty())
+        c.status
+            .as_ref()
+            .is_some_and(|s| !s.managed.conditions.is_empty())
     })
     .await;
     env.computes()
@@ -267,7 +280,7 @@ async fn deletion_keeps_the_finalizer_while_a_pending_create_may_still_appear() 
     let waiting = env
         .wait_compute("p", T, "kept while the create may appear", |c| {
             c.metadata.deletion_timestamp.is_some()
-                && common::condition(c, "Synced").is_some_and(|s| s.reason == "CreatePending")
+                && common::condition(c, "Reconciling").is_some_and(|s| s.reason == "CreatePending")
         })
         .await;
     assert!(
@@ -279,6 +292,11 @@ async fn deletion_keeps_the_finalizer_while_a_pending_create_may_still_appear() 
     );
     // Once the window has passed with nothing found, it goes.
     env.wait_gone("p", T).await;
+    let waited = jiff::Timestamp::now().duration_since(pending);
+    assert!(
+        waited >= jiff::SignedDuration::from_secs(25),
+        "kept for the whole window, not {waited:?}"
+    );
     assert_eq!(posts(&env, "POST /computes"), 0);
     env.stop().await;
 }

@@ -1091,7 +1091,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 )))
             }
             Err(e) if e.class() == ErrorClass::Terminal => {
-                let settled = pending.is_none_or(|since| older_than(since, self.ctx.settings.create_settle));
+                let settled =
+                    pending.is_none_or(|since| older_than(since, self.ctx.settings.create_settle));
                 if !settled {
                     // An earlier attempt's outcome is unknown: a 409/422 (or any rejection) now
                     // may mean that attempt made it. Keep the marker and the key, and look again.
@@ -1351,7 +1352,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                             reason: why.reason,
                             message: why.message,
                         },
-                        progressing: Some("looking for what a pending create made".into()),
+                        progressing: None,
                     };
                     self.write_status(None, &outcome).await?;
                     return Ok(Step::ok(Action::requeue(Duration::from_secs(10))));
@@ -1372,6 +1373,20 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             self.remove_finalizer().await?;
             return Ok(Step::ok(Action::await_change()));
         };
+        if let Some(other) = self.claimant(&id) {
+            // Another object manages it (this one was refused as AlreadyManaged): deleting
+            // this object must not delete that object's resource.
+            self.event(
+                EventType::Normal,
+                "Orphaned",
+                "Delete",
+                format!("Left {id} in the cloud: it is managed by {other}"),
+            )
+            .await;
+            self.forget();
+            self.remove_finalizer().await?;
+            return Ok(Step::ok(Action::await_change()));
+        }
         let shared = Freshness {
             max_age: self.ctx.settings.transitional_poll,
             urgent: true,
