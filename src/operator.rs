@@ -423,3 +423,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         res = server => { res??; anyhow::bail!("the health server stopped") }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_controller_task_that_ends_fails_health_and_the_process() {
+        let health = Health::default();
+        let forever = tokio::spawn(std::future::pending::<()>());
+        let ends = tokio::spawn(async {});
+        let err = supervise("compute", vec![forever, ends], &health).await;
+        assert!(err.to_string().contains("compute"), "{err}");
+        assert!(health.failed.load(Ordering::Relaxed));
+        let (code, _) = healthz(State(Arc::new(health))).await;
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_controller_task_is_reported_as_such() {
+        let health = Health::default();
+        let panics = tokio::spawn(async { panic!("boom") });
+        let err = supervise("dnsrecord", vec![panics], &health).await;
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn healthz_is_ok_while_every_controller_runs() {
+        let (code, _) = healthz(State(Arc::new(Health::default()))).await;
+        assert_eq!(code, StatusCode::OK);
+    }
+}
