@@ -1,5 +1,7 @@
 //! Kill the operator process (SIGKILL) at random moments while it creates computes, many times
-//! over; then count: exactly one cloud compute per Compute, and none left after deletion.
+//! over; then count: exactly one cloud compute per Compute, and none left after deletion. The
+//! sandbox can make it harder: forget idempotency keys at once, and drop the answers of writes
+//! it has applied.
 
 mod common;
 
@@ -11,16 +13,37 @@ use rand::Rng;
 use serde_json::json;
 use stratus::strettch::sim::SimConfig;
 
-async fn kill_during_creates(
-    prefix: &str,
+/// How hard the sandbox makes it.
+struct Cloud {
+    /// How long the sandbox remembers an Idempotency-Key (zero: forgotten at once).
     idempotency_ttl: Duration,
-    objects: usize,
-    kills: usize,
-) {
+    /// Fraction of writes applied and then answered by closing the connection.
+    drop_after_write_rate: f64,
+    /// Each life of the operator is killed at a random moment within this time of its first
+    /// create reaching the sandbox.
+    kill_within: Duration,
+}
+
+const KEYS_REMEMBERED: Cloud = Cloud {
+    idempotency_ttl: Duration::from_secs(86_400),
+    drop_after_write_rate: 0.0,
+    kill_within: Duration::from_millis(900),
+};
+
+/// The external-name annotation of a Compute: the id it recorded.
+fn recorded_id(c: &stratus::api::Compute) -> Option<String> {
+    c.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("stratus.dev/external-name").cloned())
+}
+
+async fn kill_during_creates(prefix: &str, cloud: Cloud, objects: usize, kills: usize) {
     let mut config = SimConfig::for_tests(&[]);
     // Slow answers widen the window between "applied in the cloud" and "recorded in Kubernetes".
     config.faults.latency_ms = 800;
-    config.idempotency_ttl = idempotency_ttl;
+    config.faults.drop_after_write_rate = cloud.drop_after_write_rate;
+    config.idempotency_ttl = cloud.idempotency_ttl;
     config.rate_limit = 20;
     let mut env = Env::start_with(prefix, config, &[]).await;
     env.operator.kill();
@@ -46,19 +69,40 @@ async fn kill_during_creates(
             .copied()
             .unwrap_or(0)
     };
-    for _ in 0..kills {
+    let mut killed = 0;
+    for life in 0..kills {
         let mut op = Operator::start(&env.ns.name, &[]);
         // Kill at a random moment once this life has started creating: with 800 ms of latency
         // (half of it after the cloud applied the create) many kills land between "created in
         // the cloud" and "id recorded in Kubernetes".
         let before = posts(&env);
-        common::wait_for(Duration::from_secs(15), || {
+        let sent = common::wait_for(Duration::from_secs(15), || {
             let now = posts(&env);
             async move { now > before }
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(rng.random_range(0..900))).await;
+        if !sent {
+            // A life that creates nothing is right only when nothing is left to create.
+            let unrecorded: Vec<String> = env
+                .computes()
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|c| recorded_id(c).is_none())
+                .filter_map(|c| c.metadata.name)
+                .collect();
+            assert!(
+                unrecorded.is_empty(),
+                "operator life {life} sent no POST /computes within 15 s while {unrecorded:?} \
+                 had no recorded compute id"
+            );
+            op.kill();
+            break;
+        }
+        tokio::time::sleep(rng.random_range(Duration::ZERO..cloud.kill_within)).await;
         op.kill();
+        killed += 1;
     }
     env.operator = Operator::start(&env.ns.name, &[]);
     let posts = env
@@ -68,7 +112,10 @@ async fn kill_during_creates(
         .get("POST /computes")
         .copied()
         .unwrap_or(0);
-    println!("{kills} kills; POST /computes answered {posts} times for {objects} objects so far");
+    println!(
+        "{killed} kills during creates; POST /computes received {posts} times for {objects} \
+         objects so far"
+    );
     for i in 0..objects {
         env.wait_compute(
             &format!("c{i}"),
@@ -89,10 +136,17 @@ async fn kill_during_creates(
                 .or_default() += 1;
         }
     }
+    let duplicated: BTreeMap<String, usize> = list
+        .iter()
+        .filter_map(|o| {
+            let n = by_uid.get(o.metadata.uid.as_ref()?).copied()?;
+            (n > 1).then(|| (o.metadata.name.clone().unwrap_or_default(), n))
+        })
+        .collect();
     assert_eq!(
         env.sim.computes().len(),
         objects,
-        "cloud computes: {by_uid:?}"
+        "cloud computes per object UID: {by_uid:?}; objects with more than one: {duplicated:?}"
     );
     for obj in &list {
         let uid = obj.metadata.uid.clone().unwrap();
@@ -102,18 +156,12 @@ async fn kill_during_creates(
             "compute count for {:?}",
             obj.metadata.name
         );
-        let recorded = obj
-            .metadata
-            .annotations
-            .as_ref()
-            .unwrap()
-            .get("stratus.dev/external-name")
-            .unwrap();
+        let recorded = recorded_id(obj).expect("a Ready Compute records its id");
         let cloud = env
             .sim
             .computes()
             .into_iter()
-            .find(|c| &c.id == recorded)
+            .find(|c| c.id == recorded)
             .expect("recorded id exists");
         assert!(cloud.tags.contains(&format!("stratus-uid:{uid}")));
     }
@@ -137,11 +185,30 @@ async fn kill_during_creates(
 
 #[tokio::test]
 async fn random_kills_during_creates_leave_exactly_one_compute_each() {
-    kill_during_creates("crash", Duration::from_secs(86_400), 12, 12).await;
+    kill_during_creates("crash", KEYS_REMEMBERED, 12, 12).await;
 }
 
 #[tokio::test]
 async fn ownership_tags_prevent_duplicates_even_when_idempotency_keys_expired() {
     // Keys forgotten at once: only the create-pending marker and the ownership tag protect us.
-    kill_during_creates("crash-nokey", Duration::ZERO, 12, 12).await;
+    let keys_forgotten = Cloud {
+        idempotency_ttl: Duration::ZERO,
+        ..KEYS_REMEMBERED
+    };
+    kill_during_creates("crash-nokey", keys_forgotten, 12, 12).await;
+}
+
+#[tokio::test]
+async fn creates_never_duplicate_when_keys_are_forgotten_and_applied_writes_lose_their_answers() {
+    // Keys forgotten at once, and nearly a third of the writes (creates and deletes alike)
+    // applied but never answered: a create whose answer was lost may exist, and re-sending it
+    // blindly makes a second compute that no key can deduplicate. A lost answer is noticed
+    // ~400 ms after the create was applied (the rest of the latency), so lives last up to 3 s:
+    // long enough, often, for what follows a lost answer to happen before the kill.
+    let hostile = Cloud {
+        idempotency_ttl: Duration::ZERO,
+        drop_after_write_rate: 0.3,
+        kill_within: Duration::from_secs(3),
+    };
+    kill_during_creates("crash-drop", hostile, 12, 12).await;
 }

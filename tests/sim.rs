@@ -1241,6 +1241,136 @@ async fn records_validate_per_type_and_crud() {
     assert_eq!(s.sim.stats().records, 0);
 }
 
+/// Creates `body` in the zone `recs` with a fresh idempotency key.
+async fn create_record(s: &Sandbox, recs: &str, body: Value) -> Resp {
+    s.create(recs, &new_key(), body).await
+}
+
+/// The `/_sim/records` groups of one zone: ((name, type, value), count).
+async fn groups_over_http(s: &Sandbox, domain_id: &str) -> Vec<((String, String, String), u64)> {
+    let r = s.control(Method::GET, "/_sim/records", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["domainId"] == domain_id)
+        .map(|g| {
+            let s = |k: &str| g[k].as_str().unwrap().to_string();
+            (
+                (s("name"), s("type"), s("value")),
+                g["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn identical_records_are_refused_by_default_and_counted_once() {
+    let s = Sandbox::new(unlimited()).await;
+    let d: Domain = serde_json::from_value(create_domain(&s, "example.com").await.data()).unwrap();
+    let recs = format!("/domains/{}/records", d.id);
+    create_record(
+        &s,
+        &recs,
+        json!({"name": "www", "type": "A", "value": "192.0.2.1"}),
+    )
+    .await
+    .expect(201, "");
+    // Same identity, spelled differently: still the same record.
+    create_record(
+        &s,
+        &recs,
+        json!({"name": "WWW", "type": "A", "value": "192.0.2.1", "ttl": 300}),
+    )
+    .await
+    .expect(409, "CONFLICT");
+    assert_eq!(s.sim.records(&d.id).len(), 1);
+    let groups = s.sim.record_groups();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(
+        (
+            groups[0].name.as_str(),
+            groups[0].record_type.as_str(),
+            groups[0].value.as_str()
+        ),
+        ("www", "A", "192.0.2.1")
+    );
+    assert_eq!((groups[0].count, groups[0].ids.len()), (1, 1));
+    assert_eq!(
+        groups_over_http(&s, &d.id).await,
+        vec![(("www".into(), "A".into(), "192.0.2.1".into()), 1)]
+    );
+}
+
+#[tokio::test]
+async fn identical_records_are_accepted_and_listed_separately_when_duplicates_are_allowed() {
+    let mut config = unlimited();
+    config.allow_duplicate_records = true;
+    let s = Sandbox::new(config).await;
+    let d: Domain = serde_json::from_value(create_domain(&s, "example.com").await.data()).unwrap();
+    let recs = format!("/domains/{}/records", d.id);
+    let first = create_record(
+        &s,
+        &recs,
+        json!({"name": "www", "type": "A", "value": "192.0.2.1"}),
+    )
+    .await;
+    first.expect(201, "");
+    let second = create_record(
+        &s,
+        &recs,
+        json!({"name": "WWW", "type": "A", "value": "192.0.2.1"}),
+    )
+    .await;
+    second.expect(201, "");
+    let (a, b): (Record, Record) = (
+        serde_json::from_value(first.data()).unwrap(),
+        serde_json::from_value(second.data()).unwrap(),
+    );
+    assert_ne!(a.id, b.id);
+
+    // Both are real records: listed, readable, counted.
+    let listed = s.get(&recs).await;
+    assert_eq!(listed.json()["meta"]["total"], 2, "{}", listed.text);
+    s.get(&format!("{recs}/{}", b.id)).await.expect(200, "");
+    let groups = s.sim.record_groups();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0].count, 2);
+    assert_eq!(groups[0].ids, vec![a.id.clone(), b.id.clone()]);
+    assert_eq!(
+        groups_over_http(&s, &d.id).await,
+        vec![(("www".into(), "A".into(), "192.0.2.1".into()), 2)]
+    );
+
+    // An update may make a record identical to another, too.
+    let other = create_record(
+        &s,
+        &recs,
+        json!({"name": "api", "type": "A", "value": "192.0.2.9"}),
+    )
+    .await;
+    other.expect(201, "");
+    let other: Record = serde_json::from_value(other.data()).unwrap();
+    s.call(
+        Method::PUT,
+        &format!("{recs}/{}", other.id),
+        Some(json!({"name": "www", "type": "A", "value": "192.0.2.1"})),
+    )
+    .await
+    .expect(200, "");
+    assert_eq!(
+        groups_over_http(&s, &d.id).await,
+        vec![(("www".into(), "A".into(), "192.0.2.1".into()), 3)]
+    );
+
+    // Deleting one leaves the others.
+    s.call(Method::DELETE, &format!("{recs}/{}", a.id), None)
+        .await
+        .expect(200, "");
+    assert_eq!(s.sim.record_groups()[0].ids, vec![b.id, other.id]);
+}
+
 // ---- persistence ------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -1,7 +1,11 @@
 //! Bulk observation: one shared, paged list of a cloud collection per (credentials, kind), so
 //! the steady-state cost of observing N resources is ⌈N/page⌉ requests per resync, not N.
 //!
-//! - refreshed on demand when older than the caller's tolerance, single-flight;
+//! - refreshed on demand when older than the caller's tolerance, single-flight; a caller that
+//!   needs a listing newer than the moment it asked (tolerance zero) is served by the first one
+//!   that *started* after it asked, so N such callers at once cost at most two listings, not N;
+//! - a listing that fails answers every caller that waited for it, and every caller for
+//!   [`FAILURE_HOLD`] after, with the same error instead of another request;
 //! - write-through: create/update/delete answers update entries, so acting never forces a re-read,
 //!   and a refresh that started before a write never overwrites it;
 //! - a missing entry in a fresh snapshot means the resource is gone;
@@ -32,6 +36,12 @@ const MAX_URGENT_INTERVAL: Duration = Duration::from_secs(120);
 /// A resource that asked for urgent news within this window counts toward the cost of a round.
 const ASKER_WINDOW: Duration = Duration::from_secs(60);
 
+/// How long a failed listing stands for the collection: callers asking within this time get
+/// its error without a request of their own. A listing fails mostly because the key is out of
+/// budget (429) or the API is down; N reconciles that each relisted at once would spend N
+/// requests to learn the same thing, and make a short budget shorter.
+pub const FAILURE_HOLD: Duration = Duration::from_secs(1);
+
 /// What the snapshot needs to know about an item.
 pub trait Item: Clone + Send + Sync + 'static {
     fn id(&self) -> &str;
@@ -44,9 +54,18 @@ struct Entry<T> {
     written: Instant,
 }
 
-struct State<T> {
+/// The last listing that failed, with when it failed.
+struct Failure<E> {
+    at: Instant,
+    error: E,
+}
+
+struct State<T, E> {
     entries: HashMap<String, Entry<T>>,
+    /// When the last complete listing started.
     refreshed: Option<Instant>,
+    /// A failed listing not yet followed by a complete one.
+    failed: Option<Failure<E>>,
     /// When each resource last asked for urgent news (transitional, fast poll, deleting, ...).
     askers: HashMap<String, Instant>,
     /// The cost of a round of urgent news, counted at most once a second (counting scans
@@ -54,21 +73,23 @@ struct State<T> {
     round_counted: Option<(Instant, usize, usize)>,
 }
 
-/// A shared view of one cloud collection.
-pub struct Snapshot<T: Item> {
-    state: Mutex<State<T>>,
+/// A shared view of one cloud collection; `E` is the error of its listings, shared by the
+/// callers of a failed one.
+pub struct Snapshot<T: Item, E = CloudError> {
+    state: Mutex<State<T, E>>,
     refresh: tokio::sync::Mutex<()>,
     page_size: usize,
     /// The key's throttle, whose rate paces polling of transitional items (none: unpaced).
     budget: Option<Arc<KeyThrottle>>,
 }
 
-impl<T: Item> Snapshot<T> {
+impl<T: Item, E: Clone> Snapshot<T, E> {
     pub fn new(page_size: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 refreshed: None,
+                failed: None,
                 askers: HashMap::new(),
                 round_counted: None,
             }),
@@ -124,34 +145,75 @@ impl<T: Item> Snapshot<T> {
         (wanted, pages)
     }
 
-    /// The item with `id` from a snapshot no older than `max_age`, listing again (once, shared
-    /// by every concurrent caller) when it is older. `Ok(None)`: not in the cloud.
-    pub async fn get<F, Fut, E>(&self, id: &str, max_age: Duration, list: F) -> Result<Option<T>, E>
+    /// The item with `id` from a listing that started no more than `max_age` before this call,
+    /// listing again (once, shared by every concurrent caller) when there is none. With
+    /// `max_age` zero only a listing that started after the call counts: one already in flight
+    /// may have missed what the caller just did, but every caller waiting behind it shares the
+    /// next. `Ok(None)`: not in the cloud. A listing that fails answers the callers waiting for
+    /// it, and those arriving within [`FAILURE_HOLD`], with its error.
+    pub async fn get<F, Fut>(&self, id: &str, max_age: Duration, list: F) -> Result<Option<T>, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<T>, E>>,
     {
-        if let Some(found) = self.lookup_if_fresh(id, max_age) {
-            return Ok(found);
+        let asked = Instant::now();
+        let since = asked.checked_sub(max_age);
+        if let Some(answer) = self.answer(id, since, asked) {
+            return answer;
         }
         let _guard = self.refresh.lock().await;
-        // Someone else may have refreshed while we waited.
-        if let Some(found) = self.lookup_if_fresh(id, max_age) {
-            return Ok(found);
+        // Someone else may have listed, or failed to, while we waited.
+        if let Some(answer) = self.answer(id, since, asked) {
+            return answer;
         }
         let started = Instant::now();
-        let items = list().await?;
-        self.replace(items, started);
-        Ok(self.lookup(id))
+        match list().await {
+            Ok(items) => {
+                self.replace(items, started);
+                Ok(self.lookup(id))
+            }
+            Err(error) => {
+                self.state.lock().failed = Some(Failure {
+                    at: Instant::now(),
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    /// What a caller that asked at `asked` for news from `since` on can be told without a
+    /// listing: the entry, or its absence, when a listing or a write that recent exists; else
+    /// the error of a listing that failed while it waited or less than [`FAILURE_HOLD`] ago.
+    fn answer(
+        &self,
+        id: &str,
+        since: Option<Instant>,
+        asked: Instant,
+    ) -> Option<Result<Option<T>, E>> {
+        let state = self.state.lock();
+        if let Some(found) = Self::fresh_entry(&state, id, since) {
+            return Some(Ok(found));
+        }
+        state
+            .failed
+            .as_ref()
+            .filter(|f| f.at >= asked || f.at.elapsed() < FAILURE_HOLD)
+            .map(|f| Err(f.error.clone()))
     }
 
     fn lookup_if_fresh(&self, id: &str, max_age: Duration) -> Option<Option<T>> {
-        let state = self.state.lock();
-        let fresh = state.refreshed.is_some_and(|t| t.elapsed() <= max_age);
-        let entry = state.entries.get(id);
+        Self::fresh_entry(&self.state.lock(), id, Instant::now().checked_sub(max_age))
+    }
+
+    /// The entry of `id` if a listing started at or after `since` (`None`: any listing), or a
+    /// write made since then, tells it.
+    fn fresh_entry(state: &State<T, E>, id: &str, since: Option<Instant>) -> Option<Option<T>> {
+        let recent = |t: Instant| since.is_none_or(|s| t >= s);
+        let fresh = state.refreshed.is_some_and(recent);
         // A write newer than the tolerance is as good as a fresh list.
-        match entry {
-            Some(e) if fresh || e.written.elapsed() <= max_age => Some(e.item.clone()),
+        match state.entries.get(id) {
+            Some(e) if fresh || recent(e.written) => Some(e.item.clone()),
             None if fresh => Some(None),
             _ => None,
         }
@@ -165,6 +227,38 @@ impl<T: Item> Snapshot<T> {
             .and_then(|e| e.item.clone())
     }
 
+    /// Install a complete listing that was started at `started`.
+    pub fn replace(&self, items: Vec<T>, started: Instant) {
+        let mut state = self.state.lock();
+        let mut fresh: HashMap<String, Entry<T>> = items
+            .into_iter()
+            .map(|i| {
+                (
+                    i.id().to_string(),
+                    Entry {
+                        item: Some(i),
+                        written: started,
+                    },
+                )
+            })
+            .collect();
+        // Writes that landed after the listing began win over what the listing saw.
+        for (id, e) in state.entries.drain() {
+            if e.written > started {
+                fresh.insert(id, e);
+            }
+        }
+        state.entries = fresh;
+        state.refreshed = Some(started);
+        // A failure that came after this listing began is newer news; keep it.
+        if state.failed.as_ref().is_some_and(|f| f.at <= started) {
+            state.failed = None;
+        }
+    }
+}
+
+/// Observation, whose GETs and listings are the cloud client's.
+impl<T: Item> Snapshot<T, CloudError> {
     /// Observe one item as `fresh` asks: with a GET when that is asked for, or cheaper than a
     /// listing for a resource that needs fresh news; otherwise from the shared listing. Answers
     /// are written through; a 404 from the GET, or from the listing (the collection itself is
@@ -223,32 +317,9 @@ impl<T: Item> Snapshot<T> {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// Install a complete listing that was started at `started`.
-    pub fn replace(&self, items: Vec<T>, started: Instant) {
-        let mut state = self.state.lock();
-        let mut fresh: HashMap<String, Entry<T>> = items
-            .into_iter()
-            .map(|i| {
-                (
-                    i.id().to_string(),
-                    Entry {
-                        item: Some(i),
-                        written: started,
-                    },
-                )
-            })
-            .collect();
-        // Writes that landed after the listing began win over what the listing saw.
-        for (id, e) in state.entries.drain() {
-            if e.written > started {
-                fresh.insert(id, e);
-            }
-        }
-        state.entries = fresh;
-        state.refreshed = Some(started);
-    }
-
+impl<T: Item, E: Clone> Snapshot<T, E> {
     /// Write-through of an answer from the cloud (create, update, single GET).
     pub fn put(&self, item: T) {
         let id = item.id().to_string();
@@ -333,7 +404,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_readers_share_one_listing() {
-        let snap = Arc::new(Snapshot::<It>::new(100));
+        let snap = Arc::new(Snapshot::<It, ()>::new(100));
         let calls = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for i in 0..50 {
@@ -357,7 +428,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_from_a_fresh_listing_means_gone_and_stale_means_relist() {
-        let snap = Snapshot::<It>::new(100);
+        let snap = Snapshot::<It, ()>::new(100);
         let got = snap
             .get("x", Duration::from_secs(60), || async {
                 Ok::<_, ()>(vec![It("a".into(), false)])
@@ -377,7 +448,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_during_a_listing_survives_it() {
-        let snap = Snapshot::<It>::new(100);
+        let snap = Snapshot::<It, &str>::new(100);
         let started = Instant::now();
         tokio::time::sleep(Duration::from_millis(5)).await;
         snap.put(It("new".into(), true));
@@ -399,6 +470,121 @@ mod tests {
             .unwrap(),
             None
         );
+    }
+
+    /// An item that says which listing it came from.
+    #[derive(Clone, Debug)]
+    struct Stamped {
+        id: String,
+        listing: usize,
+    }
+    impl Item for Stamped {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn is_transitional(&self) -> bool {
+            false
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_demanding_a_fresh_listing_share_one_that_started_after_they_asked() {
+        // When each listing started (by the listing's own clock), by number.
+        let starts = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let snap = Arc::new(Snapshot::<Stamped, ()>::new(100));
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (snap, starts) = (snap.clone(), starts.clone());
+            tasks.push(tokio::spawn(async move {
+                let asked = Instant::now();
+                let got = snap
+                    .get("x", Duration::ZERO, || async move {
+                        let listing = {
+                            let mut s = starts.lock();
+                            s.push(Instant::now());
+                            s.len() - 1
+                        };
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(vec![Stamped {
+                            id: "x".into(),
+                            listing,
+                        }])
+                    })
+                    .await
+                    .unwrap()
+                    .expect("x is listed");
+                (asked, got.listing)
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let starts = starts.lock().clone();
+        // The first caller's listing was in flight when the others asked, so it cannot answer
+        // them; the next one can answer all of them.
+        assert!(
+            starts.len() <= 2,
+            "{} listings for 100 callers",
+            starts.len()
+        );
+        for (n, (asked, listing)) in answers.into_iter().enumerate() {
+            assert!(
+                starts[listing] >= asked,
+                "caller {n} was answered by listing {listing}, which started {:?} before it asked",
+                asked - starts[listing]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_answers_its_waiters_and_callers_within_the_hold_without_relisting() {
+        let snap = Arc::new(Snapshot::<It, String>::new(100));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let failing = |calls: Arc<AtomicUsize>| {
+            move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Err::<Vec<It>, _>("429 TOO_MANY_REQUESTS".to_string())
+            }
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (snap, list) = (snap.clone(), failing(calls.clone()));
+            tasks.push(tokio::spawn(async move {
+                snap.get("x", Duration::ZERO, list).await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Err("429 TOO_MANY_REQUESTS".to_string()));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "waiters relisted");
+
+        // A caller arriving just after gets the same answer without a request.
+        let again = snap.get("x", Duration::ZERO, failing(calls.clone())).await;
+        assert_eq!(again, Err("429 TOO_MANY_REQUESTS".to_string()));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "a caller within the hold relisted"
+        );
+
+        // Once the hold has passed, a caller lists again, and a success ends the failure.
+        tokio::time::sleep(FAILURE_HOLD + Duration::from_millis(100)).await;
+        let listed = |calls: Arc<AtomicUsize>| {
+            move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(vec![It("x".into(), false)])
+            }
+        };
+        let got = snap.get("x", Duration::ZERO, listed(calls.clone())).await;
+        assert_eq!(got, Ok(Some(It("x".into(), false))));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let got = snap
+            .get("x", Duration::from_secs(60), listed(calls.clone()))
+            .await;
+        assert_eq!(got, Ok(Some(It("x".into(), false))));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     fn urgent() -> Freshness {

@@ -64,7 +64,7 @@ pub async fn install_crds(client: &Client) {
                         .expect("replacing CRD");
                 }
             }
-            wait_for(Duration::from_secs(30), || {
+            let established = wait_for(Duration::from_secs(30), || {
                 let api = api.clone();
                 let name = name.clone();
                 async move {
@@ -81,12 +81,15 @@ pub async fn install_crds(client: &Client) {
                 }
             })
             .await;
+            assert!(established, "CRD {name} was not Established within 30 s");
         }
     })
     .await;
 }
 
-/// Poll `check` until it is true or `timeout` passes.
+/// Poll `check` until it is true (`true`) or `timeout` passes (`false`). A wait that timed out
+/// is a failed expectation, so the answer must be used: assert on it, saying what was awaited.
+#[must_use = "a wait that timed out must fail the test: assert on it, saying what was awaited"]
 pub async fn wait_for<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,

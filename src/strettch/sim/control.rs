@@ -34,6 +34,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/seed", post(seed))
         .route("/_sim/domains", get(domains))
         .route("/_sim/domains/{id}/status", post(set_domain_status))
+        .route("/_sim/records", get(record_groups))
         .route("/_sim/save", post(save))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(sim)
@@ -121,6 +122,11 @@ async fn seed(State(sim): State<Arc<Sim>>, body: Result<Bytes, BytesRejection>) 
 
 async fn domains(State(sim): State<Arc<Sim>>) -> Response {
     Json(sim.domains()).into_response()
+}
+
+/// Every zone's records grouped by (name, type, value), so a test can count duplicates.
+async fn record_groups(State(sim): State<Arc<Sim>>) -> Response {
+    Json(sim.record_groups()).into_response()
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use rate_limit::{KeyStats, SimStats};
+pub use state::RecordGroup;
 
 use crate::cloud::secret::fingerprint;
 use crate::strettch::model::{Compute, Domain, DomainStatus, Record};
@@ -142,6 +143,12 @@ pub struct SimArgs {
         value_parser = parse_rate
     )]
     pub drop_after_write_rate: f64,
+
+    /// Accept a DNS record identical (name, type, value) to one its zone already has, and list
+    /// both, as some DNS APIs do; by default such a create or update is answered 409 CONFLICT.
+    /// Lets tests see duplicates that the default would refuse.
+    #[arg(long, env = "STRATUS_SIM_ALLOW_DUPLICATE_RECORDS")]
+    pub allow_duplicate_records: bool,
 }
 
 impl fmt::Debug for SimArgs {
@@ -160,6 +167,7 @@ impl fmt::Debug for SimArgs {
             .field("latency_ms", &self.latency_ms)
             .field("malformed_rate", &self.malformed_rate)
             .field("drop_after_write_rate", &self.drop_after_write_rate)
+            .field("allow_duplicate_records", &self.allow_duplicate_records)
             .finish()
     }
 }
@@ -187,6 +195,7 @@ impl SimArgs {
                 drop_after_write_rate: self.drop_after_write_rate,
             },
             state_file: self.state_file.clone(),
+            allow_duplicate_records: self.allow_duplicate_records,
         }
     }
 }
@@ -210,6 +219,9 @@ pub struct SimConfig {
     pub idempotency_ttl: Duration,
     pub faults: Faults,
     pub state_file: Option<PathBuf>,
+    /// Accept records identical to one their zone already has (see
+    /// `SimArgs::allow_duplicate_records`).
+    pub allow_duplicate_records: bool,
 }
 
 impl fmt::Debug for SimConfig {
@@ -224,13 +236,14 @@ impl fmt::Debug for SimConfig {
             .field("idempotency_ttl", &self.idempotency_ttl)
             .field("faults", &self.faults)
             .field("state_file", &self.state_file)
+            .field("allow_duplicate_records", &self.allow_duplicate_records)
             .finish()
     }
 }
 
 impl SimConfig {
     /// For tests: these keys, 2 requests/s per key, 200 ms lifecycles, a day of idempotency,
-    /// no faults, in memory.
+    /// no faults, in memory, duplicate records refused.
     pub fn for_tests(api_keys: &[&str]) -> Self {
         let d = Duration::from_millis(200);
         Self {
@@ -243,6 +256,7 @@ impl SimConfig {
             idempotency_ttl: Duration::from_secs(86_400),
             faults: Faults::default(),
             state_file: None,
+            allow_duplicate_records: false,
         }
     }
 
@@ -367,6 +381,10 @@ impl Sim {
         self.state.lock().all_computes(Timestamp::now())
     }
 
+    fn record_groups(&self) -> Vec<RecordGroup> {
+        self.state.lock().record_groups()
+    }
+
     fn domains(&self) -> Vec<Domain> {
         let now = Timestamp::now();
         self.state
@@ -401,10 +419,11 @@ async fn saver(sim: Arc<Sim>, mut stop: watch::Receiver<bool>) {
 pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<SimHandle> {
     config.faults.validate().map_err(anyhow::Error::msg)?;
     let timing = config.timing();
-    let state = match &config.state_file {
+    let mut state = match &config.state_file {
         Some(p) if p.exists() => State::load(p, timing)?,
         _ => State::new(timing),
     };
+    state.allow_duplicate_records = config.allow_duplicate_records;
     let keys: HashMap<String, String> = config
         .api_keys
         .iter()
@@ -605,6 +624,11 @@ impl SimHandle {
             .unwrap_or_default()
     }
 
+    /// Every zone's records grouped by (name, type, value), to count duplicates.
+    pub fn record_groups(&self) -> Vec<RecordGroup> {
+        self.sim.record_groups()
+    }
+
     /// Forces a domain's status (`None` returns it to the clock). False if it does not exist.
     pub fn set_domain_status(&self, domain_id: &str, status: Option<DomainStatus>) -> bool {
         let ok = self
@@ -682,6 +706,7 @@ mod tests {
         assert_eq!(c.idempotency_ttl, Duration::from_secs(86_400));
         assert_eq!(cli.sim.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.faults, Faults::default());
+        assert!(!c.allow_duplicate_records);
 
         let cli = Cli::try_parse_from([
             "x",
@@ -693,6 +718,7 @@ mod tests {
             "7",
             "--state-file",
             "/tmp/s.json",
+            "--allow-duplicate-records",
         ])
         .unwrap();
         let c = cli.sim.config();
@@ -700,6 +726,7 @@ mod tests {
         assert_eq!(c.faults.error_rate, 0.5);
         assert_eq!(c.faults.latency_ms, 7);
         assert_eq!(c.state_file, Some(PathBuf::from("/tmp/s.json")));
+        assert!(c.allow_duplicate_records);
 
         assert!(Cli::try_parse_from(["x", "--error-rate", "1.5"]).is_err());
         assert!(Cli::try_parse_from(["x", "--create-seconds", "-1"]).is_err());

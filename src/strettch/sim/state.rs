@@ -152,6 +152,26 @@ pub struct IdemEntry {
     pub created_at: Timestamp,
 }
 
+/// The records of one zone that share an identity (name, type and value, compared as the API
+/// compares them, so `WWW` and `www` are one name). The sandbox's own view for tests that count
+/// what the operator made: more than one id only when duplicates are allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordGroup {
+    pub domain_id: String,
+    pub domain: String,
+    /// Lowercase.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// Normalised: addresses in canonical form, hostnames lowercase without the final dot.
+    pub value: String,
+    /// `ids.len()`, spelled out for HTTP callers.
+    pub count: usize,
+    /// In creation order.
+    pub ids: Vec<String>,
+}
+
 pub enum IdemCheck {
     Fresh,
     Replay(IdemEntry),
@@ -181,6 +201,10 @@ pub struct State {
     pub idempotency: HashMap<String, IdemEntry>,
     #[serde(skip)]
     pub timing: Timing,
+    /// Accept a record identical (name, type, value) to one the zone already has, as some DNS
+    /// APIs do; set from the configuration, never persisted.
+    #[serde(skip)]
+    pub allow_duplicate_records: bool,
     #[serde(skip)]
     pub inserts_since_prune: u32,
 }
@@ -508,11 +532,47 @@ impl State {
         self.domains.iter().map(|d| d.records.len()).sum()
     }
 
+    /// Every zone's records grouped by identity, zones in creation order, groups sorted by
+    /// (name, type, value).
+    pub fn record_groups(&self) -> Vec<RecordGroup> {
+        let mut out = Vec::new();
+        for d in &self.domains {
+            let mut groups: BTreeMap<(String, &'static str, String), Vec<String>> = BTreeMap::new();
+            for r in &d.records {
+                let (name, t, value) = validate::record_identity(&r.name, r.record_type, &r.value);
+                groups
+                    .entry((name, t.as_str(), value))
+                    .or_default()
+                    .push(r.id.clone());
+            }
+            out.extend(
+                groups
+                    .into_iter()
+                    .map(|((name, t, value), ids)| RecordGroup {
+                        domain_id: d.id.clone(),
+                        domain: d.domain.clone(),
+                        name,
+                        record_type: t.to_string(),
+                        value,
+                        count: ids.len(),
+                        ids,
+                    }),
+            );
+        }
+        out
+    }
+
+    /// Refuses a write that would give the zone two records with one identity, unless
+    /// duplicates are allowed.
     fn check_duplicate(
+        allow: bool,
         d: &DomainRec,
         w: &RecordWrite,
         except: Option<&str>,
     ) -> Result<(), SimError> {
+        if allow {
+            return Ok(());
+        }
         let id = validate::record_identity(&w.name, w.record_type, &w.value);
         if let Some(r) = d.records.iter().find(|r| {
             Some(r.id.as_str()) != except
@@ -536,9 +596,10 @@ impl State {
         w: RecordWrite,
         now: Timestamp,
     ) -> Result<Record, SimError> {
+        let allow = self.allow_duplicate_records;
         let d = self.domain_mut(domain_id)?;
         let ttl = validate::check_record(&w, &d.domain).map_err(SimError::validation)?;
-        Self::check_duplicate(d, &w, None)?;
+        Self::check_duplicate(allow, d, &w, None)?;
         let ts = rfc3339(now);
         let rec = Record {
             id: uuid::Uuid::new_v4().to_string(),
@@ -573,12 +634,13 @@ impl State {
         w: RecordWrite,
         now: Timestamp,
     ) -> Result<Record, SimError> {
+        let allow = self.allow_duplicate_records;
         let d = self.domain_mut(domain_id)?;
         if !d.records.iter().any(|r| r.id == record_id) {
             return Err(record_not_found(record_id, &d.domain));
         }
         let ttl = validate::check_record(&w, &d.domain).map_err(SimError::validation)?;
-        Self::check_duplicate(d, &w, Some(record_id))?;
+        Self::check_duplicate(allow, d, &w, Some(record_id))?;
         let domain = d.domain.clone();
         let r = d
             .records
