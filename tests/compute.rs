@@ -498,7 +498,7 @@ async fn drift_outside_kubernetes_is_corrected_at_the_next_observation() {
         "d",
         json!({}),
         json!({}),
-        json!({"stratus.dev/poll-interval": "1s"}),
+        json!({"stratus.dev/poll-interval": "5s"}),
     )
     .await;
     let c = env.wait_compute("d", T, "Ready", is_ready).await;

@@ -156,7 +156,7 @@ async fn domain_is_ready_only_when_active_and_says_which_nameservers_to_set() {
     api.patch(
         "example-com",
         &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"stratus.dev/poll-interval": "1s"}}})),
+        &Patch::Merge(json!({"metadata": {"annotations": {"stratus.dev/poll-interval": "5s"}}})),
     )
     .await
     .unwrap();
@@ -274,7 +274,7 @@ async fn literal_records_mx_with_priority_updates_and_deletion_policies() {
     api.patch(
         "mail",
         &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"stratus.dev/poll-interval": "1s"}}})),
+        &Patch::Merge(json!({"metadata": {"annotations": {"stratus.dev/poll-interval": "5s"}}})),
     )
     .await
     .unwrap();
@@ -359,7 +359,7 @@ async fn an_a_record_follows_the_address_of_its_compute() {
         "web",
         json!({}),
         json!({}),
-        json!({"stratus.dev/poll-interval": "1s"}),
+        json!({"stratus.dev/poll-interval": "5s"}),
     )
     .await;
     ready_domain(&env, "example-com", "example.com").await;
