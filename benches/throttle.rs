@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use stratus::cloud::ApiKey;
-use stratus::cloud::secret::fingerprint;
 use stratus::cloud::throttle::Priority;
 use stratus::strettch::client::{DEFAULT_REQUESTS_PER_SECOND, StrettchClient};
+use stratus::strettch::sim::key_fingerprint as fingerprint;
 use stratus::strettch::sim::{self, SimConfig};
 
 const KEY: &str = "sk-bench-throttle";

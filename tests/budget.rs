@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{Env, is_ready};
 use serde_json::json;
-use stratus::cloud::secret::fingerprint;
+use stratus::strettch::sim::key_fingerprint as fingerprint;
 
 #[tokio::test]
 async fn fifty_computes_under_two_requests_per_second_without_a_429() {

@@ -459,6 +459,24 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
         1,
         "only the valid Compute may exist in the cloud"
     );
+    // Nothing exists for the region typo, so the region can still be corrected in place (no
+    // ImmutableFieldChanged); the corrected Compute is created.
+    api.patch(
+        "bad-region",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"forProvider": {"region": "KGL-1"}}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        common::wait_for(Duration::from_secs(90), || {
+            let api = api.clone();
+            async move { api.get("bad-region").await.is_ok_and(|c| is_ready(&c)) }
+        })
+        .await,
+        "the Compute with its region corrected did not become Ready"
+    );
+    assert_eq!(sim.computes().len(), 2);
     operator.kill();
     ns.cleanup().await;
     sim.shutdown().await;

@@ -1,6 +1,7 @@
 //! The operator runs with the identity the chart creates (the control plane's operator token is
-//! the ServiceAccount stratus-system/stratus) under the chart's RBAC: everything works; without
-//! one rule, the matching failure shows; with the rule back, it recovers.
+//! the ServiceAccount stratus-system/stratus) under the chart's RBAC: it cannot read an API key
+//! in a namespace the chart does not list; once listed, everything works; without one rule, the
+//! matching failure shows; with the rule back, it recovers.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Env, Operator, has_condition, is_ready};
+use common::{Env, Operator, condition, has_condition, is_ready};
 use serde_json::json;
 
 const RELEASE: &str = "rbac-test";
@@ -45,8 +46,8 @@ fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// The chart's RBAC objects and ServiceAccount, rendered by helm.
-fn chart_rbac() -> String {
+/// The chart's RBAC objects and ServiceAccount, rendered by helm, with `--set` values.
+fn chart_rbac(values: &[&str]) -> String {
     let out = Command::new(tool("helm"))
         .args([
             "template",
@@ -60,6 +61,7 @@ fn chart_rbac() -> String {
             "providerConfig.create=false",
         ])
         .args(["--set", "serviceAccount.name=stratus"])
+        .args(values.iter().flat_map(|v| ["--set", v]))
         .output()
         .expect("helm (scripts/test puts it on PATH via scripts/install-helm)");
     assert!(
@@ -86,12 +88,11 @@ fn chart_rbac() -> String {
 }
 
 #[tokio::test]
-async fn operator_identity_works_under_the_chart_rbac_and_a_missing_rule_shows() {
+async fn operator_reads_api_keys_only_in_namespaces_the_chart_grants_and_a_missing_rule_shows() {
     let operator_kubeconfig = PathBuf::from(
         std::env::var("STRATUS_TEST_OPERATOR_KUBECONFIG")
             .expect("STRATUS_TEST_OPERATOR_KUBECONFIG: the operator identity's kubeconfig (scripts/test sets it)"),
     );
-    let rbac = chart_rbac();
     let _ = kubectl(
         &[
             "create",
@@ -104,10 +105,11 @@ async fn operator_identity_works_under_the_chart_rbac_and_a_missing_rule_shows()
         None,
     )
     .pipe(|ns| kubectl(&["apply", "-f", "-"], Some(&ns)));
-    kubectl(&["apply", "-f", "-"], Some(&rbac));
 
     let mut env = Env::start("rbac").await;
     env.operator.kill();
+    // The API key is in the test's namespace, which the default values do not list.
+    kubectl(&["apply", "-f", "-"], Some(&chart_rbac(&[])));
     let lease = [
         "--leader-elect",
         "--leader-election-namespace",
@@ -117,9 +119,31 @@ async fn operator_identity_works_under_the_chart_rbac_and_a_missing_rule_shows()
 
     env.create_compute("ok", json!({}), json!({}), json!({}))
         .await;
+    let refused = env
+        .wait_compute(
+            "ok",
+            Duration::from_secs(60),
+            "Stalled: the key's Secret is in a namespace the chart does not grant",
+            |c| {
+                condition(c, "Stalled").is_some_and(|s| {
+                    s.status == "True"
+                        && s.message.contains("forbidden")
+                        && s.message.contains("secrets")
+                })
+            },
+        )
+        .await;
+    assert!(
+        condition(&refused, "Ready").is_some_and(|r| r.status == "False"),
+        "not Ready without the key"
+    );
+
+    // List the namespace in rbac.secretNamespaces: the same object goes on without a restart.
+    let rbac = chart_rbac(&[&format!("rbac.secretNamespaces={{{}}}", env.ns.name)]);
+    kubectl(&["apply", "-f", "-"], Some(&rbac));
     env.wait_compute(
         "ok",
-        Duration::from_secs(90),
+        Duration::from_secs(120),
         "Ready under the chart's RBAC",
         is_ready,
     )

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use stratus::cloud::secret::fingerprint;
 use stratus::strettch::model::{Compute, ComputeState, Domain, DomainStatus, Record};
+use stratus::strettch::sim::key_fingerprint as fingerprint;
 use stratus::strettch::sim::{Faults, SimConfig, SimHandle, SimStats, start};
 
 const KEY: &str = "sk-test-alpha";

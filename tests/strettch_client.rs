@@ -46,7 +46,7 @@ fn quick_retry(max_attempts: u32) -> RetryPolicy {
 fn key_stats(sim: &SimHandle, key: &str) -> KeyStats {
     sim.stats()
         .keys
-        .get(&fingerprint(key))
+        .get(&stratus::strettch::sim::key_fingerprint(key))
         .cloned()
         .unwrap_or_default()
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use stratus::cloud::secret::fingerprint;
+use stratus::strettch::sim::key_fingerprint as fingerprint;
 use stratus::strettch::sim::{self, SimConfig};
 
 use crate::Options;

@@ -47,7 +47,11 @@ use super::common::{
         name = "AGE",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    validation = super::field_immutable_once_created("hostName", "hostName cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
+    validation = super::field_immutable_once_created("image", "image cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
+    validation = super::field_immutable_once_created("region", "region cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
+    validation = super::field_immutable_once_created("publicKeys", "publicKeys cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change them")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeSpec {
@@ -68,22 +72,19 @@ pub struct ComputeSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeParameters {
-    /// Hostname of the instance (letters, digits, hyphens; 1-63 characters). Set at creation.
+    /// Hostname of the instance (letters, digits, hyphens; 1-63 characters). Set at creation:
+    /// immutable once the compute exists.
     #[schemars(length(min = 1, max = 63))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("hostName cannot be changed after creation"))]
     pub host_name: String,
-    /// OS image slug from GET /images, e.g. UBUNTU-24.04. Immutable.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("image is immutable: create a new Compute to change it"))]
+    /// OS image slug from GET /images, e.g. UBUNTU-24.04. Immutable once the compute exists.
     pub image: String,
-    /// Region code from GET /regions, e.g. KGL-1. Immutable.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("region is immutable: create a new Compute to change it"))]
+    /// Region code from GET /regions, e.g. KGL-1. Immutable once the compute exists.
     pub region: String,
     /// Specification slug from GET /computes/specifications, e.g. S-1C-1G. Can only grow
     /// (upsize); a smaller one is refused.
     pub specification: String,
-    /// SSH public keys installed at creation (at least one). Immutable.
+    /// SSH public keys installed at creation (at least one). Immutable once the compute exists.
     #[schemars(length(min = 1))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("publicKeys are immutable: create a new Compute to change them"))]
     pub public_keys: Vec<String>,
     /// Allocate a public IPv4 address. Set at creation.
     #[serde(default)]

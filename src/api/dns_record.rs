@@ -60,7 +60,13 @@ use super::common::{
         name = "AGE",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    validation = super::immutable_once_created(
+        "(has(self.spec.forProvider.domainRef) ? self.spec.forProvider.domainRef.name : '') == (has(oldSelf.spec.forProvider.domainRef) ? oldSelf.spec.forProvider.domainRef.name : '') && (has(self.spec.forProvider.domainId) ? self.spec.forProvider.domainId : '') == (has(oldSelf.spec.forProvider.domainId) ? oldSelf.spec.forProvider.domainId : '')",
+        "the zone (domainRef or domainId) cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to put a record in another zone"
+    ),
+    validation = super::field_immutable_once_created("name", "name cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to change it"),
+    validation = super::field_immutable_once_created("type", "type cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to change it")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DnsRecordSpec {
@@ -89,27 +95,25 @@ pub struct DnsRecordSpec {
     validation = Rule::new("self.type == 'SRV' || (!has(self.weight) && !has(self.port))").message("weight and port are only allowed on SRV records"),
     validation = Rule::new("!has(self.valueFrom) || self.type == 'A'").message("valueFrom gives an IPv4 address: use it with A records"),
     validation = Rule::new(r"self.type != 'A' || !has(self.value) || self.value.matches('^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$')").message("the value of an A record must be an IPv4 address such as 192.0.2.1"),
-    validation = Rule::new(r"!(self.type in ['CNAME', 'MX', 'NS', 'SRV']) || !has(self.value) || self.value.matches('^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?[.])+[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?[.]?$')").message("the value of a CNAME, MX, NS or SRV record must be a fully qualified hostname such as host.example.com"),
-    validation = Rule::new("(has(self.domainRef) ? self.domainRef.name : '') == (has(oldSelf.domainRef) ? oldSelf.domainRef.name : '') && (has(self.domainId) ? self.domainId : '') == (has(oldSelf.domainId) ? oldSelf.domainId : '')").message("the zone (domainRef or domainId) is immutable: create a new DnsRecord to put a record in another zone")
+    validation = Rule::new(r"!(self.type in ['CNAME', 'MX', 'NS', 'SRV']) || !has(self.value) || self.value.matches('^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?[.])+[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?[.]?$')").message("the value of a CNAME, MX, NS or SRV record must be a fully qualified hostname such as host.example.com")
 )]
 pub struct DnsRecordParameters {
     /// The zone: a Domain in the same namespace. The record is created once that Domain is
-    /// ACTIVE. Set exactly one of domainRef and domainId. Immutable.
+    /// ACTIVE. Set exactly one of domainRef and domainId. Immutable once the record exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_ref: Option<DomainReference>,
     /// The zone by its Strettch id (a Domain's status.atProvider.id), for a zone not managed in
-    /// this namespace. Set exactly one of domainRef and domainId. Immutable.
+    /// this namespace. Set exactly one of domainRef and domainId. Immutable once the record exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub domain_id: Option<String>,
     /// The record name relative to the zone: `@` for the apex, or labels such as www, _dmarc,
-    /// _sip._tcp, *.dev (letters, digits, hyphens, underscores; no trailing dot). Immutable.
+    /// _sip._tcp, *.dev (letters, digits, hyphens, underscores; no trailing dot). Immutable once
+    /// the record exists.
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("name is immutable: create a new DnsRecord to change it"))]
     pub name: String,
-    /// The record type: A, AAAA, CNAME, MX, TXT, SRV or NS. Immutable.
+    /// The record type: A, AAAA, CNAME, MX, TXT, SRV or NS. Immutable once the record exists.
     #[serde(rename = "type")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("type is immutable: create a new DnsRecord to change it"))]
     pub record_type: DnsRecordType,
     /// The record's value: an IPv4 address (A), an IPv6 address (AAAA), a fully qualified
     /// hostname (CNAME, MX, NS, SRV target) or text (TXT, up to 2048 characters). Set exactly

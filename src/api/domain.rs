@@ -58,7 +58,8 @@ use super::common::{
         name = "AGE",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    validation = super::field_immutable_once_created("domain", "domain cannot be changed once the zone exists (status.atProvider.id is set): create a new Domain to change it")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DomainSpec {
@@ -82,9 +83,9 @@ pub struct DomainSpec {
 pub struct DomainParameters {
     /// The domain name, e.g. example.com (at least two labels; Strettch stores it lower-case,
     /// without a trailing dot). One zone per name: a name that is, or lies under or above, a
-    /// zone already registered is refused (Conflict). Immutable: create a new Domain instead.
+    /// zone already registered is refused (Conflict). Immutable once the zone exists: create a
+    /// new Domain instead.
     #[schemars(length(min = 1, max = 253))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("domain is immutable: create a new Domain to change it"))]
     pub domain: String,
 }
 

@@ -9,6 +9,8 @@ pub mod provider_config;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use kube::core::{Message, Rule};
+
 pub use compute::Compute;
 pub use dns_record::DnsRecord;
 pub use domain::Domain;
@@ -35,4 +37,24 @@ pub fn crds_yaml() -> String {
             )
         })
         .collect()
+}
+
+/// A root-level CEL transition rule: `same` (an expression over `self` and `oldSelf`, the whole
+/// object) must hold once the cloud resource exists, i.e. once the old object's
+/// `status.atProvider.id` is set. Before that nothing was created from the field, so a typo
+/// that left the object Stalled (NotOffered, InvalidSpec, ...) can still be corrected in place.
+/// It sits at the root because a rule on `spec` cannot see `status`.
+fn immutable_once_created(same: &str, message: &str) -> Rule {
+    Rule::new(format!(
+        "!has(oldSelf.status) || !has(oldSelf.status.atProvider) || !has(oldSelf.status.atProvider.id) || ({same})"
+    ))
+    .message(Message::Message(message.into()))
+}
+
+/// [`immutable_once_created`] for `spec.forProvider.<field>`.
+fn field_immutable_once_created(field: &str, message: &str) -> Rule {
+    immutable_once_created(
+        &format!("self.spec.forProvider.{field} == oldSelf.spec.forProvider.{field}"),
+        message,
+    )
 }

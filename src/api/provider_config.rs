@@ -30,15 +30,67 @@ pub struct ProviderConfigSpec {
     /// The cloud this configuration talks to.
     pub provider: Provider,
     /// Base URL of the cloud API. Omitted: the provider's public endpoint
-    /// (https://api.strettch.cloud/api/v1 for strettch).
+    /// (https://api.strettch.cloud/api/v1 for strettch). Must be https://, except on loopback
+    /// (127.0.0.0/8, [::1], localhost) or with allowInsecureEndpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Allow an http:// endpoint on a host other than loopback. Every request carries the API key,
+    /// which plain http sends in clear text to anyone on the network path: set it only for a
+    /// trusted network, e.g. a test sandbox inside the cluster. Default false: such an endpoint
+    /// is refused (Stalled, reason InvalidProviderConfig) and no request is sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_endpoint: bool,
     /// Where the API key is kept.
     pub credentials: Credentials,
     /// Override of the documented per-key request rate. Every ProviderConfig using the same key
     /// shares one budget; the lowest configured rate wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+}
+
+impl ProviderConfigSpec {
+    /// Refuses an endpoint that would send the API key in clear text to another machine: see
+    /// [`check_endpoint`]. `default` is the provider's endpoint, used when none is set.
+    pub fn check_endpoint(&self, default: &str) -> Result<(), String> {
+        check_endpoint(
+            self.endpoint.as_deref().unwrap_or(default),
+            self.allow_insecure_endpoint,
+        )
+    }
+}
+
+/// Whether the API key may be sent to `endpoint`: over https:// always; over plain http:// only
+/// to a loopback host (127.0.0.0/8, [::1], `localhost`), where it never crosses a network, or
+/// when the ProviderConfig explicitly allows it (`allow_insecure`). The host is the one the
+/// URL parser (the same WHATWG rules the HTTP client follows) connects to, so
+/// `http://127.0.0.1.example.com` or `http://127.0.0.1@example.com` are not loopback. The error
+/// says how to fix it; other endpoint problems are left to the provider's client.
+pub fn check_endpoint(endpoint: &str, allow_insecure: bool) -> Result<(), String> {
+    let url = url::Url::parse(endpoint.trim()).map_err(|e| {
+        format!("spec.endpoint {endpoint:?} is not a URL ({e}): use e.g. https://api.example.com")
+    })?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_insecure || is_loopback(&url) => Ok(()),
+        "http" => Err(format!(
+            "spec.endpoint {endpoint:?} would send the API key in clear text (http://) to {}, \
+             which is not loopback: use https://, or set spec.allowInsecureEndpoint: true if \
+             every network path to it is trusted",
+            url.host_str().unwrap_or("?")
+        )),
+        other => Err(format!(
+            "spec.endpoint {endpoint:?} has scheme {other}: use https:// (or http:// on loopback)"
+        )),
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 /// Supported clouds.
@@ -84,4 +136,81 @@ pub struct ProviderConfigStatus {
     /// Conditions of the configuration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn https_endpoints_are_accepted_anywhere() {
+        for e in [
+            "https://api.strettch.cloud/api/v1",
+            "https://203.0.113.5:8443/api/v1",
+            "https://[2001:db8::1]/api",
+        ] {
+            assert_eq!(check_endpoint(e, false), Ok(()), "{e}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_accepted_on_loopback() {
+        for e in [
+            "http://127.0.0.1:8080/api/v1",
+            "http://127.9.8.7/api/v1",
+            "http://[::1]:8080/api/v1",
+            "http://localhost:8080/api/v1",
+            "http://LOCALHOST/api/v1",
+        ] {
+            assert_eq!(check_endpoint(e, false), Ok(()), "{e}");
+        }
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_refused_with_how_to_fix_it() {
+        for e in [
+            "http://api.strettch.cloud/api/v1",
+            "http://10.0.0.5:8080/api/v1",
+            "http://[2001:db8::1]/api",
+            "http://0.0.0.0:8080",
+            "http://[::ffff:10.0.0.5]/",
+        ] {
+            let err = check_endpoint(e, false).expect_err(e);
+            assert!(
+                err.contains("clear text") && err.contains("https://"),
+                "{err}"
+            );
+            assert!(err.contains("spec.allowInsecureEndpoint: true"), "{err}");
+        }
+    }
+
+    #[test]
+    fn hosts_that_only_look_like_loopback_are_refused() {
+        for e in [
+            "http://127.0.0.1.evil.example/api",
+            "http://localhost.evil.example/api",
+            "http://127.0.0.1@evil.example/api",
+            "http://localhost:80@evil.example/api",
+            "http://evil.example/http://127.0.0.1/",
+            "http://evil.example#@127.0.0.1",
+        ] {
+            assert!(check_endpoint(e, false).is_err(), "{e} was accepted");
+        }
+    }
+
+    #[test]
+    fn allow_insecure_endpoint_accepts_plain_http_to_any_host() {
+        assert_eq!(
+            check_endpoint("http://stratus-sim.testing.svc:8080/api/v1", true),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn other_schemes_and_non_urls_are_refused() {
+        for e in ["ftp://127.0.0.1/api", "api.strettch.cloud/api/v1", ""] {
+            assert!(check_endpoint(e, false).is_err(), "{e:?} was accepted");
+            assert!(check_endpoint(e, true).is_err(), "{e:?} was accepted");
+        }
+    }
 }

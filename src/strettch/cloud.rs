@@ -45,6 +45,12 @@ impl Connect for StrettchCloud {
                 provider: format!("{:?}", spec.provider).to_lowercase(),
             });
         }
+        // Before any client exists, so a refused endpoint never sees a request (nor the key).
+        spec.check_endpoint(DEFAULT_ENDPOINT)
+            .map_err(|message| ProviderError::Invalid {
+                config: config_name.into(),
+                message,
+            })?;
         let endpoint = spec.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
         let rate = spec.rate_limit.as_ref().map(|r| r.requests_per_second);
         let client =
@@ -129,5 +135,56 @@ impl Item for Record {
     }
     fn is_transitional(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(endpoint: &str, allow_insecure_endpoint: bool) -> ProviderConfigSpec {
+        serde_json::from_value(serde_json::json!({
+            "provider": "strettch",
+            "endpoint": endpoint,
+            "allowInsecureEndpoint": allow_insecure_endpoint,
+            "credentials": {"secretRef": {"namespace": "ns", "name": "creds", "key": "apiKey"}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_off_loopback_is_an_invalid_provider_config() {
+        let refused = StrettchCloud::connect(
+            "remote",
+            &spec("http://203.0.113.5:8080/api/v1", false),
+            ApiKey::new("sk-connect-test-1"),
+        );
+        match refused {
+            Err(e @ ProviderError::Invalid { .. }) => {
+                assert_eq!(e.reason(), "InvalidProviderConfig");
+                let message = e.to_string();
+                assert!(message.contains("\"remote\""), "{message}");
+                assert!(
+                    message.contains("spec.allowInsecureEndpoint: true"),
+                    "{message}"
+                );
+                assert!(!message.contains("sk-connect-test-1"), "{message}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("an http:// endpoint on 203.0.113.5 was accepted"),
+        }
+    }
+
+    #[test]
+    fn a_plain_http_endpoint_connects_on_loopback_or_when_allowed() {
+        for (endpoint, allow) in [
+            ("http://127.0.0.1:8080/api/v1", false),
+            ("http://203.0.113.5:8080/api/v1", true),
+            ("https://203.0.113.5/api/v1", false),
+        ] {
+            let connected =
+                StrettchCloud::connect("ok", &spec(endpoint, allow), ApiKey::new("sk-connect-2"));
+            assert!(connected.is_ok(), "{endpoint} (allow {allow}) refused");
+        }
     }
 }

@@ -13,7 +13,7 @@ pub const HISTORY_SECONDS: usize = 3600;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SimStats {
-    /// Per API key, named by its fingerprint (`cloud::secret::fingerprint`).
+    /// Per API key, named by its fingerprint (`sim::key_fingerprint`).
     pub keys: BTreeMap<String, KeyStats>,
     /// All 429 answers.
     pub served_429: u64,
