@@ -160,10 +160,11 @@ impl Providers {
         }
         let (spec, key) = self.read(name).await?;
         let identity = format!(
-            "{}|{}|{:?}",
+            "{}|{}|{:?}|{}",
             spec.endpoint.as_deref().unwrap_or(""),
             key.fingerprint(),
-            spec.rate_limit.as_ref().map(|r| r.requests_per_second)
+            spec.rate_limit.as_ref().map(|r| r.requests_per_second),
+            spec.allow_insecure_endpoint,
         );
         let account = Account::new(spec.endpoint.as_deref().unwrap_or(""), &key);
         let mut cache = self.cache.lock();
