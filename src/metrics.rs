@@ -214,6 +214,15 @@ impl Metrics {
             .set(remaining);
     }
 
+    /// Drop every series of a key that this process no longer uses, so rotated keys do not pile
+    /// up in memory and in the exposition.
+    pub fn forget_key(&self, provider: &str, key_fingerprint: &str) {
+        let labels = key_labels(provider, key_fingerprint);
+        self.cloud_rate_limited_total.remove(&labels);
+        self.cloud_throttle_wait_seconds.remove(&labels);
+        self.cloud_budget_remaining.remove(&labels);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -12,6 +12,9 @@ pub enum ErrorClass {
     Terminal,
     /// The resource does not exist.
     NotFound,
+    /// Nothing was sent: a routine read found no budget for it now. Not a failure; try again
+    /// after the error's `retry_in`, without reporting an error to the user.
+    Deferred,
 }
 
 /// An error from a cloud API call. Never carries the API key.
@@ -40,6 +43,18 @@ pub enum CloudError {
     /// The client was configured wrongly (bad endpoint URL, ...).
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// The request cannot be built from the spec (an id too long or with control characters, a
+    /// URL too long): nothing was sent and no budget was spent. Fix the spec (e.g. the
+    /// `stratus.dev/external-name` annotation).
+    #[error("cannot send {operation}: {message}")]
+    InvalidRequest { operation: String, message: String },
+    /// A routine read gave its place in the key's queue up: no budget for it within the
+    /// throttle's patience. Nothing was sent; ask again in `retry_in`.
+    #[error("{operation} deferred: no budget for a routine read now; try again in {retry_in:?}")]
+    Deferred {
+        operation: String,
+        retry_in: Duration,
+    },
 }
 
 impl CloudError {
@@ -55,7 +70,8 @@ impl CloudError {
                 ErrorClass::Retryable
             }
             CloudError::Protocol { .. } => ErrorClass::Terminal,
-            CloudError::Config(_) => ErrorClass::Terminal,
+            CloudError::Config(_) | CloudError::InvalidRequest { .. } => ErrorClass::Terminal,
+            CloudError::Deferred { .. } => ErrorClass::Deferred,
         }
     }
 
@@ -74,6 +90,8 @@ impl CloudError {
             CloudError::Transport { .. } => "TRANSPORT_ERROR",
             CloudError::Protocol { .. } => "UNEXPECTED_RESPONSE",
             CloudError::Config(_) => "INVALID_CONFIGURATION",
+            CloudError::InvalidRequest { .. } => "INVALID_REQUEST",
+            CloudError::Deferred { .. } => "DEFERRED",
         }
     }
 
@@ -134,6 +152,26 @@ mod tests {
         );
         assert_eq!(api(409, "CONFLICT").class(), ErrorClass::Terminal);
         assert_eq!(api(401, "UNAUTHORIZED").class(), ErrorClass::Terminal);
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_built_is_terminal_and_a_deferred_read_is_neither_retried_nor_terminal()
+     {
+        let e = CloudError::InvalidRequest {
+            operation: "computes.get".into(),
+            message: "id too long".into(),
+        };
+        assert_eq!(e.class(), ErrorClass::Terminal);
+        assert_eq!(e.code(), "INVALID_REQUEST");
+        assert!(!e.is_retryable());
+        let e = CloudError::Deferred {
+            operation: "computes.list".into(),
+            retry_in: Duration::from_secs(2),
+        };
+        assert_eq!(e.class(), ErrorClass::Deferred);
+        assert_eq!(e.code(), "DEFERRED");
+        assert!(!e.is_retryable() && !e.is_not_found());
+        assert!(e.to_string().contains("2s"), "{e}");
     }
 
     #[test]

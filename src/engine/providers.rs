@@ -1,5 +1,13 @@
 //! Resolve a ProviderConfig and its Secret into a connected cloud handle, cached so that every
 //! resource using the same configuration shares one client, one throttle and one snapshot.
+//!
+//! Each (re)resolution reports the ProviderConfig's current rate to its key's throttle (the
+//! handle is rebuilt when endpoint, key or rate change, and connecting registers the rate under
+//! the ProviderConfig's name, see [`ThrottleRegistry::throttle_for`]). A ProviderConfig found gone
+//! is dropped from the cache and from its key's users, so the key's rate follows the
+//! ProviderConfigs that use it now.
+//!
+//! [`ThrottleRegistry::throttle_for`]: crate::cloud::throttle::ThrottleRegistry::throttle_for
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -66,6 +74,11 @@ impl ProviderError {
 
 /// A cloud handle built from a ProviderConfig.
 pub trait Connect: Send + Sync + Sized + 'static {
+    /// Build the handle of ProviderConfig `config_name`. The handle's key throttle must be
+    /// obtained with [`ThrottleRegistry::throttle_for`] under `config_name`, so that the key's
+    /// rate follows the configuration.
+    ///
+    /// [`ThrottleRegistry::throttle_for`]: crate::cloud::throttle::ThrottleRegistry::throttle_for
     fn connect(
         config_name: &str,
         spec: &ProviderConfigSpec,
@@ -158,7 +171,14 @@ impl Providers {
         {
             return Ok((h, c.account.clone()));
         }
-        let (spec, key) = self.read(name).await?;
+        let (spec, key) = match self.read(name).await {
+            Ok(found) => found,
+            Err(e @ ProviderError::ProviderConfigNotFound(_)) => {
+                self.forget(name);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let identity = format!(
             "{}|{}|{:?}|{}",
             spec.endpoint.as_deref().unwrap_or(""),
@@ -186,6 +206,22 @@ impl Providers {
             },
         );
         Ok((handle, account))
+    }
+
+    /// ProviderConfig `name` is gone: drop its handles, and its rate from its key's users.
+    fn forget(&self, name: &str) {
+        let dropped: Vec<_> = {
+            let mut cache = self.cache.lock();
+            let gone: Vec<_> = cache.keys().filter(|(_, n)| n == name).cloned().collect();
+            gone.iter().filter_map(|k| cache.remove(k)).collect()
+        };
+        if !dropped.is_empty() {
+            tracing::debug!(
+                provider_config = name,
+                "ProviderConfig is gone; its rate no longer counts for its key"
+            );
+        }
+        crate::cloud::throttle::registry().release_user(name);
     }
 
     async fn read(&self, name: &str) -> Result<(ProviderConfigSpec, ApiKey), ProviderError> {

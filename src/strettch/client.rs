@@ -3,9 +3,22 @@
 //! Every request of a key goes through that key's [`KeyThrottle`] (shared process-wide through
 //! [`registry()`]), including retries. Answers are parsed from the documented envelope; anything
 //! else becomes [`CloudError::Protocol`]. The rate-limit headers of every answer (plain and
-//! `-second` variants) feed the throttle; a 429 holds the key until `Retry-After` or the reset.
-//! Retries are bounded ([`RetryPolicy`]) and only for retryable errors; a create's retries reuse the
-//! caller's `Idempotency-Key`, so an ambiguous outcome never creates twice.
+//! `-second` variants, reset read against the answer's `Date`) feed the throttle; a 429 holds the
+//! key until `Retry-After` or the reset, and for one window when it says neither usably.
+//!
+//! Reads and idempotent writes (updates, deletes, start/stop) are retried, bounded
+//! ([`RetryPolicy`]) and only for retryable errors. A **create is sent once per call**: one logical
+//! attempt with the caller's `Idempotency-Key`, which the caller records before sending. After an
+//! ambiguous outcome (timeout, dropped connection, 5xx) the caller decides what to do next — look
+//! for the resource, or send the same create again with the same key, which the API answers with
+//! the original resource — so the client never spends budget on blind repeats of a write whose
+//! fate is unknown.
+//!
+//! A [`Priority::Routine`] read that cannot have a permit within the throttle's patience is
+//! answered [`CloudError::Deferred`] without being sent, so a routine refresh never holds a
+//! bounded reconcile worker while the key is busy. A request that cannot be built (an id longer
+//! than [`MAX_ID_BYTES`] or with control characters, a URL longer than [`MAX_URL_BYTES`]) is
+//! [`CloudError::InvalidRequest`] before it spends any budget.
 //!
 //! The API key goes into the `Authorization` header (marked sensitive) and nowhere else: not into
 //! errors, logs, tracing fields, metric labels or `Debug` output, which all use its fingerprint.
@@ -15,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, DATE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT,
 };
 use reqwest::{Method, Url};
 use serde::Serialize;
@@ -24,7 +37,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cloud::retry::{MAX_RETRY_AFTER, RetryPolicy};
-use crate::cloud::throttle::{KeyThrottle, Priority, RESET_MARGIN, registry};
+use crate::cloud::throttle::{
+    DEFAULT_WINDOW, KeyThrottle, Priority, RESET_MARGIN, RateLimitHeaders, registry, until_reset,
+};
 use crate::cloud::{ApiKey, CloudError};
 use crate::strettch::model::{
     Compute, ComputeCreate, Domain, DomainCreate, Envelope, ErrorBody, Health, Image, PageMeta,
@@ -47,8 +62,12 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const LIMIT_HEADERS: [&str; 2] = ["x-ratelimit-limit", "x-ratelimit-limit-second"];
 const REMAINING_HEADERS: [&str; 2] = ["x-ratelimit-remaining", "x-ratelimit-remaining-second"];
 const RESET_HEADERS: [&str; 2] = ["x-ratelimit-reset", "x-ratelimit-reset-second"];
-/// How long to hold a key after a 429 that said neither Retry-After nor reset: one window.
-const DEFAULT_429_HOLD: Duration = Duration::from_secs(1);
+/// The longest id (one path segment) a request may carry. Strettch ids are short numbers and
+/// slugs; anything longer comes from a mistyped `stratus.dev/external-name` and is refused before
+/// it is sent.
+pub const MAX_ID_BYTES: usize = 256;
+/// The longest URL a request may have (well under what proxies and servers accept).
+pub const MAX_URL_BYTES: usize = 2048;
 
 /// One page of a list.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +123,11 @@ struct Call {
     priority: Priority,
     /// Sent with the key and through its throttle (everything but `/health`).
     authenticated: bool,
+    /// Retried on retryable errors (everything but creates).
+    retries: bool,
+    /// May give its place in the throttle's queue up ([`CloudError::Deferred`]): routine reads
+    /// that are not the continuation of a paged walk.
+    may_defer: bool,
 }
 
 impl Call {
@@ -117,6 +141,8 @@ impl Call {
             idempotency_key: None,
             priority,
             authenticated: true,
+            retries: true,
+            may_defer: priority == Priority::Routine,
         }
     }
 
@@ -144,9 +170,45 @@ impl Call {
         self
     }
 
-    fn idempotent(mut self, key: Uuid) -> Self {
-        self.idempotency_key = Some(key);
-        self
+    /// A create: `POST` with an `Idempotency-Key`, sent once (see the module docs).
+    fn create<B: Serialize>(
+        operation: &'static str,
+        segments: &[&str],
+        body: &B,
+        key: Uuid,
+    ) -> Result<Self, CloudError> {
+        let mut call = Self::write(Method::POST, operation, segments).json(body)?;
+        call.idempotency_key = Some(key);
+        call.retries = false;
+        Ok(call)
+    }
+
+    /// Refuse what cannot be a request of the API, before any budget is spent on it.
+    fn check(&self) -> Result<(), CloudError> {
+        let invalid = |message: String| CloudError::InvalidRequest {
+            operation: self.operation.to_string(),
+            message,
+        };
+        for segment in &self.segments {
+            let shown: String = segment.chars().take(40).collect();
+            if segment.len() > MAX_ID_BYTES {
+                return Err(invalid(format!(
+                    "the id {shown:?}... is {} bytes long, more than the {MAX_ID_BYTES} an id may have; check the stratus.dev/external-name annotation",
+                    segment.len()
+                )));
+            }
+            if segment.is_empty() || segment == "." || segment == ".." {
+                return Err(invalid(format!(
+                    "{segment:?} is not an id; check the stratus.dev/external-name annotation"
+                )));
+            }
+            if segment.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "the id {shown:?} contains control characters; check the stratus.dev/external-name annotation"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -161,22 +223,36 @@ struct Answer<T> {
     request_id: Option<String>,
 }
 
-/// The rate-limit facts of one answer, both header variants merged (most conservative wins).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct RateHeaders {
-    limit: Option<u32>,
-    remaining: Option<u32>,
-    reset: Option<u64>,
-}
-
 impl StrettchClient {
     /// A client for `endpoint` (e.g. [`DEFAULT_ENDPOINT`]) using `key`, paced at
     /// `requests_per_second` (`None`: the documented 2 requests/second). The key's throttle is
-    /// shared with every other client of the same key; the lowest configured rate wins.
+    /// shared with every other client of the same key; the lowest configured rate wins. For tests
+    /// and tools: the operator uses [`for_provider_config`](Self::for_provider_config).
     pub fn new(
         endpoint: &str,
         key: ApiKey,
         requests_per_second: Option<f64>,
+    ) -> Result<Self, CloudError> {
+        Self::build(endpoint, key, requests_per_second, None)
+    }
+
+    /// The client of ProviderConfig `config`: like [`new`](Self::new), and the config's rate is
+    /// what it asks of the key from now on (replacing what it asked before, up or down), so the
+    /// key follows the ProviderConfigs that use it now.
+    pub fn for_provider_config(
+        config: &str,
+        endpoint: &str,
+        key: ApiKey,
+        requests_per_second: Option<f64>,
+    ) -> Result<Self, CloudError> {
+        Self::build(endpoint, key, requests_per_second, Some(config))
+    }
+
+    fn build(
+        endpoint: &str,
+        key: ApiKey,
+        requests_per_second: Option<f64>,
+        config: Option<&str>,
     ) -> Result<Self, CloudError> {
         let rps = requests_per_second.unwrap_or(DEFAULT_REQUESTS_PER_SECOND);
         if !(rps.is_finite() && rps > 0.0) {
@@ -224,7 +300,10 @@ impl StrettchClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| CloudError::Config(format!("cannot build the HTTP client: {e}")))?;
-        let throttle = registry().throttle(PROVIDER, &key, rps);
+        let throttle = match config {
+            Some(config) => registry().throttle_for(PROVIDER, &key, config, rps),
+            None => registry().throttle(PROVIDER, &key, rps),
+        };
         Ok(StrettchClient {
             inner: Arc::new(Inner {
                 http,
@@ -310,14 +389,13 @@ impl StrettchClient {
     }
 
     /// `POST /computes` with `idempotency_key`; a 202 and a replayed 202 both return the compute.
+    /// Sent once: after an error whose outcome is unknown, the caller decides (module docs).
     pub async fn create_compute(
         &self,
         req: &ComputeCreate,
         idempotency_key: Uuid,
     ) -> Result<Compute, CloudError> {
-        let call = Call::write(Method::POST, "computes.create", &["computes"])
-            .json(req)?
-            .idempotent(idempotency_key);
+        let call = Call::create("computes.create", &["computes"], req, idempotency_key)?;
         self.data(call).await
     }
 
@@ -421,9 +499,7 @@ impl StrettchClient {
         req: &DomainCreate,
         idempotency_key: Uuid,
     ) -> Result<Domain, CloudError> {
-        let call = Call::write(Method::POST, "domains.create", &["domains"])
-            .json(req)?
-            .idempotent(idempotency_key);
+        let call = Call::create("domains.create", &["domains"], req, idempotency_key)?;
         self.data(call).await
     }
 
@@ -488,13 +564,12 @@ impl StrettchClient {
         req: &RecordWrite,
         idempotency_key: Uuid,
     ) -> Result<Record, CloudError> {
-        let call = Call::write(
-            Method::POST,
+        let call = Call::create(
             "records.create",
             &["domains", domain_id, "records"],
-        )
-        .json(req)?
-        .idempotent(idempotency_key);
+            req,
+            idempotency_key,
+        )?;
         self.data(call).await
     }
 
@@ -541,11 +616,27 @@ impl StrettchClient {
         limit: u64,
         p: Priority,
     ) -> Result<Page<T>, CloudError> {
+        self.page_of_walk(operation, segments, page, limit, p, true)
+            .await
+    }
+
+    /// One page; `may_defer: false` for the pages after the first of a walk, whose budget is
+    /// better spent finishing it than wasted by starting over.
+    async fn page_of_walk<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        segments: &[&str],
+        page: u64,
+        limit: u64,
+        p: Priority,
+        may_defer: bool,
+    ) -> Result<Page<T>, CloudError> {
         let page = page.max(1);
         let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let call = Call::get(operation, segments, p)
+        let mut call = Call::get(operation, segments, p)
             .query("page", page)
             .query("limit", limit);
+        call.may_defer &= may_defer;
         let answer = self.execute::<Vec<T>>(call).await?;
         let meta = answer.meta.ok_or_else(|| CloudError::Protocol {
             operation: operation.to_string(),
@@ -559,7 +650,10 @@ impl StrettchClient {
     }
 
     /// Walk every page at [`MAX_PAGE_SIZE`]; stops at a short page or once `meta.total` items were
-    /// seen. Items that moved between pages while walking are kept once.
+    /// seen. Items that moved between pages while walking are kept once. A full page that adds no
+    /// new id means the server is repeating itself (whatever `meta.total` says): the walk stops
+    /// there with [`CloudError::Protocol`] rather than costing up to [`MAX_PAGES`] requests, and
+    /// rather than passing a listing that may be incomplete off as the whole list.
     async fn all_pages<T: DeserializeOwned>(
         &self,
         operation: &'static str,
@@ -571,9 +665,10 @@ impl StrettchClient {
         let mut all = Vec::new();
         for page in 1..=MAX_PAGES {
             let Page { items, meta } = self
-                .page::<T>(operation, segments, page, MAX_PAGE_SIZE, p)
+                .page_of_walk::<T>(operation, segments, page, MAX_PAGE_SIZE, p, page == 1)
                 .await?;
             let short = (items.len() as u64) < MAX_PAGE_SIZE;
+            let before = all.len();
             for item in items {
                 if seen.insert(id(&item)) {
                     all.push(item);
@@ -581,6 +676,17 @@ impl StrettchClient {
             }
             if short || all.len() as u64 >= meta.total {
                 return Ok(all);
+            }
+            if all.len() == before {
+                return Err(CloudError::Protocol {
+                    operation: operation.to_string(),
+                    status: 200,
+                    message: format!(
+                        "page {page} repeats ids already listed (meta.total says {}, {} seen): the listing does not advance",
+                        meta.total,
+                        all.len()
+                    ),
+                });
             }
         }
         Err(CloudError::Protocol {
@@ -600,9 +706,10 @@ impl StrettchClient {
     ) -> Result<Vec<T>, CloudError> {
         let mut all = Vec::new();
         for page in 1..=MAX_PAGES {
-            let call = Call::get(operation, segments, p)
+            let mut call = Call::get(operation, segments, p)
                 .query("page", page)
                 .query("limit", MAX_PAGE_SIZE);
+            call.may_defer &= page == 1;
             let answer = self.execute::<Vec<T>>(call).await?;
             let n = answer.data.len() as u64;
             all.extend(answer.data);
@@ -629,11 +736,27 @@ impl StrettchClient {
         url
     }
 
-    /// Send `call` with retries; every attempt goes through the key's throttle.
+    /// Send `call`, with retries unless it is a create; every attempt goes through the key's
+    /// throttle. A call that cannot be a request is refused before it spends a permit.
     async fn execute<T: DeserializeOwned>(&self, call: Call) -> Result<Answer<T>, CloudError> {
+        call.check()?;
         let url = self.url(&call);
-        self.inner
-            .retry
+        if url.as_str().len() > MAX_URL_BYTES {
+            return Err(CloudError::InvalidRequest {
+                operation: call.operation.to_string(),
+                message: format!(
+                    "the URL would be {} bytes long, more than {MAX_URL_BYTES}",
+                    url.as_str().len()
+                ),
+            });
+        }
+        let once = RetryPolicy::no_retries();
+        let policy = if call.retries {
+            &self.inner.retry
+        } else {
+            &once
+        };
+        policy
             .retry(|attempt| self.attempt::<T>(&call, &url, attempt))
             .await
     }
@@ -657,7 +780,18 @@ impl StrettchClient {
         );
         async move {
             if call.authenticated {
-                inner.throttle.acquire(call.priority).await;
+                if call.may_defer {
+                    inner
+                        .throttle
+                        .acquire_or_defer(call.priority)
+                        .await
+                        .map_err(|d| CloudError::Deferred {
+                            operation: call.operation.to_string(),
+                            retry_in: d.retry_in,
+                        })?;
+                } else {
+                    inner.throttle.acquire(call.priority).await;
+                }
             }
             let mut req = inner
                 .http
@@ -723,11 +857,10 @@ impl StrettchClient {
     /// Feed an answer's rate-limit facts to the throttle; a 429 holds the key.
     fn observe(&self, status: u16, headers: &HeaderMap) {
         let throttle = &self.inner.throttle;
-        let rate = rate_headers(headers);
-        throttle.observe_headers(rate.limit, rate.remaining, rate.reset);
+        throttle.observe_headers(rate_headers(headers));
         if status == 429 {
             crate::metrics::global().rate_limited(PROVIDER, throttle.fingerprint());
-            let wait = retry_after(status, headers).unwrap_or(DEFAULT_429_HOLD);
+            let wait = retry_after(status, headers).unwrap_or(DEFAULT_WINDOW);
             tracing::debug!(key = %throttle.fingerprint(), hold_ms = wait.as_millis() as u64, "429: holding the key");
             throttle.hold_for(wait.min(MAX_RETRY_AFTER) + RESET_MARGIN);
         }
@@ -735,6 +868,12 @@ impl StrettchClient {
 }
 
 fn transport_error(operation: &str, e: reqwest::Error) -> CloudError {
+    if e.is_builder() {
+        return CloudError::InvalidRequest {
+            operation: operation.to_string(),
+            message: format!("the request cannot be built: {}", e.without_url()),
+        };
+    }
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -769,46 +908,56 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
     })
 }
 
-/// Both header variants, most conservative value of each.
-fn rate_headers(headers: &HeaderMap) -> RateHeaders {
+/// The answer's `Date`, unix seconds: the server's clock.
+fn server_date(headers: &HeaderMap) -> Option<u64> {
+    let text = headers.get(DATE)?.to_str().ok()?;
+    let when = jiff::fmt::rfc2822::parse(text.trim()).ok()?;
+    u64::try_from(when.timestamp().as_second()).ok()
+}
+
+/// Both header variants, most conservative value of each, and the answer's `Date`.
+fn rate_headers(headers: &HeaderMap) -> RateLimitHeaders {
     let all =
         |names: [&'static str; 2]| names.into_iter().filter_map(|n| header_number(headers, n));
     let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    RateHeaders {
+    RateLimitHeaders {
         limit: all(LIMIT_HEADERS).min().map(clamp),
         remaining: all(REMAINING_HEADERS).min().map(clamp),
         reset: all(RESET_HEADERS).max(),
+        date: server_date(headers),
     }
 }
 
-/// `Retry-After` (seconds or an HTTP date); on a 429 without it, the time until the rate-limit
-/// reset.
+/// A `Retry-After` that asks for a wait: seconds, or an HTTP date read against the answer's `Date`
+/// (the local clock only when there is none). Missing, unparseable, zero or negative: `None`.
+fn usable_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs > 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let now = match server_date(headers).and_then(|d| i64::try_from(d).ok()) {
+        Some(date) => jiff::Timestamp::from_second(date).ok()?,
+        None => jiff::Timestamp::now(),
+    };
+    Duration::try_from(when.duration_since(now))
+        .ok()
+        .filter(|d| !d.is_zero())
+}
+
+/// How long the API asks to wait: a usable `Retry-After`; on a 429 without one, the time until the
+/// rate-limit reset ([`until_reset`]: against `Date`, plausible, never zero), or one window.
 fn retry_after(status: u16, headers: &HeaderMap) -> Option<Duration> {
-    if let Some(value) = headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-    {
-        if let Ok(secs) = value.parse::<f64>()
-            && secs.is_finite()
-            && secs >= 0.0
-        {
-            return Some(Duration::from_secs_f64(secs.min(86_400.0)));
-        }
-        if let Ok(when) = jiff::fmt::rfc2822::parse(value) {
-            let delta = when.timestamp().duration_since(jiff::Timestamp::now());
-            return Some(Duration::try_from(delta).unwrap_or(Duration::ZERO));
-        }
+    if let Some(wait) = usable_retry_after(headers) {
+        return Some(wait);
     }
     if status == 429 {
-        let reset = rate_headers(headers).reset?;
-        if reset < 1_000_000_000 {
-            return Some(Duration::from_secs(reset));
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        return Some(Duration::from_secs(reset).saturating_sub(now));
+        let rate = rate_headers(headers);
+        return Some(match rate.reset {
+            Some(reset) => until_reset(reset, rate.date, std::time::SystemTime::now()),
+            None => DEFAULT_WINDOW,
+        });
     }
     None
 }
@@ -1136,10 +1285,11 @@ mod tests {
         ]);
         assert_eq!(
             rate_headers(&h),
-            RateHeaders {
+            RateLimitHeaders {
                 limit: Some(2),
                 remaining: Some(0),
-                reset: Some(1776410381)
+                reset: Some(1776410381),
+                date: None,
             }
         );
         let h = headers(&[
@@ -1148,13 +1298,14 @@ mod tests {
         ]);
         assert_eq!(
             rate_headers(&h),
-            RateHeaders {
+            RateLimitHeaders {
                 limit: None,
                 remaining: Some(7),
-                reset: None
+                reset: None,
+                date: None,
             }
         );
-        assert_eq!(rate_headers(&HeaderMap::new()), RateHeaders::default());
+        assert_eq!(rate_headers(&HeaderMap::new()), RateLimitHeaders::default());
     }
 
     #[test]
@@ -1274,20 +1425,8 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn retries_a_create_with_the_same_idempotency_key_and_bearer_auth() {
-        let (url, script) = serve(vec![
-            err(503, "INTERNAL_SERVER_ERROR"),
-            (200, vec![], "<html>".into()),
-            ok_compute(202),
-        ])
-        .await;
-        let secret = "sk-unit-retry-secret";
-        let c = StrettchClient::new(&url, ApiKey::new(secret), Some(50.0))
-            .unwrap()
-            .with_retry(fast_retry());
-        let key = crate::cloud::idempotency::idempotency_key("uid", "create", 0);
-        let req = ComputeCreate {
+    fn compute_create() -> ComputeCreate {
+        ComputeCreate {
             host_name: "web-1".into(),
             image: "UBUNTU-24.04".into(),
             region: "KGL-1".into(),
@@ -1295,16 +1434,188 @@ mod tests {
             public_keys: vec!["ssh-ed25519 AAAA".into()],
             with_public_ip: true,
             tags: vec![],
-        };
-        let got = c.create_compute(&req, key).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_is_sent_once_even_on_a_503_with_its_idempotency_key_and_bearer_auth() {
+        let (url, script) = serve(vec![err(503, "INTERNAL_SERVER_ERROR"), ok_compute(202)]).await;
+        let secret = "sk-unit-create-once-secret";
+        let c = StrettchClient::new(&url, ApiKey::new(secret), Some(50.0))
+            .unwrap()
+            .with_retry(fast_retry());
+        let key = crate::cloud::idempotency::idempotency_key("uid", "create", 0);
+        let e = c.create_compute(&compute_create(), key).await.unwrap_err();
+        assert_eq!(e.status(), Some(503));
+        assert!(e.is_retryable(), "the outcome is unknown: {e}");
+        assert_eq!(script.seen.lock().len(), 1, "one logical attempt");
+        // The caller decides to send it again, with the same key.
+        let got = c.create_compute(&compute_create(), key).await.unwrap();
         assert_eq!(got.id, "325");
         let seen = script.seen.lock();
-        assert_eq!(seen.len(), 3);
+        assert_eq!(seen.len(), 2);
         for h in seen.iter() {
             assert_eq!(h["idempotency-key"], key.to_string().as_str());
             assert_eq!(h["authorization"], format!("Bearer {secret}").as_str());
             assert_eq!(h["content-type"], "application/json");
         }
+    }
+
+    #[tokio::test]
+    async fn no_create_is_retried_inside_the_client() {
+        let domain = DomainCreate {
+            domain: "example.com".into(),
+        };
+        let record = RecordWrite {
+            name: "www".into(),
+            record_type: crate::strettch::model::RecordType::A,
+            value: "192.0.2.1".into(),
+            ttl: Some(300),
+            priority: None,
+            weight: None,
+            port: None,
+            comment: None,
+        };
+        for n in 0..3 {
+            let (url, script) = serve(vec![err(503, "INTERNAL_SERVER_ERROR")]).await;
+            let c = StrettchClient::new(&url, ApiKey::new(format!("sk-unit-once-{n}")), Some(50.0))
+                .unwrap()
+                .with_retry(fast_retry());
+            let key = crate::cloud::idempotency::idempotency_key("uid", "create", n);
+            let e = match n {
+                0 => c.create_compute(&compute_create(), key).await.err(),
+                1 => c.create_domain(&domain, key).await.err(),
+                _ => c.create_record("7", &record, key).await.err(),
+            };
+            assert!(e.expect("503").is_retryable());
+            assert_eq!(script.seen.lock().len(), 1, "create {n} was sent once");
+            // Reads and idempotent writes still retry.
+            let before = script.seen.lock().len();
+            c.get_compute("325", Priority::Urgent).await.unwrap_err();
+            c.delete_compute("325").await.unwrap_err();
+            assert_eq!(script.seen.lock().len() - before, 8, "4 attempts each");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_terminal_and_spends_no_permit() {
+        let (url, script) = serve(vec![ok_compute(200)]).await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-invalid-id"), Some(50.0))
+            .unwrap()
+            .with_retry(fast_retry());
+        let long = "7".repeat(MAX_ID_BYTES + 1);
+        let huge = "x".repeat(100_000);
+        for id in [
+            long.as_str(),
+            huge.as_str(),
+            "a\nb",
+            "tab\there",
+            "\u{7f}",
+            "",
+            ".",
+            "..",
+        ] {
+            let errors = [
+                c.get_compute(id, Priority::Urgent).await.unwrap_err(),
+                c.delete_compute(id).await.unwrap_err(),
+                c.start_compute(id).await.unwrap_err(),
+                c.upsize_compute(id, "S-2C-4G").await.unwrap_err(),
+                c.get_record(id, "1", Priority::Routine).await.unwrap_err(),
+                c.list_records(id, Priority::Routine).await.unwrap_err(),
+            ];
+            for e in errors {
+                assert!(
+                    matches!(e, CloudError::InvalidRequest { .. }),
+                    "{id:.20?}: {e:?}"
+                );
+                assert_eq!(e.class(), ErrorClass::Terminal);
+                assert_eq!(e.code(), "INVALID_REQUEST");
+                assert!(e.to_string().len() < 400, "the message quotes no huge id");
+            }
+        }
+        // Ids that fit but make too long a URL together.
+        let half = "9".repeat(MAX_ID_BYTES);
+        let mut segments = vec!["domains"];
+        segments.extend(std::iter::repeat_n(
+            half.as_str(),
+            MAX_URL_BYTES / MAX_ID_BYTES + 1,
+        ));
+        let e = c
+            .data::<Compute>(Call::get("x", &segments, Priority::Urgent))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "INVALID_REQUEST", "{e}");
+        assert_eq!(script.seen.lock().len(), 0, "nothing reached the server");
+        assert_eq!(c.throttle().permits_granted(), 0, "no permit was spent");
+        // A plausible id still goes out.
+        c.get_compute(&"7".repeat(MAX_ID_BYTES), Priority::Urgent)
+            .await
+            .unwrap();
+        assert_eq!(script.seen.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_429_without_a_usable_retry_after_holds_the_key_for_one_window() {
+        let now = jiff::Timestamp::now();
+        let past = now
+            .checked_sub(jiff::SignedDuration::from_secs(30))
+            .unwrap()
+            .strftime("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let date = now.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let cases: [&[(&'static str, &str)]; 7] = [
+            &[],
+            &[("retry-after", "soon")],
+            &[("retry-after", "0")],
+            &[("retry-after", "-3")],
+            &[("retry-after", &past)],
+            &[("retry-after", &past), ("date", &date)],
+            // A reset in milliseconds is not believed either.
+            &[
+                ("x-ratelimit-reset", "1776410380000"),
+                ("x-ratelimit-remaining", "0"),
+            ],
+        ];
+        for (n, case) in cases.into_iter().enumerate() {
+            let c = StrettchClient::new(
+                "http://127.0.0.1:9/api/v1",
+                ApiKey::new(format!("sk-unit-429-hold-{n}")),
+                Some(50.0),
+            )
+            .unwrap();
+            let h = headers(case);
+            assert_eq!(retry_after(429, &h), Some(DEFAULT_WINDOW), "{case:?}");
+            c.observe(429, &h);
+            let held = c.throttle().held_until().expect("held") - tokio::time::Instant::now();
+            assert!(
+                held > DEFAULT_WINDOW - Duration::from_millis(100)
+                    && held <= DEFAULT_WINDOW + RESET_MARGIN,
+                "{case:?}: {held:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_dates_are_read_against_the_answers_date() {
+        // The server's clock is an hour ahead of ours: its Retry-After date is 3 s after its Date.
+        let server_now = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(3600))
+            .unwrap();
+        let fmt = |t: jiff::Timestamp| t.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let later = fmt(server_now
+            .checked_add(jiff::SignedDuration::from_secs(3))
+            .unwrap());
+        let h = headers(&[("retry-after", &later), ("date", &fmt(server_now))]);
+        assert_eq!(retry_after(503, &h), Some(Duration::from_secs(3)));
+        // The reset of a 429, likewise.
+        let date = server_now.as_second() as u64;
+        let h = headers(&[
+            ("date", &fmt(server_now)),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &(date + 1).to_string()),
+        ]);
+        assert_eq!(rate_headers(&h).date, Some(date));
+        assert_eq!(retry_after(429, &h), Some(Duration::from_secs(1)));
     }
 
     #[tokio::test]
@@ -1387,6 +1698,28 @@ mod tests {
             100
         );
         assert_eq!(script.seen.lock().len(), 1);
+
+        // A server that answers the same full page again and again, whatever meta.total says:
+        // the walk stops at the first page that adds nothing, not after MAX_PAGES requests.
+        let (url, script) = serve(vec![page(0, 100, 1_000_000, 1)]).await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-pages-4"), Some(50.0)).unwrap();
+        let e = c.list_all_computes(Priority::Routine).await.unwrap_err();
+        assert!(matches!(e, CloudError::Protocol { .. }), "{e:?}");
+        assert!(e.to_string().contains("does not advance"), "{e}");
+        assert_eq!(script.seen.lock().len(), 2);
+        // Items that moved between pages are fine as long as each page adds something.
+        let (url, script) = serve(vec![
+            page(0, 100, 150, 1),
+            page(50, 100, 150, 2),
+            page(150, 0, 150, 3),
+        ])
+        .await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-pages-5"), Some(50.0)).unwrap();
+        assert_eq!(
+            c.list_all_computes(Priority::Routine).await.unwrap().len(),
+            150
+        );
+        assert_eq!(script.seen.lock().len(), 2);
 
         // A list answer without meta is a protocol error.
         let (url, _) = serve(vec![(

@@ -53,8 +53,8 @@ impl Connect for StrettchCloud {
             })?;
         let endpoint = spec.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
         let rate = spec.rate_limit.as_ref().map(|r| r.requests_per_second);
-        let client =
-            StrettchClient::new(endpoint, key, rate).map_err(|e| ProviderError::Invalid {
+        let client = StrettchClient::for_provider_config(config_name, endpoint, key, rate)
+            .map_err(|e| ProviderError::Invalid {
                 config: config_name.into(),
                 message: e.to_string(),
             })?;
