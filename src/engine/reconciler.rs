@@ -790,6 +790,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             .await
         {
             Ok(o) => o,
+            // A routine read found no budget: ask again later without holding a worker, and
+            // without touching the status (nothing is wrong).
+            Err(CloudError::Deferred { retry_in, .. }) => {
+                return Ok(Step::ok(Action::requeue(jittered(retry_in))));
+            }
             Err(e) => {
                 return self
                     .fail(None, self.previous_readiness(), Self::cloud_sync(&e))
