@@ -570,7 +570,8 @@ async fn a_second_claim_on_the_same_record_is_a_conflict_not_a_fight() {
     assert!(is_ready_of(&again));
     assert_eq!(external_name(&again), external_name(&first));
 
-    // A record made outside Kubernetes is adopted, not duplicated.
+    // A record made outside Kubernetes is neither duplicated nor adopted silently: the create
+    // is refused and says how to adopt it; the annotation adopts it.
     let sim_client = stratus::strettch::client::StrettchClient::new(
         &env.sim.base_url(),
         stratus::cloud::ApiKey::new(env.key.clone()),
@@ -599,6 +600,22 @@ async fn a_second_claim_on_the_same_record_is_a_conflict_not_a_fight() {
         "api",
         json!({"name": "api", "type": "A", "value": "192.0.2.20"}),
         json!({}),
+    )
+    .await
+    .unwrap();
+    let refused = wait_object(&api, "api", T, "Conflict", |r| {
+        has_condition_of(r, "Stalled", "True", Some("Conflict"))
+    })
+    .await;
+    let msg = condition_of(&refused, "Stalled").unwrap().message;
+    assert!(msg.contains(&made.id), "names the record to adopt: {msg}");
+    assert!(external_name(&refused).is_none());
+    api.patch(
+        "api",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(
+            json!({"metadata": {"annotations": {"stratus.dev/external-name": made.id}}}),
+        ),
     )
     .await
     .unwrap();

@@ -653,6 +653,40 @@ impl DnsRecordAdapter {
             .filter(|i| !i.is_empty())
     }
 
+    /// A create refused because the record exists: say who holds it — another DnsRecord, or
+    /// nobody in this cluster (made outside it: adopt it deliberately with the annotation).
+    async fn explain_conflict(
+        &self,
+        cloud: &StrettchCloud,
+        obj: &DnsRecord,
+        request: &RecordCreate,
+        refused: CloudError,
+    ) -> CloudError {
+        if Self::list_zone(cloud, &request.domain_id, Duration::from_secs(2))
+            .await
+            .is_err()
+        {
+            return refused;
+        }
+        let want = write_identity(&request.record);
+        let Some(found) = cloud
+            .records(&request.domain_id)
+            .find(|r| record_identity(r) == want)
+        else {
+            return refused;
+        };
+        match rival(&self.kube, &self.namespaces, obj, &found, true).await {
+            Ok(Some(err)) => err,
+            Ok(None) => conflict(format!(
+                "record {} ({}) exists already and no DnsRecord manages it: it was made outside this cluster's objects, so it is not adopted silently; to manage it, set the {EXTERNAL_NAME} annotation to {}",
+                found.id,
+                describe(&found.name, found.record_type, &found.value),
+                found.id
+            )),
+            Err(_) => refused,
+        }
+    }
+
     /// Look for record `id` in every zone (when nothing says which zone it is in).
     async fn search_zones(
         &self,
@@ -883,7 +917,7 @@ impl Adapter for DnsRecordAdapter {
     async fn create(
         &self,
         cloud: &StrettchCloud,
-        _obj: &DnsRecord,
+        obj: &DnsRecord,
         request: &RecordCreate,
         key: Uuid,
     ) -> Result<ObservedRecord, CloudError> {
@@ -896,6 +930,9 @@ impl Adapter for DnsRecordAdapter {
         {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Err(zone_missing(&request.domain_id)),
+            Err(e) if e.code() == model::codes::CONFLICT => {
+                return Err(self.explain_conflict(cloud, obj, request, e).await);
+            }
             Err(e) => return Err(e),
         };
         cloud.records(&request.domain_id).put(created.clone());
