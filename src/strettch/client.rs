@@ -1619,6 +1619,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_routine_read_on_a_busy_key_is_deferred_without_being_sent() {
+        let (url, script) = serve(vec![ok_compute(200)]).await;
+        let c = StrettchClient::new(&url, ApiKey::new("sk-unit-deferred"), Some(50.0)).unwrap();
+        c.throttle()
+            .hold_for(crate::cloud::throttle::ROUTINE_PATIENCE * 3);
+        let e = c.get_compute("325", Priority::Routine).await.unwrap_err();
+        match &e {
+            CloudError::Deferred {
+                operation,
+                retry_in,
+            } => {
+                assert_eq!(operation, "computes.get");
+                assert!(*retry_in >= crate::cloud::throttle::ROUTINE_PATIENCE * 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.class(), ErrorClass::Deferred);
+        assert_eq!(script.seen.lock().len(), 0, "nothing was sent");
+        assert_eq!(c.throttle().waiting(), 0, "it left the queue");
+        // An urgent read (and a write) waits for the budget instead.
+        c.get_compute("325", Priority::Urgent).await.unwrap();
+        assert_eq!(script.seen.lock().len(), 1);
+    }
+
+    #[tokio::test]
     async fn terminal_errors_are_not_retried() {
         for (status, code) in [
             (400, "VALIDATION_ERROR"),
