@@ -338,3 +338,99 @@ async fn a_resource_gone_after_the_account_changed_is_not_created_again() {
     other.shutdown().await;
     env.stop().await;
 }
+
+/// A reconcile handed a copy older than the operator's own last write (a cache behind its
+/// writes) must neither send a create the newer version already recorded nor erase what the
+/// newer status holds: every write carries the version read, and a stale one is refused.
+#[tokio::test]
+async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
+    use std::sync::Arc;
+    use stratus::engine::reconciler::{self, Context, Error, Settings};
+    // The sandbox forgets idempotency keys at once: a re-sent create would be a duplicate.
+    let mut config = SimConfig::for_tests(&[]);
+    config.idempotency_ttl = Duration::ZERO;
+    let key = format!("key-{}", uuid::Uuid::new_v4().simple());
+    config.api_keys = vec![key.clone()];
+    let sim = sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let ns = common::TestNamespace::new("stale").await;
+    let pc = common::provider_config(&ns, &sim.base_url(), &key, None).await;
+    let computes: kube::Api<stratus::api::Compute> = ns.api();
+    let obj: stratus::api::Compute = serde_json::from_value(json!({
+        "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute",
+        "metadata": {"name": "stale"},
+        "spec": {"providerConfigRef": {"name": pc}, "forProvider": {
+            "hostName": "stale", "image": "UBUNTU-24.04", "region": "KGL-1",
+            "specification": "S-1C-1G", "publicKeys": ["ssh-ed25519 AAAA ops@example"],
+            "withPublicIp": true}},
+    }))
+    .unwrap();
+    let first = computes.create(&PostParams::default(), &obj).await.unwrap();
+    let ctx = Arc::new(Context {
+        kube: ns.client.clone(),
+        adapter: stratus::strettch::compute::ComputeAdapter,
+        providers: Arc::new(stratus::engine::Providers::new(ns.client.clone())),
+        recorder: kube::runtime::events::Recorder::new(
+            ns.client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "stratus-test".into(),
+                instance: None,
+            },
+        ),
+        backoffs: Default::default(),
+        settings: Settings::default(),
+        peers: Vec::new(),
+    });
+    // Reconcile fresh copies until the create is recorded in annotations and status.
+    let mut recorded = None;
+    for _ in 0..20 {
+        let fresh = computes.get("stale").await.unwrap();
+        let through = fresh
+            .status
+            .as_ref()
+            .and_then(|s| s.managed.created_through.clone());
+        if through.is_some() {
+            recorded = Some(fresh);
+            break;
+        }
+        reconciler::reconcile(Arc::new(fresh), ctx.clone())
+            .await
+            .expect("a fresh copy reconciles");
+    }
+    let recorded = recorded.expect("the create was recorded within 20 reconciles");
+    assert_eq!(sim.computes().len(), 1);
+
+    // A copy from before the create: the finalizer, but no pending marker and no id.
+    let mut before = first.clone();
+    before.metadata.finalizers = recorded.metadata.finalizers.clone();
+    let stale = reconciler::reconcile(Arc::new(before), ctx.clone()).await;
+    assert!(matches!(stale, Err(Error::Stale)), "{stale:?}");
+    // A copy from between recording the id and writing the status.
+    let mut between = recorded.clone();
+    between.status = None;
+    between.metadata.resource_version = first.metadata.resource_version.clone();
+    let stale = reconciler::reconcile(Arc::new(between), ctx.clone()).await;
+    assert!(matches!(stale, Err(Error::Stale)), "{stale:?}");
+
+    assert_eq!(sim.computes().len(), 1, "no second compute");
+    assert_eq!(
+        sim.stats()
+            .requests_by_route
+            .get("POST /computes")
+            .copied()
+            .unwrap_or(0),
+        1
+    );
+    let now = computes.get("stale").await.unwrap();
+    assert!(
+        now.status
+            .as_ref()
+            .and_then(|s| s.managed.created_through.as_ref())
+            .is_some(),
+        "status.createdThrough survives"
+    );
+    common::strip_finalizers::<stratus::api::Compute>(&ns).await;
+    ns.cleanup().await;
+    sim.shutdown().await;
+}

@@ -127,8 +127,8 @@ async fn operator_reads_api_keys_only_in_namespaces_the_chart_grants_and_a_missi
             |c| {
                 condition(c, "Stalled").is_some_and(|s| {
                     s.status == "True"
-                        && s.message.contains("forbidden")
-                        && s.message.contains("secrets")
+                        && s.reason == "SecretForbidden"
+                        && s.message.contains("rbac.secretNamespaces")
                 })
             },
         )

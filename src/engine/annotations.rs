@@ -23,6 +23,31 @@ pub const MAX_CREATE_ATTEMPT: u32 = 1_000_000;
 /// Annotation with the create request recorded before it was sent (JSON).
 pub const CREATE_REQUEST: &str = "stratus.dev/create-request";
 
+/// The largest create request the engine records in [`CREATE_REQUEST`]. All of an object's
+/// annotations share 256 KiB, and `kubectl apply` keeps a copy of the whole object in one of
+/// them: half is the most a request may take and still leave room for that copy.
+pub const MAX_RECORDED_REQUEST: usize = 128 * 1024;
+
+/// The create request as recorded in [`CREATE_REQUEST`], or why it cannot be.
+pub fn record_request<R: serde::Serialize>(request: &R) -> Result<String, Invalid> {
+    let recorded = serde_json::to_string(request).map_err(|e| {
+        Invalid::new(
+            "InvalidSpec",
+            format!("the create request cannot be recorded: {e}"),
+        )
+    })?;
+    if recorded.len() > MAX_RECORDED_REQUEST {
+        return Err(Invalid::new(
+            "InvalidSpec",
+            format!(
+                "the create request is {} bytes; the operator records it in the {CREATE_REQUEST} annotation before sending it (so a crash can never duplicate it), which holds at most {MAX_RECORDED_REQUEST} bytes: make the spec smaller (user data, keys, tags)",
+                recorded.len()
+            ),
+        ));
+    }
+    Ok(recorded)
+}
+
 /// Parse a duration such as `30s`, `5m`, `1h`, `1500ms` or `90` (seconds). Never panics: values
 /// that do not fit a `Duration` are an error.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -173,5 +198,21 @@ mod tests {
             Some("2026-12-02T10:00:00Z".parse().unwrap())
         );
         assert!(parse(&of(&[(CREATE_PENDING, "yesterday")])).is_err());
+    }
+
+    #[test]
+    fn a_create_request_too_large_to_record_is_an_invalid_spec_naming_its_size() {
+        let small = record_request(&serde_json::json!({"hostName": "web-1"})).unwrap();
+        assert_eq!(small, r#"{"hostName":"web-1"}"#);
+        let huge = "x".repeat(MAX_RECORDED_REQUEST);
+        let err = record_request(&serde_json::json!({ "userData": huge })).unwrap_err();
+        assert_eq!(err.reason, "InvalidSpec");
+        assert!(err.message.contains(CREATE_REQUEST), "{}", err.message);
+        assert!(
+            err.message
+                .contains(&format!("{} bytes", MAX_RECORDED_REQUEST + 15)),
+            "{}",
+            err.message
+        );
     }
 }

@@ -46,6 +46,14 @@ pub enum ProviderError {
         name: String,
         key: String,
     },
+    #[error(
+        "the operator may not read Secret {namespace}/{name} (named by ProviderConfig {config:?}): it reads API keys only in the namespaces its role grants; with the Helm chart, add {namespace:?} to rbac.secretNamespaces, or move the Secret to the operator's namespace"
+    )]
+    SecretForbidden {
+        config: String,
+        namespace: String,
+        name: String,
+    },
     #[error("ProviderConfig {config:?} is for provider {provider}, which cannot manage this kind")]
     WrongProvider { config: String, provider: String },
     #[error("ProviderConfig {config:?} is invalid: {message}")]
@@ -65,6 +73,7 @@ impl ProviderError {
             Self::ProviderConfigNotFound(_) => "ProviderConfigNotFound",
             Self::SecretNotFound { .. } => "SecretNotFound",
             Self::SecretKeyMissing { .. } => "SecretKeyMissing",
+            Self::SecretForbidden { .. } => "SecretForbidden",
             Self::WrongProvider { .. } => "WrongProvider",
             Self::Invalid { .. } => "InvalidProviderConfig",
             Self::Kube { .. } => "KubernetesError",
@@ -239,9 +248,16 @@ impl Providers {
         let secret = secrets
             .get_opt(&sel.name)
             .await
-            .map_err(|source| ProviderError::Kube {
-                config: name.into(),
-                source,
+            .map_err(|source| match source {
+                kube::Error::Api(s) if s.code == 403 => ProviderError::SecretForbidden {
+                    config: name.into(),
+                    namespace: sel.namespace.clone(),
+                    name: sel.name.clone(),
+                },
+                source => ProviderError::Kube {
+                    config: name.into(),
+                    source,
+                },
             })?
             .ok_or_else(|| ProviderError::SecretNotFound {
                 config: name.into(),

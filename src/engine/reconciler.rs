@@ -47,6 +47,11 @@ pub const CREATE_DIGEST: &str = "stratus.dev/create-digest";
 fn recorded_digest<A: Adapter>(desired: &A::Desired) -> String {
     A::create_only_digest(desired).unwrap_or_default()
 }
+
+/// How soon a reconcile that read a stale copy looks again (the watch usually has the newer
+/// version by then; if not, it fails cheaply again, before any cloud call that acts).
+const STALE_RETRY: Duration = Duration::from_millis(500);
+
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "stratus";
 
@@ -106,6 +111,11 @@ pub enum Error {
     Unnamed,
     #[error("reconcile panicked: {0}")]
     Panicked(String),
+    /// A write carried the resourceVersion the reconcile read and the API server refused it:
+    /// the object changed meanwhile (or the cache was behind). Nothing was decided on the stale
+    /// copy; the newer version is reconciled next.
+    #[error("the object changed since it was read; reconciling the newer version")]
+    Stale,
 }
 
 impl Error {
@@ -115,6 +125,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Unnamed => "unnamed",
             Error::Panicked(_) => "panic",
+            Error::Stale => "stale",
         }
     }
 }
@@ -222,6 +233,11 @@ pub async fn reconcile<A: Adapter>(
 
 /// Requeue policy for Kubernetes errors (status writes, annotation patches).
 pub fn error_policy<A: Adapter>(obj: Arc<A::Kind>, err: &Error, ctx: Arc<Context<A>>) -> Action {
+    if matches!(err, Error::Stale) {
+        // Routine: the watch brings the newer version; look again soon without backing off.
+        debug!(controller = A::CONTROLLER, object = %key_of(obj.as_ref()), "stale read; retrying");
+        return Action::requeue(STALE_RETRY);
+    }
     warn!(controller = A::CONTROLLER, object = %key_of(obj.as_ref()), error = %err, "reconcile failed");
     let s = &ctx.settings;
     Action::requeue(
@@ -260,6 +276,11 @@ struct Reconcile<'a, A: Adapter> {
     /// `status.createdThrough` as it should be written: kept from the previous status, set when
     /// this reconcile records a resource it created.
     created_through: std::sync::Mutex<Option<String>>,
+    /// The resourceVersion every write carries as a precondition: the one read, then the one
+    /// each write returned. A reconcile of a stale copy (the cache behind our own last write)
+    /// fails at its first write with [`Error::Stale`], before it can send a create a newer
+    /// version already recorded, or erase what a newer status holds.
+    version: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a, A: Adapter> Reconcile<'a, A> {
@@ -271,6 +292,32 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             created_through: std::sync::Mutex::new(
                 A::status(obj).and_then(|s| s.created_through.clone()),
             ),
+            version: std::sync::Mutex::new(obj.meta().resource_version.clone()),
+        }
+    }
+
+    fn version(&self) -> Option<String> {
+        self.version.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Make a write conditional on the version this reconcile last saw.
+    fn precondition(&self, metadata: &mut serde_json::Value) {
+        if let Some(version) = self.version() {
+            metadata["resourceVersion"] = json!(version);
+        }
+    }
+
+    /// Note the version a write returned, and map a refused precondition to [`Error::Stale`].
+    fn track(&self, result: Result<A::Kind, kube::Error>) -> Result<(), Error> {
+        match result {
+            Ok(written) => {
+                if let Ok(mut g) = self.version.lock() {
+                    *g = written.meta().resource_version.clone();
+                }
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Stale),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -418,11 +465,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     async fn add_finalizer(&self) -> Result<(), Error> {
         let mut finalizers = self.obj.meta().finalizers.clone().unwrap_or_default();
         finalizers.push(FINALIZER.into());
-        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": self.obj.meta().resource_version}});
-        self.api()?
+        let mut metadata = json!({ "finalizers": finalizers });
+        self.precondition(&mut metadata);
+        let patch = json!({ "metadata": metadata });
+        let result = self
+            .api()?
             .patch(self.name()?, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
+            .await;
+        self.track(result)
     }
 
     async fn remove_finalizer(&self) -> Result<(), Error> {
@@ -435,20 +485,49 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             .into_iter()
             .filter(|f| f != FINALIZER)
             .collect();
-        let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": self.obj.meta().resource_version}});
+        let mut metadata = json!({ "finalizers": finalizers });
+        self.precondition(&mut metadata);
+        let patch = json!({ "metadata": metadata });
         match self
             .api()?
             .patch(self.name()?, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
+            result => self.track(result),
         }
     }
 
     /// Merge-patch annotations (None removes one).
     async fn annotate(&self, values: &[(&str, Option<String>)]) -> Result<(), Error> {
+        self.patch_annotations(values, true).await
+    }
+
+    /// Start a new create attempt (a new idempotency key) after `attempt`, removing the markers
+    /// of the one that ended.
+    async fn next_create_attempt(&self, attempt: u32, clear: &[&str]) -> Result<(), Error> {
+        let mut values: Vec<(&str, Option<String>)> = clear.iter().map(|k| (*k, None)).collect();
+        values.push((
+            CREATE_ATTEMPT,
+            Some(annotations::next_attempt(attempt).to_string()),
+        ));
+        self.annotate(&values).await
+    }
+
+    /// Merge-patch annotations whatever the object's version: for recording a fact (the id a
+    /// create returned) that must not be lost because someone edited the object meanwhile.
+    async fn annotate_unconditionally(
+        &self,
+        values: &[(&str, Option<String>)],
+    ) -> Result<(), Error> {
+        self.patch_annotations(values, false).await
+    }
+
+    async fn patch_annotations(
+        &self,
+        values: &[(&str, Option<String>)],
+        precondition: bool,
+    ) -> Result<(), Error> {
         let map: serde_json::Map<String, serde_json::Value> = values
             .iter()
             .map(|(k, v)| {
@@ -460,11 +539,16 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 )
             })
             .collect();
-        let patch = json!({"metadata": {"annotations": map}});
-        self.api()?
+        let mut metadata = json!({"annotations": map});
+        if precondition {
+            self.precondition(&mut metadata);
+        }
+        let patch = json!({ "metadata": metadata });
+        let result = self
+            .api()?
             .patch(self.name()?, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
+            .await;
+        self.track(result)
     }
 
     async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
@@ -507,9 +591,13 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         if current == body {
             return Ok(());
         }
+        // Conditional like every write: a stale copy must not erase what a newer status holds.
+        let mut metadata = json!({});
+        self.precondition(&mut metadata);
         let patch = json!({
             "apiVersion": A::Kind::api_version(&()),
             "kind": A::Kind::kind(&()),
+            "metadata": metadata,
             "status": body,
         });
         match self
@@ -521,10 +609,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             )
             .await
         {
-            Ok(_) => Ok(()),
             // Deleted meanwhile: nothing to report to.
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(e.into()),
+            result => self.track(result),
         }
     }
 
@@ -1024,7 +1111,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         desired: &A::Desired,
         account: &Account,
     ) -> Result<(), Error> {
-        self.annotate(&[
+        self.annotate_unconditionally(&[
             (EXTERNAL_NAME, Some(id.to_string())),
             (CREATE_PENDING, None),
             (CREATE_REQUEST, None),
@@ -1059,12 +1146,32 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             },
             None => {
                 let request = A::create_request(self.obj, desired);
-                let recorded = serde_json::to_string(&request).unwrap_or_default();
-                self.annotate(&[
-                    (CREATE_PENDING, Some(now())),
-                    (CREATE_REQUEST, Some(recorded)),
-                ])
-                .await?;
+                let recorded = match annotations::record_request(&request) {
+                    Ok(r) => r,
+                    Err(invalid) => return self.invalid(invalid, false).await,
+                };
+                match self
+                    .annotate(&[
+                        (CREATE_PENDING, Some(now())),
+                        (CREATE_REQUEST, Some(recorded)),
+                    ])
+                    .await
+                {
+                    Ok(()) => {}
+                    // The API server refused the annotations (their total size, say): the
+                    // object's own problem, never a retry loop; nothing was sent.
+                    Err(Error::Kube(kube::Error::Api(s))) if s.code == 422 => {
+                        let invalid = Invalid::new(
+                            "InvalidSpec",
+                            format!(
+                                "the create request could not be recorded in the {CREATE_REQUEST} annotation before sending it: {}",
+                                s.message
+                            ),
+                        );
+                        return self.invalid(invalid, false).await;
+                    }
+                    Err(e) => return Err(e),
+                }
                 request
             }
         };
@@ -1117,15 +1224,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 // A definitive rejection, and nothing found from earlier attempts: the next
                 // try, after the user's fix, gets a new key so it is not answered with this
                 // failure.
-                self.annotate(&[
-                    (CREATE_PENDING, None),
-                    (CREATE_REQUEST, None),
-                    (
-                        CREATE_ATTEMPT,
-                        Some(annotations::next_attempt(attempt).to_string()),
-                    ),
-                ])
-                .await?;
+                self.next_create_attempt(attempt, &[CREATE_PENDING, CREATE_REQUEST])
+                    .await?;
                 let readiness = Readiness::Unavailable(e.to_string());
                 self.fail(None, readiness, Self::cloud_sync(&e)).await
             }
@@ -1192,15 +1292,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
             Some(_) if may_create => {
                 let attempt = self.notes.as_ref().map(|p| p.create_attempt).unwrap_or(0);
-                self.annotate(&[
-                    (EXTERNAL_NAME, None),
-                    (CREATE_DIGEST, None),
-                    (
-                        CREATE_ATTEMPT,
-                        Some(annotations::next_attempt(attempt).to_string()),
-                    ),
-                ])
-                .await?;
+                self.next_create_attempt(attempt, &[EXTERNAL_NAME, CREATE_DIGEST])
+                    .await?;
                 self.event(
                     EventType::Warning,
                     "ExternalResourceGone",

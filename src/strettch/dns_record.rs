@@ -722,7 +722,10 @@ impl DnsRecordAdapter {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Err(zone_missing(domain_id)),
+            Err(e) if e.is_not_found() => {
+                cloud.forget_zone(domain_id);
+                Err(zone_missing(domain_id))
+            }
             Err(e) => Err(e),
         }
     }
@@ -929,7 +932,10 @@ impl Adapter for DnsRecordAdapter {
             .await
         {
             Ok(r) => r,
-            Err(e) if e.is_not_found() => return Err(zone_missing(&request.domain_id)),
+            Err(e) if e.is_not_found() => {
+                cloud.forget_zone(&request.domain_id);
+                return Err(zone_missing(&request.domain_id));
+            }
             Err(e) if e.code() == model::codes::CONFLICT => {
                 return Err(self.explain_conflict(cloud, obj, request, e).await);
             }

@@ -305,7 +305,7 @@ impl Adapter for DomainAdapter {
         id: &str,
         fresh: Freshness,
     ) -> Result<Option<model::Domain>, CloudError> {
-        cloud
+        let found = cloud
             .domains
             .observe(
                 id,
@@ -313,7 +313,12 @@ impl Adapter for DomainAdapter {
                 |p| cloud.client.get_domain(id, p),
                 |p| cloud.client.list_domains(p),
             )
-            .await
+            .await?;
+        if found.is_none() {
+            // Deleted outside the operator: its records went with it.
+            cloud.forget_zone(id);
+        }
+        Ok(found)
     }
 
     fn create_request(_obj: &Domain, d: &DesiredDomain) -> DomainCreate {
