@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use stratus::cloud::ApiKey;
 use stratus::cloud::throttle::Priority;
-use stratus::strettch::client::{DEFAULT_REQUESTS_PER_SECOND, StrettchClient};
-use stratus::strettch::sim::key_fingerprint as fingerprint;
-use stratus::strettch::sim::{self, SimConfig};
+use stratus::providers::strettch::client::{DEFAULT_REQUESTS_PER_SECOND, StrettchClient};
+use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
+use stratus::providers::strettch::sim::{self, SimConfig};
 
 const KEY: &str = "sk-bench-throttle";
 const CALLERS: usize = 8;

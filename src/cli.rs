@@ -24,7 +24,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Run the local Strettch Cloud sandbox.
-    Sim(crate::strettch::sim::SimArgs),
+    Sim(crate::providers::strettch::sim::SimArgs),
 }
 
 #[derive(Args, Debug, Clone)]

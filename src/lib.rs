@@ -7,5 +7,5 @@ pub mod engine;
 pub mod leader_election;
 pub mod metrics;
 pub mod operator;
-pub mod strettch;
+pub mod providers;
 pub mod telemetry;

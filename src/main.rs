@@ -6,13 +6,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds => {
-            print!("{}", stratus::api::crds_yaml());
+            print!("{}", stratus::providers::crds_yaml());
             Ok(())
         }
         Command::Run(args) => stratus::operator::run(args).await,
         Command::Sim(args) => {
             stratus::telemetry::init(stratus::cli::LogFormat::Text);
-            stratus::strettch::sim::run(args).await
+            stratus::providers::strettch::sim::run(args).await
         }
     }
 }

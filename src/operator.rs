@@ -10,24 +10,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Api, Client, CustomResourceExt, Resource, ResourceExt};
+use kube::{Api, Client};
 use tracing::{error, info, warn};
 
-use crate::api::{Compute, DnsRecord, Domain, ProviderConfig};
 use crate::cli::{ObserveMode, RunArgs};
-use crate::engine::backoff::Backoffs;
-use crate::engine::conditions;
-use crate::engine::controller;
-use crate::engine::reconciler::{Context, Settings};
-use crate::engine::{Adapter, Providers};
+use crate::engine::Providers;
+use crate::engine::reconciler::Settings;
+use crate::engine::registry::{Counts, ManagedKind, Runtime};
 use crate::metrics;
-use crate::strettch::compute::ComputeAdapter;
-use crate::strettch::dns_record::{DnsRecordAdapter, dependents_of_compute, dependents_of_domain};
-use crate::strettch::domain::DomainAdapter;
 
 /// What /readyz reports.
 #[derive(Default)]
@@ -80,14 +71,19 @@ async fn healthz(State(h): State<Arc<Health>>) -> (StatusCode, &'static str) {
 /// process: /healthz turns unhealthy and the error says which, so Kubernetes restarts us
 /// instead of leaving a kind unreconciled — finalizers included — while the pod looks fine.
 pub async fn supervise(
-    controller: &str,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
     health: &Health,
 ) -> anyhow::Error {
-    let (result, _, rest) = futures::future::select_all(tasks).await;
+    let (names, handles): (Vec<String>, Vec<_>) = tasks.into_iter().unzip();
+    if handles.is_empty() {
+        health.failed.store(true, Ordering::Relaxed);
+        return anyhow::anyhow!("no controllers to run");
+    }
+    let (result, index, rest) = futures::future::select_all(handles).await;
     for t in rest {
         t.abort();
     }
+    let controller = names[index].as_str();
     health.failed.store(true, Ordering::Relaxed);
     let why = match result {
         Ok(()) => "ended".to_string(),
@@ -131,14 +127,8 @@ async fn kube_client(args: &RunArgs) -> anyhow::Result<Client> {
 }
 
 /// Wait until the CRDs this operator serves exist.
-async fn wait_for_crds(client: &Client) {
+async fn wait_for_crds(client: &Client, names: &[String]) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names = [
-        ProviderConfig::crd_name(),
-        Compute::crd_name(),
-        Domain::crd_name(),
-        DnsRecord::crd_name(),
-    ];
     loop {
         let mut missing = Vec::new();
         for name in names {
@@ -159,35 +149,19 @@ async fn wait_for_crds(client: &Client) {
     }
 }
 
-/// Count managed objects, Ready and Synced, for the per-kind gauges.
-fn update_gauges<K: Resource<DynamicType = ()> + Clone + 'static>(
-    kind: &str,
-    store: &Store<K>,
-    status: impl Fn(&K) -> Option<&crate::api::common::ManagedStatus>,
-) {
+/// Set the per-kind gauges.
+fn update_gauges(kind: &str, counts: Counts) {
     let m = metrics::global();
     let labels = metrics::KindLabels { kind: kind.into() };
-    let objects = store.state();
-    let is_true = |o: &K, t: &str| {
-        status(o)
-            .and_then(|s| conditions::find(&s.conditions, t))
-            .is_some_and(|c| c.status == "True")
-    };
     m.managed_resources
         .get_or_create(&labels)
-        .set(objects.len() as i64);
-    m.managed_resources_ready.get_or_create(&labels).set(
-        objects
-            .iter()
-            .filter(|o| is_true(o, conditions::READY))
-            .count() as i64,
-    );
-    m.managed_resources_synced.get_or_create(&labels).set(
-        objects
-            .iter()
-            .filter(|o| is_true(o, conditions::SYNCED))
-            .count() as i64,
-    );
+        .set(counts.objects as i64);
+    m.managed_resources_ready
+        .get_or_create(&labels)
+        .set(counts.ready as i64);
+    m.managed_resources_synced
+        .get_or_create(&labels)
+        .set(counts.synced as i64);
 }
 
 fn settings(args: &RunArgs) -> Settings {
@@ -197,126 +171,6 @@ fn settings(args: &RunArgs) -> Settings {
         per_resource_observe: args.observe_mode == ObserveMode::PerResource,
         ..Settings::default()
     }
-}
-
-/// Extra watches for one controller: gets the controller, the store of the objects it
-/// reconciles, and the namespace it watches (`None`: all).
-type Customize<K> = fn(Controller<K>, Store<K>, &Client, Option<&str>) -> Controller<K>;
-
-/// Build and run one kind's controllers (one per watched namespace, or one for all), each
-/// passed through `customize` (for watches on the objects the kind depends on).
-async fn run_kind<A>(
-    adapter: A,
-    client: Client,
-    args: &RunArgs,
-    providers: Arc<Providers>,
-    recorder: Recorder,
-    health: Arc<Health>,
-    customize: Option<Customize<A::Kind>>,
-) -> anyhow::Error
-where
-    A: Adapter + Clone,
-    A::Kind: ResourceExt,
-{
-    let scopes: Vec<Option<&str>> = if args.namespaces.is_empty() {
-        vec![None]
-    } else {
-        args.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
-    };
-    let mut tasks = Vec::new();
-    let mut stores = Vec::new();
-    let mut controllers = Vec::new();
-    for scope in scopes {
-        let api = match scope {
-            None => Api::all(client.clone()),
-            Some(ns) => Api::namespaced(client.clone(), ns),
-        };
-        let mut built = controller::build::<A>(api, args.concurrency);
-        if let Some(customize) = customize {
-            built.controller = customize(built.controller, built.store.clone(), &client, scope);
-        }
-        stores.push(built.store.clone());
-        controllers.push(built.controller);
-    }
-    for built in controllers {
-        let ctx = Arc::new(Context {
-            kube: client.clone(),
-            adapter: adapter.clone(),
-            providers: providers.clone(),
-            recorder: recorder.clone(),
-            backoffs: Backoffs::default(),
-            settings: settings(args),
-            peers: stores.clone(),
-        });
-        tasks.push(tokio::spawn(controller::run::<A>(built, ctx)));
-    }
-    let gauge_stores = stores.clone();
-    let gauge_health = health.clone();
-    tokio::spawn(async move {
-        let health = gauge_health;
-        for s in &gauge_stores {
-            // The store's readiness is a oneshot that wakes only its last waiter, and the
-            // controller waits on it too: poll again now and then instead of trusting the wake.
-            while tokio::time::timeout(Duration::from_millis(500), s.wait_until_ready())
-                .await
-                .is_err()
-            {}
-        }
-        info!(controller = A::CONTROLLER, "cache synced");
-        if health.kinds_syncing.fetch_sub(1, Ordering::Relaxed) <= 1 {
-            health.caches_synced.store(true, Ordering::Relaxed);
-        }
-        loop {
-            for s in &gauge_stores {
-                update_gauges(A::CONTROLLER, s, |o| A::status(o));
-            }
-            tokio::time::sleep(Duration::from_secs(10)).await;
-        }
-    });
-    supervise(A::CONTROLLER, tasks, &health).await
-}
-
-/// A DnsRecord depends on its Domain (created once it is ACTIVE) and on the Compute its value
-/// comes from: reconcile the dependent records when either changes, status included, so a
-/// record follows a new address within seconds without polling.
-fn watch_record_dependencies(
-    controller: Controller<DnsRecord>,
-    records: Store<DnsRecord>,
-    client: &Client,
-    scope: Option<&str>,
-) -> Controller<DnsRecord> {
-    let (domains, computes): (Api<Domain>, Api<Compute>) = match scope {
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-    };
-    let by_domain = records.clone();
-    let by_compute = records;
-    controller
-        .watches(domains, watcher::Config::default(), move |d: Domain| {
-            let state = by_domain.state();
-            dependents_of_domain(
-                state.iter().map(|r| r.as_ref()),
-                d.namespace().as_deref(),
-                &d.name_any(),
-            )
-            .into_iter()
-            .map(ObjectRef::from_obj)
-            .collect::<Vec<_>>()
-        })
-        .watches(computes, watcher::Config::default(), move |c: Compute| {
-            let state = by_compute.state();
-            dependents_of_compute(
-                state.iter().map(|r| r.as_ref()),
-                c.namespace().as_deref(),
-                &c.name_any(),
-            )
-            .into_iter()
-            .map(ObjectRef::from_obj)
-            .collect::<Vec<_>>()
-        })
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -330,7 +184,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("stratus-{}", uuid::Uuid::new_v4()));
-    wait_for_crds(&client).await;
+    let kinds = crate::providers::kinds();
+    let crd_names: Vec<String> = crate::providers::crds()
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    wait_for_crds(&client, &crd_names).await;
     health.crds_found.store(true, Ordering::Relaxed);
 
     if args.leader_elect {
@@ -388,40 +247,41 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     );
     info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, "starting controllers");
-    health.kinds_syncing.store(3, Ordering::Relaxed);
-    let computes = run_kind(
-        ComputeAdapter,
-        client.clone(),
-        &args,
-        providers.clone(),
-        recorder.clone(),
-        health.clone(),
-        None,
-    );
-    let domains = run_kind(
-        DomainAdapter::new(client.clone(), args.namespaces.clone()),
-        client.clone(),
-        &args,
-        providers.clone(),
-        recorder.clone(),
-        health.clone(),
-        None,
-    );
-    let records = run_kind(
-        DnsRecordAdapter::new(client.clone(), args.namespaces.clone()),
-        client.clone(),
-        &args,
-        providers.clone(),
-        recorder.clone(),
-        health.clone(),
-        Some(watch_record_dependencies),
-    );
+    health.kinds_syncing.store(kinds.len(), Ordering::Relaxed);
+    let synced_health = health.clone();
+    let rt = Runtime {
+        client: client.clone(),
+        namespaces: args.namespaces.clone(),
+        concurrency: args.concurrency,
+        settings: settings(&args),
+        providers,
+        recorder,
+        synced: Arc::new(move |_kind: &str| {
+            if synced_health.kinds_syncing.fetch_sub(1, Ordering::Relaxed) <= 1 {
+                synced_health.caches_synced.store(true, Ordering::Relaxed);
+            }
+        }),
+        counts: Arc::new(update_gauges),
+    };
+    let controllers = supervise_all(&kinds, &rt, &health);
     tokio::select! {
-        e = computes => Err(e),
-        e = domains => Err(e),
-        e = records => Err(e),
+        e = controllers => Err(e),
         res = server => { res??; anyhow::bail!("the health server stopped") }
     }
+}
+
+/// Start every kind and wait for any of their tasks to end (see [`supervise`]).
+async fn supervise_all(
+    kinds: &[Box<dyn ManagedKind>],
+    rt: &Runtime,
+    health: &Health,
+) -> anyhow::Error {
+    let mut tasks = Vec::new();
+    for kind in kinds {
+        let started = kind.start(rt);
+        tasks.extend(started.tasks.into_iter().map(|t| (started.name.clone(), t)));
+    }
+    supervise(tasks, health).await
 }
 
 #[cfg(test)]
@@ -433,7 +293,14 @@ mod tests {
         let health = Health::default();
         let forever = tokio::spawn(std::future::pending::<()>());
         let ends = tokio::spawn(async {});
-        let err = supervise("compute", vec![forever, ends], &health).await;
+        let err = supervise(
+            vec![
+                ("strettch/compute".into(), forever),
+                ("strettch/compute".into(), ends),
+            ],
+            &health,
+        )
+        .await;
         assert!(err.to_string().contains("compute"), "{err}");
         assert!(health.failed.load(Ordering::Relaxed));
         let (code, _) = healthz(State(Arc::new(health))).await;
@@ -444,7 +311,7 @@ mod tests {
     async fn a_panicking_controller_task_is_reported_as_such() {
         let health = Health::default();
         let panics = tokio::spawn(async { panic!("boom") });
-        let err = supervise("dnsrecord", vec![panics], &health).await;
+        let err = supervise(vec![("strettch/dnsrecord".into(), panics)], &health).await;
         assert!(err.to_string().contains("panicked"), "{err}");
     }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Env, Operator, TestNamespace, is_ready, provider_config};
 use serde_json::json;
-use stratus::strettch::sim::key_fingerprint as fingerprint;
-use stratus::strettch::sim::{self, SimConfig};
+use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
+use stratus::providers::strettch::sim::{self, SimConfig};
 
 #[tokio::test]
 async fn fifty_computes_under_two_requests_per_second_without_a_429() {
@@ -90,7 +90,7 @@ async fn an_operator_restarted_within_the_second_never_spends_its_predecessors_b
     let config = env.provider_config.clone();
     let load = tokio::spawn(async move {
         for i in 0.. {
-            let c: stratus::api::Compute = serde_json::from_value(json!({
+            let c: stratus::providers::strettch::api::Compute = serde_json::from_value(json!({
                 "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute",
                 "metadata": {"name": format!("r{i}")},
                 "spec": {"providerConfigRef": {"name": config}, "forProvider": {

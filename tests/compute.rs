@@ -9,7 +9,7 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
 
-fn state(c: &stratus::api::Compute) -> Option<String> {
+fn state(c: &stratus::providers::strettch::api::Compute) -> Option<String> {
     c.status
         .as_ref()
         .and_then(|s| s.at_provider.as_ref())
@@ -357,16 +357,16 @@ async fn observe_only_reports_without_acting_and_pause_stops_everything() {
 #[tokio::test]
 async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
     let key = "late-key";
-    let mut config = stratus::strettch::sim::SimConfig::for_tests(&[key]);
+    let mut config = stratus::providers::strettch::sim::SimConfig::for_tests(&[key]);
     config.rate_limit = 2;
-    let sim = stratus::strettch::sim::start(config, "127.0.0.1:0".parse().unwrap())
+    let sim = stratus::providers::strettch::sim::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let ns = common::TestNamespace::new("secret").await;
     let pc = common::create_provider_config(&ns, &sim.base_url(), None).await;
     let mut operator = common::Operator::start(&ns.name, &[]);
-    let api: kube::Api<stratus::api::Compute> = ns.api();
-    let obj: stratus::api::Compute = serde_json::from_value(json!({
+    let api: kube::Api<stratus::providers::strettch::api::Compute> = ns.api();
+    let obj: stratus::providers::strettch::api::Compute = serde_json::from_value(json!({
         "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute", "metadata": {"name": "s"},
         "spec": {"providerConfigRef": {"name": pc}, "forProvider": {"hostName": "s", "image": "UBUNTU-24.04",
                  "region": "KGL-1", "specification": "S-1C-1G", "publicKeys": ["k"]}}
@@ -484,7 +484,7 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
 
 #[tokio::test]
 async fn converges_through_server_errors_and_latency() {
-    let mut config = stratus::strettch::sim::SimConfig::for_tests(&[]);
+    let mut config = stratus::providers::strettch::sim::SimConfig::for_tests(&[]);
     config.faults.error_rate = 0.3;
     config.faults.latency_ms = 150;
     let env = Env::start_with("faults", config, &[]).await;
@@ -522,7 +522,7 @@ async fn drift_outside_kubernetes_is_corrected_at_the_next_observation() {
     let c = env.wait_compute("d", T, "Ready", is_ready).await;
     let id = c.status.unwrap().at_provider.unwrap().id;
     // Someone stops it with the API directly.
-    let client = stratus::strettch::client::StrettchClient::new(
+    let client = stratus::providers::strettch::client::StrettchClient::new(
         &env.sim.base_url(),
         stratus::cloud::ApiKey::new(env.key.clone()),
         None,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Env, Operator, is_ready};
 use rand::Rng;
 use serde_json::json;
-use stratus::strettch::sim::SimConfig;
+use stratus::providers::strettch::sim::SimConfig;
 
 /// How hard the sandbox makes it.
 struct Cloud {
@@ -31,7 +31,7 @@ const KEYS_REMEMBERED: Cloud = Cloud {
 };
 
 /// The external-name annotation of a Compute: the id it recorded.
-fn recorded_id(c: &stratus::api::Compute) -> Option<String> {
+fn recorded_id(c: &stratus::providers::strettch::api::Compute) -> Option<String> {
     c.metadata
         .annotations
         .as_ref()

@@ -4,7 +4,7 @@
 fn checked_in_crds_match_the_rust_types() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/stratus.yaml");
     let on_disk = std::fs::read_to_string(path).expect("crds/stratus.yaml");
-    let generated = stratus::api::crds_yaml();
+    let generated = stratus::providers::crds_yaml();
     assert!(
         on_disk == generated,
         "crds/stratus.yaml is stale: regenerate it with `cargo run -q -- crds > crds/stratus.yaml`"
@@ -13,7 +13,7 @@ fn checked_in_crds_match_the_rust_types() {
 
 #[test]
 fn every_kind_has_printer_columns_a_category_and_descriptions() {
-    for crd in stratus::api::crds() {
+    for crd in stratus::providers::crds() {
         let name = crd.metadata.name.clone().unwrap();
         assert!(
             crd.spec
@@ -71,7 +71,7 @@ fn undescribed_fields(node: &serde_json::Value, path: &str, out: &mut Vec<String
 #[test]
 fn every_spec_and_status_field_is_described_at_every_depth() {
     let mut missing = Vec::new();
-    for crd in stratus::api::crds() {
+    for crd in stratus::providers::crds() {
         let name = crd.metadata.name.clone().unwrap();
         let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
         let root = &schema["openAPIV3Schema"]["properties"];
@@ -96,7 +96,7 @@ mod cel {
     use serde::Serialize;
     use serde::de::DeserializeOwned;
     use serde_json::{Value, json};
-    use stratus::api::{Compute, DnsRecord, Domain};
+    use stratus::providers::strettch::api::{Compute, DnsRecord, Domain};
 
     fn update<K>(old: &Value, new: &Value) -> Vec<String>
     where

@@ -15,9 +15,9 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use rand::Rng;
 use serde_json::json;
-use stratus::api::{DnsRecord, Domain};
-use stratus::strettch::model::DomainStatus;
-use stratus::strettch::sim::SimConfig;
+use stratus::providers::strettch::api::{DnsRecord, Domain};
+use stratus::providers::strettch::model::DomainStatus;
+use stratus::providers::strettch::sim::SimConfig;
 
 const T: Duration = Duration::from_secs(60);
 const RECORD_POSTS: &str = "POST /domains/{id}/records";
@@ -278,7 +278,7 @@ async fn literal_records_mx_with_priority_updates_and_deletion_policies() {
     )
     .await
     .unwrap();
-    let sim_client = stratus::strettch::client::StrettchClient::new(
+    let sim_client = stratus::providers::strettch::client::StrettchClient::new(
         &env.sim.base_url(),
         stratus::cloud::ApiKey::new(env.key.clone()),
         None,
@@ -288,9 +288,9 @@ async fn literal_records_mx_with_priority_updates_and_deletion_policies() {
         .update_record(
             &zone,
             &mx.id,
-            &stratus::strettch::model::RecordWrite {
+            &stratus::providers::strettch::model::RecordWrite {
                 name: "@".into(),
-                record_type: stratus::strettch::model::RecordType::MX,
+                record_type: stratus::providers::strettch::model::RecordType::MX,
                 value: "mail.example.com".into(),
                 ttl: None,
                 priority: Some(50),
@@ -572,7 +572,7 @@ async fn a_second_claim_on_the_same_record_is_a_conflict_not_a_fight() {
 
     // A record made outside Kubernetes is neither duplicated nor adopted silently: the create
     // is refused and says how to adopt it; the annotation adopts it.
-    let sim_client = stratus::strettch::client::StrettchClient::new(
+    let sim_client = stratus::providers::strettch::client::StrettchClient::new(
         &env.sim.base_url(),
         stratus::cloud::ApiKey::new(env.key.clone()),
         None,
@@ -581,9 +581,9 @@ async fn a_second_claim_on_the_same_record_is_a_conflict_not_a_fight() {
     let made = sim_client
         .create_record(
             &zone,
-            &stratus::strettch::model::RecordWrite {
+            &stratus::providers::strettch::model::RecordWrite {
                 name: "api".into(),
-                record_type: stratus::strettch::model::RecordType::A,
+                record_type: stratus::providers::strettch::model::RecordType::A,
                 value: "192.0.2.20".into(),
                 ttl: Some(60),
                 priority: None,
@@ -807,7 +807,8 @@ async fn the_web_dns_example_converges_when_applied_in_reverse_order() {
                     .unwrap();
             }
             "Compute" => {
-                let obj: stratus::api::Compute = serde_json::from_value(doc).unwrap();
+                let obj: stratus::providers::strettch::api::Compute =
+                    serde_json::from_value(doc).unwrap();
                 env.computes()
                     .create(&PostParams::default(), &obj)
                     .await

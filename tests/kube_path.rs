@@ -4,7 +4,7 @@ mod common;
 
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use stratus::api::Compute;
+use stratus::providers::strettch::api::Compute;
 
 #[tokio::test]
 async fn install_crds_create_read_and_patch_status() {

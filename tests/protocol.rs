@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{Env, has_condition, is_ready};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use stratus::api::Domain;
-use stratus::strettch::sim::{self, Faults, SimConfig};
+use stratus::providers::strettch::api::Domain;
+use stratus::providers::strettch::sim::{self, Faults, SimConfig};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -23,7 +23,7 @@ fn posts(env: &Env, route: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn stalled_with(c: &stratus::api::Compute, reason: &str) -> bool {
+fn stalled_with(c: &stratus::providers::strettch::api::Compute, reason: &str) -> bool {
     has_condition(c, "Stalled", "True", Some(reason))
 }
 
@@ -187,7 +187,7 @@ async fn a_zone_that_existed_before_is_not_adopted_nor_deleted_with_the_domain()
     )
     .await;
     // Made in the console, some time before the object's create started.
-    let console = stratus::strettch::client::StrettchClient::new(
+    let console = stratus::providers::strettch::client::StrettchClient::new(
         &env.sim.base_url(),
         stratus::cloud::ApiKey::new(env.key.clone()),
         None,
@@ -195,7 +195,7 @@ async fn a_zone_that_existed_before_is_not_adopted_nor_deleted_with_the_domain()
     .unwrap();
     let zone = console
         .create_domain(
-            &stratus::strettch::model::DomainCreate {
+            &stratus::providers::strettch::model::DomainCreate {
                 domain: "preexisting.example".into(),
             },
             uuid::Uuid::new_v4(),
@@ -356,8 +356,8 @@ async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
         .unwrap();
     let ns = common::TestNamespace::new("stale").await;
     let pc = common::provider_config(&ns, &sim.base_url(), &key, None).await;
-    let computes: kube::Api<stratus::api::Compute> = ns.api();
-    let obj: stratus::api::Compute = serde_json::from_value(json!({
+    let computes: kube::Api<stratus::providers::strettch::api::Compute> = ns.api();
+    let obj: stratus::providers::strettch::api::Compute = serde_json::from_value(json!({
         "apiVersion": "strettch.stratus.dev/v1alpha1", "kind": "Compute",
         "metadata": {"name": "stale"},
         "spec": {"providerConfigRef": {"name": pc}, "forProvider": {
@@ -369,7 +369,7 @@ async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
     let first = computes.create(&PostParams::default(), &obj).await.unwrap();
     let ctx = Arc::new(Context {
         kube: ns.client.clone(),
-        adapter: stratus::strettch::compute::ComputeAdapter,
+        adapter: stratus::providers::strettch::compute::ComputeAdapter,
         providers: Arc::new(stratus::engine::Providers::new(ns.client.clone())),
         recorder: kube::runtime::events::Recorder::new(
             ns.client.clone(),
@@ -430,7 +430,7 @@ async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
             .is_some(),
         "status.createdThrough survives"
     );
-    common::strip_finalizers::<stratus::api::Compute>(&ns).await;
+    common::strip_finalizers::<stratus::providers::strettch::api::Compute>(&ns).await;
     ns.cleanup().await;
     sim.shutdown().await;
 }

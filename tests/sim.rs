@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use stratus::strettch::model::{Compute, ComputeState, Domain, DomainStatus, Record};
-use stratus::strettch::sim::key_fingerprint as fingerprint;
-use stratus::strettch::sim::{Faults, SimConfig, SimHandle, SimStats, start};
+use stratus::providers::strettch::model::{Compute, ComputeState, Domain, DomainStatus, Record};
+use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
+use stratus::providers::strettch::sim::{Faults, SimConfig, SimHandle, SimStats, start};
 
 const KEY: &str = "sk-test-alpha";
 const KEY2: &str = "sk-test-beta";

@@ -1,4 +1,4 @@
-//! The Strettch client against the real sandbox (`stratus::strettch::sim`), in process.
+//! The Strettch client against the real sandbox (`stratus::providers::strettch::sim`), in process.
 //!
 //! Every test starts its own sandbox and uses its own API key, so the process-wide throttle
 //! registry never couples two tests. Most tests run sandbox and client at 10 requests/second to keep
@@ -15,11 +15,11 @@ use stratus::cloud::retry::RetryPolicy;
 use stratus::cloud::secret::fingerprint;
 use stratus::cloud::throttle::Priority;
 use stratus::cloud::{ApiKey, CloudError, ErrorClass};
-use stratus::strettch::client::{MAX_PAGE_SIZE, StrettchClient};
-use stratus::strettch::model::{
+use stratus::providers::strettch::client::{MAX_PAGE_SIZE, StrettchClient};
+use stratus::providers::strettch::model::{
     ComputeCreate, ComputeState, DomainCreate, RecordType, RecordWrite,
 };
-use stratus::strettch::sim::{self, Faults, KeyStats, SimConfig, SimHandle};
+use stratus::providers::strettch::sim::{self, Faults, KeyStats, SimConfig, SimHandle};
 
 async fn sandbox(keys: &[&str], rate_limit: u32) -> SimHandle {
     let mut config = SimConfig::for_tests(keys);
@@ -46,7 +46,7 @@ fn quick_retry(max_attempts: u32) -> RetryPolicy {
 fn key_stats(sim: &SimHandle, key: &str) -> KeyStats {
     sim.stats()
         .keys
-        .get(&stratus::strettch::sim::key_fingerprint(key))
+        .get(&stratus::providers::strettch::sim::key_fingerprint(key))
         .cloned()
         .unwrap_or_default()
 }

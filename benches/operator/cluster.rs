@@ -16,9 +16,10 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::json;
+use stratus::api::ProviderConfig;
 use stratus::api::common::{EXTERNAL_NAME, FINALIZER};
-use stratus::api::{Compute, ProviderConfig};
 use stratus::engine::reconciler::CREATE_DIGEST;
+use stratus::providers::strettch::api::Compute;
 
 pub struct Cluster {
     pub client: Client,

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use stratus::strettch::sim::key_fingerprint as fingerprint;
-use stratus::strettch::sim::{self, SimConfig};
+use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
+use stratus::providers::strettch::sim::{self, SimConfig};
 
 use crate::Options;
 use crate::cluster::{BenchNs, Cluster, Watch, is_ready};

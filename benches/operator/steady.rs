@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use stratus::strettch::sim::{self, SimConfig, SimStats};
+use stratus::providers::strettch::sim::{self, SimConfig, SimStats};
 
 use crate::Options;
 use crate::cluster::{BenchNs, Cluster, Watch, is_settled};

@@ -1,35 +1,18 @@
-//! The custom resources stratus serves, one file per kind.
+//! The provider-neutral custom resource parts: the managed spec and status fields every kind
+//! shares (`common`), and ProviderConfig. Each provider's kinds live with the provider
+//! (`crate::providers::<cloud>::api`).
 
 pub mod common;
-pub mod compute;
-pub mod dns_record;
-pub mod domain;
 pub mod provider_config;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
-
 use kube::core::{Message, Rule};
 
-pub use compute::Compute;
-pub use dns_record::DnsRecord;
-pub use domain::Domain;
 pub use provider_config::ProviderConfig;
 
-/// Every CRD, in the order they should be installed.
-pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        ProviderConfig::crd(),
-        Compute::crd(),
-        Domain::crd(),
-        DnsRecord::crd(),
-    ]
-}
-
-/// The CRDs as one multi-document YAML stream (what `stratus crds` prints and `crds/` holds).
-pub fn crds_yaml() -> String {
-    crds()
-        .iter()
+/// CRDs as one multi-document YAML stream (what `stratus crds` prints and `crds/` holds).
+pub fn crds_yaml(crds: &[CustomResourceDefinition]) -> String {
+    crds.iter()
         .map(|crd| {
             format!(
                 "---\n{}",
@@ -44,7 +27,7 @@ pub fn crds_yaml() -> String {
 /// `status.atProvider.id` is set. Before that nothing was created from the field, so a typo
 /// that left the object Stalled (NotOffered, InvalidSpec, ...) can still be corrected in place.
 /// It sits at the root because a rule on `spec` cannot see `status`.
-fn immutable_once_created(same: &str, message: &str) -> Rule {
+pub fn immutable_once_created(same: &str, message: &str) -> Rule {
     Rule::new(format!(
         "!has(oldSelf.status) || !has(oldSelf.status.atProvider) || !has(oldSelf.status.atProvider.id) || ({same})"
     ))
@@ -52,7 +35,7 @@ fn immutable_once_created(same: &str, message: &str) -> Rule {
 }
 
 /// [`immutable_once_created`] for `spec.forProvider.<field>`.
-fn field_immutable_once_created(field: &str, message: &str) -> Rule {
+pub fn field_immutable_once_created(field: &str, message: &str) -> Rule {
     immutable_once_created(
         &format!("self.spec.forProvider.{field} == oldSelf.spec.forProvider.{field}"),
         message,

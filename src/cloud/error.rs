@@ -29,6 +29,9 @@ pub enum CloudError {
         request_id: Option<String>,
         /// From Retry-After or the rate-limit reset header, when the API gave one.
         retry_after: Option<Duration>,
+        /// What the provider's wire description says this status and code mean
+        /// ([`classify_status`] for a provider without codes of its own).
+        class: ErrorClass,
     },
     /// The request did not get an answer (connect failure, timeout, connection dropped).
     #[error("no answer from {operation}: {message}")]
@@ -60,7 +63,7 @@ pub enum CloudError {
 impl CloudError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            CloudError::Api { status, code, .. } => classify(*status, code),
+            CloudError::Api { class, .. } => *class,
             CloudError::Transport { .. } => ErrorClass::Retryable,
             // A garbled body from a 2xx or 5xx may be a proxy hiccup; retry it. So is a 429 or 408
             // whatever its body says.
@@ -110,14 +113,9 @@ impl CloudError {
     }
 }
 
-/// Classify an HTTP status and stable code.
-pub fn classify(status: u16, code: &str) -> ErrorClass {
-    use crate::strettch::model::codes::*;
-    match code {
-        RESOURCE_NOT_FOUND | COMPUTE_NOT_FOUND => return ErrorClass::NotFound,
-        TOO_MANY_REQUESTS | INTERNAL_SERVER_ERROR => return ErrorClass::Retryable,
-        _ => {}
-    }
+/// What an HTTP status alone says: 404 not found; 408, 429 and 5xx worth retrying; anything
+/// else terminal. Providers refine it by their codes.
+pub fn classify_status(status: u16) -> ErrorClass {
     match status {
         404 => ErrorClass::NotFound,
         408 | 429 | 500..=599 => ErrorClass::Retryable,
@@ -136,21 +134,18 @@ mod tests {
             message: "m".into(),
             request_id: Some("req-1".into()),
             retry_after: None,
+            class: classify_status(status),
         }
     }
 
     #[test]
-    fn codes_classify_as_documented() {
-        assert_eq!(api(404, "COMPUTE_NOT_FOUND").class(), ErrorClass::NotFound);
-        assert_eq!(api(404, "RESOURCE_NOT_FOUND").class(), ErrorClass::NotFound);
-        assert_eq!(api(429, "TOO_MANY_REQUESTS").class(), ErrorClass::Retryable);
-        assert_eq!(api(503, "SOMETHING").class(), ErrorClass::Retryable);
-        assert_eq!(api(400, "VALIDATION_ERROR").class(), ErrorClass::Terminal);
-        assert_eq!(
-            api(403, "INSUFFICIENT_BALANCE").class(),
-            ErrorClass::Terminal
-        );
-        assert_eq!(api(409, "CONFLICT").class(), ErrorClass::Terminal);
+    fn statuses_classify_without_codes() {
+        assert_eq!(classify_status(404), ErrorClass::NotFound);
+        assert_eq!(classify_status(429), ErrorClass::Retryable);
+        assert_eq!(classify_status(408), ErrorClass::Retryable);
+        assert_eq!(classify_status(503), ErrorClass::Retryable);
+        assert_eq!(classify_status(400), ErrorClass::Terminal);
+        assert_eq!(classify_status(409), ErrorClass::Terminal);
         assert_eq!(api(401, "UNAUTHORIZED").class(), ErrorClass::Terminal);
     }
 

@@ -111,6 +111,7 @@ mod tests {
             message: "m".into(),
             request_id: None,
             retry_after,
+            class: crate::cloud::error::classify_status(status),
         }
     }
 

@@ -69,7 +69,7 @@ pub async fn run<A: Adapter>(controller: Controller<A::Kind>, ctx: Arc<Context<A
         )
         .for_each(|res| async move {
             if let Err(e) = res {
-                debug!(controller = A::CONTROLLER, error = %e, "controller event");
+                debug!(controller = %super::registry::controller_name::<A>(), error = %e, "controller event");
             }
         })
         .await;

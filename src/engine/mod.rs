@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod controller;
 pub mod providers;
 pub mod reconciler;
+pub mod registry;
 pub mod snapshot;
 
 use std::fmt::Debug;
@@ -146,7 +147,12 @@ pub trait Adapter: Send + Sync + 'static {
         + Sync
         + 'static;
 
-    /// Controller name for metrics, logs and the Idempotency-Key derivation.
+    /// The provider the kind belongs to (`strettch`): with [`CONTROLLER`](Self::CONTROLLER),
+    /// the controller's name in metrics and logs (`strettch/compute`).
+    const PROVIDER: &'static str;
+    /// The kind's name within its provider (`compute`). Part of the Idempotency-Key
+    /// derivation: never change it for an existing kind, or a create in flight across an
+    /// upgrade would be sent under a new key.
     const CONTROLLER: &'static str;
 
     fn managed(obj: &Self::Kind) -> ManagedSpec;

@@ -21,6 +21,7 @@ use super::annotations::{self, CREATE_REQUEST, Parsed};
 use super::backoff::Backoffs;
 use super::conditions::{self, Outcome, Readiness, Sync};
 use super::providers::Account;
+use super::registry;
 use super::{Adapter, Blocked, Found, Freshness, Invalid, Plan, Proof, Providers};
 use crate::api::common::{
     CREATE_ATTEMPT, CREATE_PENDING, DeletionPolicy, EXTERNAL_NAME, FINALIZER, ManagedStatus,
@@ -162,16 +163,17 @@ pub fn reason_from_code(code: &str) -> String {
 }
 
 /// Entry point for the kube-runtime Controller.
-#[instrument(skip_all, fields(controller = A::CONTROLLER, object = %key_of(obj.as_ref())))]
+#[instrument(skip_all, fields(controller = %registry::controller_name::<A>(), object = %key_of(obj.as_ref())))]
 pub async fn reconcile<A: Adapter>(
     obj: Arc<A::Kind>,
     ctx: Arc<Context<A>>,
 ) -> Result<Action, Error> {
     let m = metrics::global();
+    let name = registry::controller_name::<A>();
     let controller = metrics::ControllerLabels {
-        controller: A::CONTROLLER.into(),
+        controller: name.clone(),
     };
-    let queue = metrics::WorkqueueLabels::new(A::CONTROLLER);
+    let queue = metrics::WorkqueueLabels::new(&name);
     m.workqueue_depth.get_or_create(&queue).inc();
     let started = Instant::now();
     // A panic in one object's reconcile must not end the controller (and with it every other
@@ -203,7 +205,7 @@ pub async fn reconcile<A: Adapter>(
     };
     m.reconcile_total
         .get_or_create(&metrics::ReconcileLabels {
-            controller: A::CONTROLLER.into(),
+            controller: name.clone(),
             result: label.into(),
         })
         .inc();
@@ -212,7 +214,7 @@ pub async fn reconcile<A: Adapter>(
             if let Some(reason) = &step.error_reason {
                 m.reconcile_errors_total
                     .get_or_create(&metrics::ErrorLabels {
-                        controller: A::CONTROLLER.into(),
+                        controller: name.clone(),
                         error: reason.clone(),
                     })
                     .inc();
@@ -222,7 +224,7 @@ pub async fn reconcile<A: Adapter>(
         Err(e) => {
             m.reconcile_errors_total
                 .get_or_create(&metrics::ErrorLabels {
-                    controller: A::CONTROLLER.into(),
+                    controller: name.clone(),
                     error: e.metric_label().into(),
                 })
                 .inc();
@@ -235,10 +237,10 @@ pub async fn reconcile<A: Adapter>(
 pub fn error_policy<A: Adapter>(obj: Arc<A::Kind>, err: &Error, ctx: Arc<Context<A>>) -> Action {
     if matches!(err, Error::Stale) {
         // Routine: the watch brings the newer version; look again soon without backing off.
-        debug!(controller = A::CONTROLLER, object = %key_of(obj.as_ref()), "stale read; retrying");
+        debug!(controller = %registry::controller_name::<A>(), object = %key_of(obj.as_ref()), "stale read; retrying");
         return Action::requeue(STALE_RETRY);
     }
-    warn!(controller = A::CONTROLLER, object = %key_of(obj.as_ref()), error = %err, "reconcile failed");
+    warn!(controller = %registry::controller_name::<A>(), object = %key_of(obj.as_ref()), error = %err, "reconcile failed");
     let s = &ctx.settings;
     Action::requeue(
         ctx.backoffs

@@ -258,8 +258,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-use stratus::api::Compute;
-use stratus::strettch::sim::{self, SimConfig, SimHandle};
+use stratus::providers::strettch::api::Compute;
+use stratus::providers::strettch::sim::{self, SimConfig, SimHandle};
 
 /// Everything one operator test needs: a namespace, a sandbox, a ProviderConfig and the
 /// operator process watching the namespace.
@@ -397,8 +397,8 @@ impl Env {
         operator.kill();
         // Remove finalizers so the namespace can go without an operator.
         strip_finalizers::<Compute>(&ns).await;
-        strip_finalizers::<stratus::api::Domain>(&ns).await;
-        strip_finalizers::<stratus::api::DnsRecord>(&ns).await;
+        strip_finalizers::<stratus::providers::strettch::api::Domain>(&ns).await;
+        strip_finalizers::<stratus::providers::strettch::api::DnsRecord>(&ns).await;
         ns.cleanup().await;
         sim.shutdown().await;
     }

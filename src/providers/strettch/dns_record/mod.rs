@@ -2,9 +2,14 @@
 //! (/domains/{id}/records).
 //!
 //! Records carry no tags, so a record is recognised by what it is: (name, type, value) is unique
-//! in a zone. Before creating, the adapter looks for that record in a fresh listing of the zone
-//! and adopts it unless another DnsRecord already manages it (then: Conflict). Together with the
-//! deterministic Idempotency-Key this makes creates crash-safe.
+//! in a zone. A create is sent without looking first: an identical record that exists already is
+//! refused by the API (409, answered with who holds it), never adopted silently; a record made
+//! outside the cluster is adopted only through the `stratus.dev/external-name` annotation. After
+//! an ambiguous create, the record is found again by that identity and adopted only if the zone
+//! made it after the create started (the engine's natural-key proof).
+//!
+//! - `rules`: pure checks, identity and planning of records;
+//! - `dependencies`: the Domain and Compute a record depends on, and the watches on them.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -17,17 +22,23 @@ use uuid::Uuid;
 use super::cloud::StrettchCloud;
 use super::domain::list_all;
 use super::model::{self, RecordType, RecordWrite};
-use crate::api::Compute;
 use crate::api::common::{CREATE_PENDING, EXTERNAL_NAME, ManagedStatus};
-use crate::api::dns_record::{
-    ComputeAddressField, DnsRecord, DnsRecordObservation, DnsRecordParameters, DnsRecordType,
-};
-use crate::api::domain::Domain;
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
     Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
 };
+use crate::providers::strettch::api::Compute;
+use crate::providers::strettch::api::dns_record::{
+    ComputeAddressField, DnsRecord, DnsRecordObservation, DnsRecordParameters, DnsRecordType,
+};
+use crate::providers::strettch::api::domain::Domain;
+
+mod dependencies;
+mod rules;
+
+pub use dependencies::*;
+pub use rules::*;
 
 pub const TTL_MIN: u32 = 60;
 pub const TTL_MAX: u32 = 86_400;
@@ -89,457 +100,6 @@ pub enum RecordAction {
     Replace(RecordWrite),
 }
 
-pub fn model_type(t: DnsRecordType) -> RecordType {
-    match t {
-        DnsRecordType::A => RecordType::A,
-        DnsRecordType::AAAA => RecordType::AAAA,
-        DnsRecordType::CNAME => RecordType::CNAME,
-        DnsRecordType::MX => RecordType::MX,
-        DnsRecordType::TXT => RecordType::TXT,
-        DnsRecordType::SRV => RecordType::SRV,
-        DnsRecordType::NS => RecordType::NS,
-    }
-}
-
-/// A label of a record name or target: letters, digits, hyphens and underscores, 1-63, no
-/// leading or trailing hyphen.
-fn is_record_label(l: &str) -> bool {
-    !l.is_empty()
-        && l.len() <= 63
-        && l.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        && !l.starts_with('-')
-        && !l.ends_with('-')
-}
-
-/// A fully qualified hostname (record target): two labels or more, an optional trailing dot, at
-/// most 253 characters, and a top-level label that is not all digits (so not an IP address).
-pub fn is_fqdn(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    if s.is_empty() || s.len() > 253 {
-        return false;
-    }
-    let labels: Vec<&str> = s.split('.').collect();
-    labels.len() >= 2
-        && labels.iter().all(|l| is_record_label(l))
-        && labels
-            .last()
-            .is_some_and(|tld| !tld.bytes().all(|c| c.is_ascii_digit()))
-}
-
-/// A record name relative to its zone.
-pub fn check_name(name: &str) -> Result<(), String> {
-    if name == "@" {
-        return Ok(());
-    }
-    let bad = |why: &str| {
-        format!(
-            "spec.forProvider.name {name:?} is not a record name: {why}; use '@' for the apex or labels relative to the zone such as www, _dmarc, _sip._tcp, *.dev"
-        )
-    };
-    if name.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if name.ends_with('.') {
-        return Err(bad(
-            "it ends with a dot (absolute names are not accepted: give it relative to the zone)",
-        ));
-    }
-    for (i, label) in name.split('.').enumerate() {
-        if label == "*" && i == 0 {
-            continue;
-        }
-        if !is_record_label(label) {
-            return Err(bad(&format!(
-                "label {label:?} must be 1-63 letters, digits, hyphens and underscores, not starting or ending with a hyphen ('*' only as the first label)"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The value rules of each type. `field` names where the value came from, for the message.
-pub fn check_value(t: DnsRecordType, value: &str, field: &str) -> Result<(), String> {
-    match t {
-        DnsRecordType::A => {
-            if value.parse::<Ipv4Addr>().is_err() {
-                return Err(format!(
-                    "{field}: an A record needs an IPv4 address such as 192.0.2.1; got {value:?}"
-                ));
-            }
-        }
-        DnsRecordType::AAAA => {
-            if value.parse::<Ipv6Addr>().is_err() {
-                return Err(format!(
-                    "{field}: an AAAA record needs an IPv6 address such as 2001:db8::1; got {value:?}"
-                ));
-            }
-        }
-        DnsRecordType::CNAME | DnsRecordType::MX | DnsRecordType::NS | DnsRecordType::SRV => {
-            if !is_fqdn(value) {
-                return Err(format!(
-                    "{field}: a {} record needs a fully qualified hostname such as host.example.com; got {value:?}",
-                    model_type(t).as_str()
-                ));
-            }
-        }
-        DnsRecordType::TXT => {
-            let n = value.chars().count();
-            if n == 0 || n > TXT_MAX {
-                return Err(format!(
-                    "{field}: a TXT record needs 1 to {TXT_MAX} characters; got {n}"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Every rule that can be checked without reading anything.
-pub fn validate_params(p: &DnsRecordParameters) -> Result<(), Invalid> {
-    let invalid = |m: String| Invalid::new("InvalidSpec", m);
-    match (&p.domain_ref, &p.domain_id) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(invalid(
-                "spec.forProvider: set exactly one of domainRef (a Domain in this namespace) and domainId (a zone id)".into(),
-            ));
-        }
-        (Some(r), None) if r.name.trim().is_empty() => {
-            return Err(invalid(
-                "spec.forProvider.domainRef.name must name a Domain".into(),
-            ));
-        }
-        (None, Some(id)) if id.trim().is_empty() => {
-            return Err(invalid(
-                "spec.forProvider.domainId must not be empty".into(),
-            ));
-        }
-        _ => {}
-    }
-    check_name(&p.name).map_err(invalid)?;
-    let t = p.record_type;
-    let type_name = model_type(t).as_str();
-    match (&p.value, &p.value_from) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(invalid(
-                "spec.forProvider: set exactly one of value and valueFrom".into(),
-            ));
-        }
-        (Some(v), None) => check_value(t, v, "spec.forProvider.value").map_err(invalid)?,
-        (None, Some(src)) => {
-            if t != DnsRecordType::A {
-                return Err(invalid(format!(
-                    "spec.forProvider.valueFrom gives an IPv4 address, so it only fits A records, not {type_name}"
-                )));
-            }
-            if src.compute_ref.name.trim().is_empty() {
-                return Err(invalid(
-                    "spec.forProvider.valueFrom.computeRef.name must name a Compute".into(),
-                ));
-            }
-        }
-    }
-    if let Some(ttl) = p.ttl
-        && !(TTL_MIN..=TTL_MAX).contains(&ttl)
-    {
-        return Err(invalid(format!(
-            "spec.forProvider.ttl must be from {TTL_MIN} to {TTL_MAX} seconds; got {ttl}"
-        )));
-    }
-    let uses_priority = matches!(t, DnsRecordType::MX | DnsRecordType::SRV);
-    let is_srv = t == DnsRecordType::SRV;
-    if uses_priority && p.priority.is_none() {
-        return Err(invalid(format!(
-            "spec.forProvider.priority is required for {type_name} records (0-65535, lower is preferred)"
-        )));
-    }
-    if !uses_priority && p.priority.is_some() {
-        return Err(invalid(format!(
-            "spec.forProvider.priority is only allowed on MX and SRV records, not {type_name}"
-        )));
-    }
-    for (field, v) in [("weight", p.weight), ("port", p.port)] {
-        if is_srv && v.is_none() {
-            return Err(invalid(format!(
-                "spec.forProvider.{field} is required for SRV records (0-65535)"
-            )));
-        }
-        if !is_srv && v.is_some() {
-            return Err(invalid(format!(
-                "spec.forProvider.{field} is only allowed on SRV records, not {type_name}"
-            )));
-        }
-    }
-    if let Some(c) = &p.comment
-        && c.chars().count() > COMMENT_MAX
-    {
-        return Err(invalid(format!(
-            "spec.forProvider.comment must be at most {COMMENT_MAX} characters"
-        )));
-    }
-    Ok(())
-}
-
-/// What makes a record unique in a zone: names compare case-insensitively, hostnames without
-/// case or trailing dot, addresses by value, text exactly.
-pub fn identity(name: &str, t: RecordType, value: &str) -> (String, RecordType, String) {
-    let v = match t {
-        RecordType::A => value
-            .parse::<Ipv4Addr>()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| value.to_string()),
-        RecordType::AAAA => value
-            .parse::<Ipv6Addr>()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| value.to_string()),
-        RecordType::TXT => value.to_string(),
-        _ => value
-            .strip_suffix('.')
-            .unwrap_or(value)
-            .to_ascii_lowercase(),
-    };
-    (name.to_ascii_lowercase(), t, v)
-}
-
-fn record_identity(r: &model::Record) -> (String, RecordType, String) {
-    identity(&r.name, r.record_type, &r.value)
-}
-
-fn write_identity(w: &RecordWrite) -> (String, RecordType, String) {
-    identity(&w.name, w.record_type, &w.value)
-}
-
-fn describe(name: &str, t: RecordType, value: &str) -> String {
-    format!("{name} {} {value}", t.as_str())
-}
-
-fn immutable(field: &str, from: &str, to: &str) -> Invalid {
-    Invalid::new(
-        "ImmutableFieldChanged",
-        format!(
-            "spec.forProvider.{field} changed from {from:?} to {to:?}, which cannot change on an existing record; revert it, or create a new DnsRecord"
-        ),
-    )
-}
-
-/// Pure diff of desired against observed.
-pub fn plan(d: &DesiredRecord, o: &ObservedRecord) -> Plan<RecordAction> {
-    let w = &d.write;
-    let r = &o.record;
-    if o.domain_id != d.domain_id {
-        return Plan::Impossible(immutable(
-            if d.literal_domain {
-                "domainId"
-            } else {
-                "domainRef"
-            },
-            &format!("zone {}", o.domain_id),
-            &format!("zone {}", d.domain_id),
-        ));
-    }
-    if !r.name.eq_ignore_ascii_case(&w.name) {
-        return Plan::Impossible(immutable("name", &r.name, &w.name));
-    }
-    if r.record_type != w.record_type {
-        return Plan::Impossible(immutable(
-            "type",
-            r.record_type.as_str(),
-            w.record_type.as_str(),
-        ));
-    }
-    let empty = |c: &Option<String>| c.clone().filter(|c| !c.is_empty());
-    let same = record_identity(r) == write_identity(w)
-        && r.ttl == w.ttl.unwrap_or(TTL_DEFAULT)
-        && r.priority == w.priority
-        && r.weight == w.weight
-        && r.port == w.port
-        && empty(&r.comment) == empty(&w.comment);
-    if same {
-        Plan::UpToDate
-    } else {
-        Plan::Update(vec![RecordAction::Replace(w.clone())])
-    }
-}
-
-pub fn readiness(o: &ObservedRecord) -> Readiness {
-    let r = &o.record;
-    Readiness::Available(format!(
-        "record {} is served (ttl {}s)",
-        describe(&r.name, r.record_type, &r.value),
-        r.ttl
-    ))
-}
-
-pub fn observation(o: &ObservedRecord) -> DnsRecordObservation {
-    let r = &o.record;
-    DnsRecordObservation {
-        id: r.id.clone(),
-        domain_id: o.domain_id.clone(),
-        name: Some(r.name.clone()),
-        record_type: Some(r.record_type.as_str().into()),
-        value: Some(r.value.clone()),
-        ttl: Some(r.ttl),
-        priority: r.priority,
-        weight: r.weight,
-        port: r.port,
-        comment: r.comment.clone(),
-        created_at: r.created_at.clone(),
-        updated_at: r.updated_at.clone(),
-    }
-}
-
-fn waiting(reason: &str, message: String) -> Blocked {
-    Blocked::Waiting(Invalid::new(reason, message))
-}
-
-fn ready_message(d: &Domain) -> Option<String> {
-    d.status.as_ref().and_then(|s| {
-        s.managed
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .map(|c| c.message.clone())
-    })
-}
-
-/// A zone named by `domainId` takes records once it is ACTIVE, as a referenced Domain does.
-pub fn zone_gate(zone: &model::Domain) -> Result<(), Blocked> {
-    let nameservers = if zone.nameservers.is_empty() {
-        "the nameservers Strettch lists for it".to_string()
-    } else {
-        zone.nameservers.join(", ")
-    };
-    let name = &zone.domain;
-    let id = &zone.id;
-    match zone.status {
-        model::DomainStatus::Active => Ok(()),
-        model::DomainStatus::Activating => Err(waiting(
-            "WaitingForDomain",
-            format!(
-                "zone {id} ({name}) is ACTIVATING: the record is created once it is ACTIVE; set its nameservers at the registrar to {nameservers}"
-            ),
-        )),
-        model::DomainStatus::Inactive => Err(waiting(
-            "WaitingForDomain",
-            format!(
-                "zone {id} ({name}) is INACTIVE: its nameservers are not set correctly; set them at the registrar to {nameservers}"
-            ),
-        )),
-    }
-}
-
-/// The zone id of a referenced Domain, once that Domain is ACTIVE (or at once, for a record
-/// that exists already: `recorded`).
-pub fn domain_gate(name: &str, d: Option<&Domain>, recorded: bool) -> Result<String, Blocked> {
-    let Some(d) = d else {
-        return Err(waiting(
-            "WaitingForDomain",
-            format!(
-                "Domain {name} does not exist (yet) in this namespace: create it, or fix spec.forProvider.domainRef"
-            ),
-        ));
-    };
-    if d.meta().deletion_timestamp.is_some() {
-        return Err(waiting(
-            "WaitingForDomain",
-            format!("Domain {name} is being deleted"),
-        ));
-    }
-    let at = d.status.as_ref().and_then(|s| s.at_provider.as_ref());
-    let nameservers = at
-        .map(|a| a.nameservers.join(", "))
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "the nameservers the Domain lists".into());
-    match at.map(|a| (a.id.as_str(), a.status.as_deref())) {
-        Some((id, Some("ACTIVE"))) if !id.is_empty() => Ok(id.to_string()),
-        Some((id, _)) if recorded && !id.is_empty() => Ok(id.to_string()),
-        Some((_, Some("ACTIVATING"))) => Err(waiting(
-            "WaitingForDomain",
-            format!(
-                "Domain {name} is ACTIVATING: the record is created once it is ACTIVE; set its nameservers at the registrar to {nameservers}"
-            ),
-        )),
-        Some((_, Some("INACTIVE"))) => Err(waiting(
-            "WaitingForDomain",
-            format!(
-                "Domain {name} is INACTIVE: its nameservers are not set correctly; set them at the registrar to {nameservers}"
-            ),
-        )),
-        Some((_, status)) => Err(waiting(
-            "WaitingForDomain",
-            format!(
-                "Domain {name} is {}",
-                status.unwrap_or("not reported by Strettch yet")
-            ),
-        )),
-        None => Err(waiting(
-            "WaitingForDomain",
-            format!(
-                "Domain {name} has no zone in Strettch yet{}",
-                ready_message(d)
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            ),
-        )),
-    }
-}
-
-/// The address a Compute gives, once it has one.
-pub fn compute_address(
-    name: &str,
-    field: ComputeAddressField,
-    c: Option<&Compute>,
-) -> Result<String, Blocked> {
-    let Some(c) = c else {
-        return Err(waiting(
-            "WaitingForCompute",
-            format!(
-                "Compute {name} does not exist (yet) in this namespace: create it, or fix spec.forProvider.valueFrom.computeRef"
-            ),
-        ));
-    };
-    let at = c.status.as_ref().and_then(|s| s.at_provider.as_ref());
-    let addr = at.and_then(|a| match field {
-        ComputeAddressField::Ipv4 => a.ipv4.clone(),
-        ComputeAddressField::PrivateIpv4 => a.private_ipv4.clone(),
-    });
-    match addr.filter(|a| !a.is_empty()) {
-        Some(a) => {
-            check_value(
-                DnsRecordType::A,
-                &a,
-                &format!("status.atProvider.{} of Compute {name}", field.as_str()),
-            )
-            .map_err(|m| Blocked::Invalid(Invalid::new("InvalidValue", m)))?;
-            Ok(a)
-        }
-        None => Err(waiting(
-            "WaitingForCompute",
-            format!("Compute {name} has no {} yet", field.as_str()),
-        )),
-    }
-}
-
-/// The desired record from the spec and the resolved zone id and value.
-pub fn desired_record(p: &DnsRecordParameters, domain_id: String, value: String) -> DesiredRecord {
-    DesiredRecord {
-        domain_id,
-        literal_domain: p.domain_id.is_some(),
-        recorded: false,
-        write: RecordWrite {
-            name: p.name.clone(),
-            record_type: model_type(p.record_type),
-            value,
-            ttl: Some(p.ttl.unwrap_or(TTL_DEFAULT)),
-            priority: p.priority,
-            weight: p.weight,
-            port: p.port,
-            comment: p.comment.clone().filter(|c| !c.is_empty()),
-        },
-    }
-}
-
-/// Whether `other` asks for the same record as `me` (same zone, name, type and value source).
 fn same_target(me: &DnsRecord, other: &DnsRecord) -> bool {
     let (a, b) = (&me.spec.for_provider, &other.spec.for_provider);
     let same_ns = me.namespace() == other.namespace();
@@ -571,6 +131,7 @@ fn conflict(message: String) -> CloudError {
         message,
         request_id: None,
         retry_after: None,
+        class: model::codes::classify(409, model::codes::CONFLICT),
     }
 }
 
@@ -581,6 +142,7 @@ fn zone_missing(domain_id: &str) -> CloudError {
         message: format!("zone {domain_id} does not exist in Strettch"),
         request_id: None,
         retry_after: None,
+        class: model::codes::classify(404, "DOMAIN_NOT_FOUND"),
     }
 }
 
@@ -740,6 +302,7 @@ impl Adapter for DnsRecordAdapter {
     type Action = RecordAction;
     type CreateRequest = RecordCreate;
 
+    const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "dnsrecord";
 
     fn managed(obj: &DnsRecord) -> ManagedSpec {
@@ -1018,50 +581,14 @@ impl Adapter for DnsRecordAdapter {
     }
 }
 
-/// The DnsRecords that depend on Domain `domain` (in `namespace`), among `records`.
-pub fn dependents_of_domain<'a>(
-    records: impl IntoIterator<Item = &'a DnsRecord>,
-    namespace: Option<&str>,
-    domain: &str,
-) -> Vec<&'a DnsRecord> {
-    records
-        .into_iter()
-        .filter(|r| {
-            r.namespace().as_deref() == namespace
-                && r.spec
-                    .for_provider
-                    .domain_ref
-                    .as_ref()
-                    .is_some_and(|d| d.name == domain)
-        })
-        .collect()
-}
-
-/// The DnsRecords that take their value from Compute `compute` (in `namespace`), among `records`.
-pub fn dependents_of_compute<'a>(
-    records: impl IntoIterator<Item = &'a DnsRecord>,
-    namespace: Option<&str>,
-    compute: &str,
-) -> Vec<&'a DnsRecord> {
-    records
-        .into_iter()
-        .filter(|r| {
-            r.namespace().as_deref() == namespace
-                && r.spec
-                    .for_provider
-                    .value_from
-                    .as_ref()
-                    .is_some_and(|v| v.compute_ref.name == compute)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::compute::{ComputeObservation, ComputeStatus};
-    use crate::api::dns_record::{ComputeAddressReference, DomainReference, ValueSource};
-    use crate::api::domain::{DomainObservation, DomainStatus};
+    use crate::providers::strettch::api::compute::{ComputeObservation, ComputeStatus};
+    use crate::providers::strettch::api::dns_record::{
+        ComputeAddressReference, DomainReference, ValueSource,
+    };
+    use crate::providers::strettch::api::domain::{DomainObservation, DomainStatus};
 
     fn params(t: DnsRecordType, value: &str) -> DnsRecordParameters {
         DnsRecordParameters {

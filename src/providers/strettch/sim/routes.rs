@@ -23,7 +23,7 @@ use super::gate::{self, API_PREFIX};
 use super::reply::{SimError, success};
 use super::state::{Action, IdemCheck, State as SimState};
 use super::validate::{self, Kind};
-use crate::strettch::model::{
+use crate::providers::strettch::model::{
     ComputeCreate, DomainCreate, Health, PageMeta, RecordWrite, UpsizeRequest,
 };
 

@@ -41,12 +41,12 @@ use crate::cloud::throttle::{
     DEFAULT_WINDOW, KeyThrottle, Priority, RESET_MARGIN, RateLimitHeaders, registry, until_reset,
 };
 use crate::cloud::{ApiKey, CloudError};
-use crate::strettch::model::{
+use crate::providers::strettch::model::{
     Compute, ComputeCreate, Domain, DomainCreate, Envelope, ErrorBody, Health, Image, PageMeta,
     Record, RecordWrite, Region, Specification, UpsizeRequest,
 };
 
-pub const PROVIDER: &str = "strettch";
+pub use super::PROVIDER;
 pub const DEFAULT_ENDPOINT: &str = "https://api.strettch.cloud/api/v1";
 /// The documented limit: 2 requests per second per API key.
 pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 2.0;
@@ -1026,6 +1026,7 @@ fn decode<T: DeserializeOwned>(
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(err) if !err.success && !err.code.is_empty() => Err(CloudError::Api {
             status,
+            class: super::model::codes::classify(status, &err.code),
             code: err.code,
             message: err.message,
             request_id: err.request_id.or_else(header_request_id),
@@ -1050,7 +1051,7 @@ fn decode<T: DeserializeOwned>(
 mod tests {
     use super::*;
     use crate::cloud::ErrorClass;
-    use crate::strettch::model::ComputeState;
+    use crate::providers::strettch::model::ComputeState;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -1158,6 +1159,7 @@ mod tests {
                 message,
                 request_id,
                 retry_after,
+                ..
             } => {
                 assert_eq!(*status, 400);
                 assert_eq!(code, "VALIDATION_ERROR");
@@ -1468,7 +1470,7 @@ mod tests {
         };
         let record = RecordWrite {
             name: "www".into(),
-            record_type: crate::strettch::model::RecordType::A,
+            record_type: crate::providers::strettch::model::RecordType::A,
             value: "192.0.2.1".into(),
             ttl: Some(300),
             priority: None,

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 pub use rate_limit::{KeyStats, SimStats};
 pub use state::RecordGroup;
 
-use crate::strettch::model::{Compute, Domain, DomainStatus, Record};
+use crate::providers::strettch::model::{Compute, Domain, DomainStatus, Record};
 use state::{State, Timing};
 
 /// The longest delay or TTL the flags accept (ten years), so durations never overflow.

@@ -3,7 +3,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
+use crate::api::common::{
     DeletionPolicy, ManagedStatus, ManagementPolicy, ProviderConfigReference,
     default_management_policies,
 };
@@ -48,10 +48,10 @@ use super::common::{
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     ),
-    validation = super::field_immutable_once_created("hostName", "hostName cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
-    validation = super::field_immutable_once_created("image", "image cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
-    validation = super::field_immutable_once_created("region", "region cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
-    validation = super::field_immutable_once_created("publicKeys", "publicKeys cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change them")
+    validation = crate::api::field_immutable_once_created("hostName", "hostName cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
+    validation = crate::api::field_immutable_once_created("image", "image cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
+    validation = crate::api::field_immutable_once_created("region", "region cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change it"),
+    validation = crate::api::field_immutable_once_created("publicKeys", "publicKeys cannot be changed once the compute exists (status.atProvider.id is set): create a new Compute to change them")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ComputeSpec {

@@ -59,6 +59,36 @@ pub mod codes {
     pub const UNPROCESSABLE_ENTITY: &str = "UNPROCESSABLE_ENTITY";
     pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+
+    use crate::cloud::{ErrorClass, error::classify_status};
+
+    /// What Strettch's status and code mean to a caller: the not-found codes are not found, rate
+    /// limiting and internal errors are retried, whatever the status; otherwise the status says.
+    pub fn classify(status: u16, code: &str) -> ErrorClass {
+        match code {
+            RESOURCE_NOT_FOUND | COMPUTE_NOT_FOUND => ErrorClass::NotFound,
+            TOO_MANY_REQUESTS | INTERNAL_SERVER_ERROR => ErrorClass::Retryable,
+            _ => classify_status(status),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn codes_classify_as_documented() {
+            assert_eq!(classify(404, COMPUTE_NOT_FOUND), ErrorClass::NotFound);
+            assert_eq!(classify(400, RESOURCE_NOT_FOUND), ErrorClass::NotFound);
+            assert_eq!(classify(429, TOO_MANY_REQUESTS), ErrorClass::Retryable);
+            assert_eq!(classify(400, INTERNAL_SERVER_ERROR), ErrorClass::Retryable);
+            assert_eq!(classify(503, "SOMETHING"), ErrorClass::Retryable);
+            assert_eq!(classify(400, VALIDATION_ERROR), ErrorClass::Terminal);
+            assert_eq!(classify(403, INSUFFICIENT_BALANCE), ErrorClass::Terminal);
+            assert_eq!(classify(409, CONFLICT), ErrorClass::Terminal);
+            assert_eq!(classify(401, UNAUTHORIZED), ErrorClass::Terminal);
+        }
+    }
 }
 
 /// Compute lifecycle states. The documented ones are CREATING, RUNNING, STOPPED, REBOOTING,

@@ -10,11 +10,13 @@ use uuid::Uuid;
 use super::cloud::{Offer, StrettchCloud};
 use super::model::{self, ComputeCreate, ComputeState, Specification};
 use crate::api::common::ManagedStatus;
-use crate::api::compute::{Compute, ComputeObservation, ComputeParameters, PowerState};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
     Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
+};
+use crate::providers::strettch::api::compute::{
+    Compute, ComputeObservation, ComputeParameters, PowerState,
 };
 
 /// Tag that marks a compute as created for one Kubernetes object (crash recovery).
@@ -277,6 +279,7 @@ impl Adapter for ComputeAdapter {
     type Action = ComputeAction;
     type CreateRequest = ComputeCreate;
 
+    const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "compute";
 
     fn managed(obj: &Compute) -> ManagedSpec {
@@ -466,7 +469,7 @@ use std::time::Duration;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::strettch::model::{Image, Region};
+    use crate::providers::strettch::model::{Image, Region};
 
     fn offer() -> Arc<Offer> {
         let spec = |slug: &str, vcpus, mem, disk| Specification {

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::strettch::model::{Envelope, ErrorBody, PageMeta, codes};
+use crate::providers::strettch::model::{Envelope, ErrorBody, PageMeta, codes};
 
 /// RFC 3339 time of now, with milliseconds.
 pub fn now_rfc3339() -> String {

@@ -13,12 +13,12 @@ use uuid::Uuid;
 use super::cloud::StrettchCloud;
 use super::model::{self, DomainCreate, DomainStatus};
 use crate::api::common::{EXTERNAL_NAME, ManagedStatus};
-use crate::api::domain::{Domain, DomainObservation};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
     Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
 };
+use crate::providers::strettch::api::domain::{Domain, DomainObservation};
 
 /// Shortest and longest pause between two looks at a domain that is ACTIVATING.
 pub const ACTIVATION_POLL_MIN: Duration = Duration::from_secs(5);
@@ -241,6 +241,7 @@ fn conflict(message: String) -> CloudError {
         message,
         request_id: None,
         retry_after: None,
+        class: model::codes::classify(409, model::codes::CONFLICT),
     }
 }
 
@@ -264,6 +265,7 @@ impl Adapter for DomainAdapter {
     type Action = DomainAction;
     type CreateRequest = DomainCreate;
 
+    const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "domain";
 
     fn managed(obj: &Domain) -> ManagedSpec {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::catalog;
 use super::reply::{SimError, rfc3339};
 use super::validate;
-use crate::strettch::model::{
+use crate::providers::strettch::model::{
     Compute, ComputeCreate, ComputeState, Domain, DomainStatus, Record, RecordWrite,
 };
 

@@ -3,7 +3,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
+use crate::api::common::{
     DeletionPolicy, ManagedStatus, ManagementPolicy, ProviderConfigReference,
     default_management_policies,
 };
@@ -61,12 +61,12 @@ use super::common::{
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     ),
-    validation = super::immutable_once_created(
+    validation = crate::api::immutable_once_created(
         "(has(self.spec.forProvider.domainRef) ? self.spec.forProvider.domainRef.name : '') == (has(oldSelf.spec.forProvider.domainRef) ? oldSelf.spec.forProvider.domainRef.name : '') && (has(self.spec.forProvider.domainId) ? self.spec.forProvider.domainId : '') == (has(oldSelf.spec.forProvider.domainId) ? oldSelf.spec.forProvider.domainId : '')",
         "the zone (domainRef or domainId) cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to put a record in another zone"
     ),
-    validation = super::field_immutable_once_created("name", "name cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to change it"),
-    validation = super::field_immutable_once_created("type", "type cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to change it")
+    validation = crate::api::field_immutable_once_created("name", "name cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to change it"),
+    validation = crate::api::field_immutable_once_created("type", "type cannot be changed once the record exists (status.atProvider.id is set): create a new DnsRecord to change it")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DnsRecordSpec {

@@ -3,7 +3,7 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
+use crate::api::common::{
     DeletionPolicy, ManagedStatus, ManagementPolicy, ProviderConfigReference,
     default_management_policies,
 };
@@ -59,7 +59,7 @@ use super::common::{
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     ),
-    validation = super::field_immutable_once_created("domain", "domain cannot be changed once the zone exists (status.atProvider.id is set): create a new Domain to change it")
+    validation = crate::api::field_immutable_once_created("domain", "domain cannot be changed once the zone exists (status.atProvider.id is set): create a new Domain to change it")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DomainSpec {

@@ -1,0 +1,28 @@
+//! The clouds stratus manages. Each provider owns its CRD types (`api/`), wire model, typed
+//! client, adapters and sandbox, and lists its kinds once; nothing in the engine or
+//! `src/cloud/` imports a provider — this module is where the operator meets them.
+
+pub mod strettch;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+use crate::api::ProviderConfig;
+use crate::engine::registry::ManagedKind;
+
+/// Every kind of every provider, in the order their CRDs are installed.
+pub fn kinds() -> Vec<Box<dyn ManagedKind>> {
+    strettch::kinds()
+}
+
+/// Every CRD the operator serves, in install order: ProviderConfig, then each kind.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    std::iter::once(ProviderConfig::crd())
+        .chain(kinds().iter().map(|k| k.crd()))
+        .collect()
+}
+
+/// [`crds`] as one multi-document YAML stream (what `stratus crds` prints).
+pub fn crds_yaml() -> String {
+    crate::api::crds_yaml(&crds())
+}
