@@ -247,6 +247,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     );
     info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, "starting controllers");
+    let swept = providers.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            swept.sweep().await;
+        }
+    });
     health.kinds_syncing.store(kinds.len(), Ordering::Relaxed);
     let synced_health = health.clone();
     let rt = Runtime {

@@ -151,3 +151,83 @@ async fn an_operator_restarted_within_the_second_never_spends_its_predecessors_b
     assert_eq!(stats.served_429, 0);
     env.stop().await;
 }
+
+/// Forty Computes observed one GET each every 10 s (per-resource mode) ask for 4 requests/second
+/// of a key that allows 2: routine observation alone saturates it. A user's change still reaches
+/// the cloud at once, because it reads and writes at a higher priority and routine reads give
+/// their place up instead of queueing: the stop request arrives long before the routine backlog
+/// (one observation round at the key's rate, 20 s) could have drained.
+#[tokio::test]
+async fn a_users_change_is_not_delayed_by_observation_that_saturates_the_key() {
+    const N: usize = 40;
+    let env = Env::start_with(
+        "saturated",
+        SimConfig::for_tests(&[]),
+        &["--observe-mode", "per-resource", "--resync-interval", "10s"],
+    )
+    .await;
+    for i in 0..N {
+        env.create_compute(&format!("s{i}"), json!({}), json!({}), json!({}))
+            .await;
+    }
+    for i in 0..N {
+        env.wait_compute(
+            &format!("s{i}"),
+            Duration::from_secs(240),
+            "Ready",
+            is_ready,
+        )
+        .await;
+    }
+    // Let the routine observation of all forty settle into its steady, saturating rhythm.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let key = fingerprint(&env.key);
+    let busy = |since: u64| {
+        let stats = env.sim.stats();
+        let k = stats.keys.get(&key).cloned().unwrap_or_default();
+        k.per_second
+            .range(since..)
+            .filter(|(_, n)| **n >= 2)
+            .count()
+    };
+    let now_s = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let window_start = now_s() - 10;
+    let saturated = busy(window_start);
+    assert!(
+        saturated >= 7,
+        "the key was not saturated by observation: {saturated} of the last 10 s at the limit"
+    );
+
+    let stops = || {
+        env.sim
+            .stats()
+            .requests_by_route
+            .iter()
+            .filter(|(route, _)| route.ends_with("/stop"))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    assert_eq!(stops(), 0);
+    let changed = Instant::now();
+    env.patch_spec("s7", json!({"forProvider": {"powerState": "STOPPED"}}))
+        .await;
+    let arrived = common::wait_for(Duration::from_secs(60), || async { stops() == 1 }).await;
+    assert!(arrived, "the stop never reached the cloud");
+    let latency = changed.elapsed();
+    let after = busy(now_s() - 5);
+    println!(
+        "stop reached the sandbox {latency:?} after the change; the key was at its limit in {saturated}/10 s before and {after}/5 s around it"
+    );
+    let backlog = Duration::from_secs((N / 2) as u64);
+    assert!(
+        latency < backlog / 2,
+        "the user's change waited {latency:?}, as long as routine observation ({backlog:?} per round)"
+    );
+    assert_eq!(env.sim.stats().served_429, 0, "the sandbox served 429s");
+    env.stop().await;
+}

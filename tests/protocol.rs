@@ -430,7 +430,7 @@ async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
             .is_some(),
         "status.createdThrough survives"
     );
-    common::strip_finalizers::<stratus::providers::strettch::api::Compute>(&ns).await;
+    common::strip_all_finalizers(&ns).await;
     ns.cleanup().await;
     sim.shutdown().await;
 }

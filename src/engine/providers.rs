@@ -182,7 +182,13 @@ impl Providers {
         }
         let (spec, key) = match self.read(name).await {
             Ok(found) => found,
-            Err(e @ ProviderError::ProviderConfigNotFound(_)) => {
+            // The config reaches no key now: its rate must not keep slowing the key it used.
+            Err(
+                e @ (ProviderError::ProviderConfigNotFound(_)
+                | ProviderError::SecretNotFound { .. }
+                | ProviderError::SecretKeyMissing { .. }
+                | ProviderError::SecretForbidden { .. }),
+            ) => {
                 self.forget(name);
                 return Err(e);
             }
@@ -215,6 +221,35 @@ impl Providers {
             },
         );
         Ok((handle, account))
+    }
+
+    /// Re-read the ProviderConfigs nothing resolved within the recheck interval, and forget
+    /// those that are gone or reach no key: one deleted after its last object would otherwise
+    /// keep its rate on its key (the operator may only `get` ProviderConfigs, not watch them).
+    /// The operator calls it every minute.
+    pub async fn sweep(&self) {
+        let mut idle: Vec<String> = self
+            .cache
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.checked.elapsed() >= self.recheck)
+            .map(|((_, name), _)| name.clone())
+            .collect();
+        idle.sort();
+        idle.dedup();
+        for name in idle {
+            match self.read(&name).await {
+                Err(
+                    ProviderError::ProviderConfigNotFound(_)
+                    | ProviderError::SecretNotFound { .. }
+                    | ProviderError::SecretKeyMissing { .. }
+                    | ProviderError::SecretForbidden { .. },
+                ) => self.forget(&name),
+                // Still there (a change is picked up at the next resolve), or the API server
+                // did not answer: keep it.
+                Ok(_) | Err(_) => {}
+            }
+        }
     }
 
     /// ProviderConfig `name` is gone: drop its handles, and its rate from its key's users.

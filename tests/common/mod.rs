@@ -396,9 +396,7 @@ impl Env {
         } = self;
         operator.kill();
         // Remove finalizers so the namespace can go without an operator.
-        strip_finalizers::<Compute>(&ns).await;
-        strip_finalizers::<stratus::providers::strettch::api::Domain>(&ns).await;
-        strip_finalizers::<stratus::providers::strettch::api::DnsRecord>(&ns).await;
+        strip_all_finalizers(&ns).await;
         ns.cleanup().await;
         sim.shutdown().await;
     }
@@ -438,24 +436,26 @@ pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     }
 }
 
-/// Remove the finalizers of every `K` in the namespace (so it can go without an operator).
-pub async fn strip_finalizers<K>(ns: &TestNamespace)
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = ns.api();
-    if let Ok(list) = api.list(&Default::default()).await {
-        for o in list {
-            let _ = api
-                .patch(
-                    o.meta().name.as_deref().unwrap_or_default(),
-                    &kube::api::PatchParams::default(),
-                    &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                )
-                .await;
+/// Remove the finalizers of every object of every kind the operator serves (the kind registry)
+/// in the namespace, so it can go without an operator.
+pub async fn strip_all_finalizers(ns: &TestNamespace) {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    for kind in stratus::providers::kinds() {
+        let crd = kind.crd();
+        let version = &crd.spec.versions[0].name;
+        let gvk = GroupVersionKind::gvk(&crd.spec.group, version, &crd.spec.names.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+        if let Ok(list) = api.list(&Default::default()).await {
+            for o in list {
+                let _ = api
+                    .patch(
+                        o.metadata.name.as_deref().unwrap_or_default(),
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await;
+            }
         }
     }
 }

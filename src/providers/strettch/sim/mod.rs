@@ -660,6 +660,19 @@ impl SimHandle {
         self.sim.seed(n, &tags)
     }
 
+    /// Adds `n` A records (`seed-<i>`) to zone `domain_id`, as if made outside the operator;
+    /// how many, or why not (no such zone).
+    pub fn seed_records(&self, domain_id: &str, n: usize) -> Result<usize, String> {
+        let added = self
+            .sim
+            .state
+            .lock()
+            .seed_records(domain_id, n, Timestamp::now())
+            .map_err(|e| format!("{e:?}"));
+        self.sim.mutated();
+        added
+    }
+
     /// Writes the state file now (no-op without one).
     pub async fn save(&self) -> anyhow::Result<()> {
         self.sim.save().await

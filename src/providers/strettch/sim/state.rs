@@ -618,6 +618,29 @@ impl State {
         Ok(rec)
     }
 
+    /// Adds `n` A records (`seed-<i>` → 10.x.y.z) to a zone, as if made outside the operator.
+    pub fn seed_records(
+        &mut self,
+        domain_id: &str,
+        n: usize,
+        now: Timestamp,
+    ) -> Result<usize, SimError> {
+        for i in 0..n {
+            let w = RecordWrite {
+                name: format!("seed-{i}"),
+                record_type: crate::providers::strettch::model::RecordType::A,
+                value: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
+                ttl: None,
+                priority: None,
+                weight: None,
+                port: None,
+                comment: None,
+            };
+            self.create_record(domain_id, w, now)?;
+        }
+        Ok(n)
+    }
+
     pub fn record(&self, domain_id: &str, record_id: &str) -> Result<Record, SimError> {
         let d = self.domain(domain_id)?;
         d.records
