@@ -238,16 +238,16 @@ impl Providers {
         idle.sort();
         idle.dedup();
         for name in idle {
-            match self.read(&name).await {
-                Err(
-                    ProviderError::ProviderConfigNotFound(_)
-                    | ProviderError::SecretNotFound { .. }
-                    | ProviderError::SecretKeyMissing { .. }
-                    | ProviderError::SecretForbidden { .. },
-                ) => self.forget(&name),
-                // Still there (a change is picked up at the next resolve), or the API server
-                // did not answer: keep it.
-                Ok(_) | Err(_) => {}
+            // Still there (a change is picked up at the next resolve), or the API server did
+            // not answer: kept.
+            if let Err(
+                ProviderError::ProviderConfigNotFound(_)
+                | ProviderError::SecretNotFound { .. }
+                | ProviderError::SecretKeyMissing { .. }
+                | ProviderError::SecretForbidden { .. },
+            ) = self.read(&name).await
+            {
+                self.forget(&name);
             }
         }
     }
