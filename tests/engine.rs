@@ -21,3 +21,5 @@ mod create;
 mod deletion;
 #[path = "engine/lifecycle.rs"]
 mod lifecycle;
+#[path = "engine/observe.rs"]
+mod observe;

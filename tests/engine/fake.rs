@@ -165,6 +165,13 @@ impl FakeCloud {
         self.things.lock().insert(thing.id.clone(), thing);
     }
 
+    /// Move a widget to `state` behind the operator's back.
+    pub fn set_state(&self, id: &str, state: State) {
+        if let Some(t) = self.things.lock().get_mut(id) {
+            t.state = state;
+        }
+    }
+
     /// Remove a widget behind the operator's back.
     pub fn remove(&self, id: &str) -> Option<Thing> {
         self.things.lock().remove(id)

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use stratus::api::common::Condition;
@@ -28,6 +30,9 @@ pub struct Env {
     pub ctx: Arc<Context<FakeAdapter>>,
     pub widgets: Api<Widget>,
     pub provider_config: String,
+    /// What the controller's reflector would hold: the objects other reconciles check a cloud id
+    /// against (see [`Env::publish`]).
+    peers: parking_lot::Mutex<Writer<Widget>>,
 }
 
 impl Env {
@@ -43,6 +48,7 @@ impl Env {
         let provider_config =
             common::provider_config(&ns, "http://127.0.0.1:9/fake", "fake-api-key", None).await;
         let cloud = FakeCloud::register(&provider_config);
+        let (store, writer) = reflector::store();
         let ctx = Arc::new(Context {
             kube: ns.client.clone(),
             adapter: FakeAdapter,
@@ -56,7 +62,7 @@ impl Env {
             ),
             backoffs: Default::default(),
             settings,
-            peers: Vec::new(),
+            peers: vec![store],
         });
         let widgets = ns.api();
         Self {
@@ -65,7 +71,16 @@ impl Env {
             ctx,
             widgets,
             provider_config,
+            peers: parking_lot::Mutex::new(writer),
         }
+    }
+
+    /// Put the current version of `name` in the peers store, as the controller's watch would.
+    pub async fn publish(&self, name: &str) {
+        let fresh = self.get(name).await;
+        self.peers
+            .lock()
+            .apply_watcher_event(&watcher::Event::Apply(fresh));
     }
 
     /// Create Widget `name` (name = object name, size 1, policies defaulted) with `spec` merged
