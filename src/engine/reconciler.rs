@@ -283,6 +283,10 @@ struct Reconcile<'a, A: Adapter> {
     /// fails at its first write with [`Error::Stale`], before it can send a create a newer
     /// version already recorded, or erase what a newer status holds.
     version: std::sync::Mutex<Option<String>>,
+    /// This reconcile recorded the id of a resource its object's own create made (after the
+    /// create answered, or found after an answer was lost). The copy it read does not show that
+    /// record yet, so what it observes next must not be taken for a resource a user named.
+    recorded: std::sync::atomic::AtomicBool,
 }
 
 impl<'a, A: Adapter> Reconcile<'a, A> {
@@ -295,6 +299,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 A::status(obj).and_then(|s| s.created_through.clone()),
             ),
             version: std::sync::Mutex::new(obj.meta().resource_version.clone()),
+            recorded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -897,11 +902,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         // The create-digest annotation marks a resource this operator has recorded (it is
         // written with the id after a create, empty for kinds without create-only inputs). An
         // id the status does not report yet, without it, or an id that replaced the one the
-        // status reports, was named by the user: adopted.
-        let adopted = match A::reported_id(self.obj) {
-            None => self.annotation(CREATE_DIGEST).is_none(),
-            Some(reported) => reported != id.as_str(),
-        };
+        // status reports, was named by the user: adopted. Unless this reconcile recorded it
+        // itself (found after a create whose answer was lost): the copy read predates that.
+        let recorded_here = self.recorded.load(std::sync::atomic::Ordering::Relaxed);
+        let adopted = !recorded_here
+            && match A::reported_id(self.obj) {
+                None => self.annotation(CREATE_DIGEST).is_none(),
+                Some(reported) => reported != id.as_str(),
+            };
         if adopted {
             if let Some(other) = self.claimant(&id) {
                 return self.invalid(Self::already_managed(&id, &other), true).await;
@@ -916,7 +924,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             )
             .await;
         }
-        if adopted || self.annotation(CREATE_DIGEST).is_none() {
+        if adopted || (!recorded_here && self.annotation(CREATE_DIGEST).is_none()) {
             // Record what it was (as far as we know) created with.
             self.annotate(&[(CREATE_DIGEST, Some(recorded_digest::<A>(&desired)))])
                 .await?;
@@ -1121,6 +1129,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         ])
         .await?;
         self.set_created_through(Some(account.fingerprint_for(&self.uid())));
+        self.recorded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
         Ok(())
     }
