@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 /// Annotation holding the cloud's id of the resource. Set it to adopt an existing resource;
 /// the operator writes it itself right after a create.
 pub const EXTERNAL_NAME: &str = "stratus.dev/external-name";
+/// Annotation written with the id after the operator's own create: a salted fingerprint of the
+/// endpoint and key it was created through (never the key). Written in the same patch as the
+/// id, so a crash before the status write cannot lose it; `status.createdThrough` mirrors it.
+pub const CREATED_THROUGH: &str = "stratus.dev/created-through";
 /// Annotation that pauses reconciliation when set to "true".
 pub const PAUSED: &str = "stratus.dev/paused";
 /// Annotation written just before a create call: a create may be in flight.

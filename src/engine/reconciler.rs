@@ -24,8 +24,8 @@ use super::providers::Account;
 use super::registry;
 use super::{Adapter, Blocked, Found, Freshness, Invalid, Plan, Proof, Providers};
 use crate::api::common::{
-    CREATE_ATTEMPT, CREATE_PENDING, DeletionPolicy, EXTERNAL_NAME, FINALIZER, ManagedStatus,
-    PAUSED, allowed,
+    CREATE_ATTEMPT, CREATE_PENDING, CREATED_THROUGH, DeletionPolicy, EXTERNAL_NAME, FINALIZER,
+    ManagedStatus, PAUSED, allowed,
 };
 use crate::cloud::throttle::Priority;
 use crate::cloud::{CloudError, ErrorClass, idempotency::idempotency_key};
@@ -296,7 +296,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             ctx,
             notes: annotations::parse(obj.annotations()),
             created_through: std::sync::Mutex::new(
-                A::status(obj).and_then(|s| s.created_through.clone()),
+                obj.annotations()
+                    .get(CREATED_THROUGH)
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .or_else(|| A::status(obj).and_then(|s| s.created_through.clone())),
             ),
             version: std::sync::Mutex::new(obj.meta().resource_version.clone()),
             recorded: std::sync::atomic::AtomicBool::new(false),
@@ -343,6 +347,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         if let Ok(mut g) = self.created_through.lock() {
             *g = value;
         }
+    }
+
+    /// The object's id was recorded by this operator (after its own create, or at an adoption it
+    /// already reported): the create-digest annotation is there (empty for kinds without a
+    /// digest), or the created-through fingerprint written with the id.
+    fn recorded_by_us(&self) -> bool {
+        let a = self.obj.annotations();
+        a.contains_key(CREATE_DIGEST) || a.get(CREATED_THROUGH).is_some_and(|v| !v.is_empty())
     }
 
     /// A reconcile caused by a change of the spec reads at the priority of a user's write.
@@ -765,8 +777,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 message,
             },
             _ => Sync::Error {
-                reason: match err.code() {
-                    "TOO_MANY_REQUESTS" => "RateLimited".into(),
+                // Told by the HTTP status, which every cloud uses alike for rate limiting.
+                reason: match err.status() {
+                    Some(429) => "RateLimited".into(),
                     _ => "CloudUnavailable".into(),
                 },
                 message,
@@ -907,7 +920,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let recorded_here = self.recorded.load(std::sync::atomic::Ordering::Relaxed);
         let adopted = !recorded_here
             && match A::reported_id(self.obj) {
-                None => self.annotation(CREATE_DIGEST).is_none(),
+                None => !self.recorded_by_us(),
                 Some(reported) => reported != id.as_str(),
             };
         if adopted {
@@ -924,8 +937,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             )
             .await;
         }
-        if adopted || (!recorded_here && self.annotation(CREATE_DIGEST).is_none()) {
-            // Record what it was (as far as we know) created with.
+        if adopted {
+            // Record what it was (as far as we know) created with; not created through us.
+            self.annotate(&[
+                (CREATE_DIGEST, Some(recorded_digest::<A>(&desired))),
+                (CREATED_THROUGH, None),
+            ])
+            .await?;
+        } else if !recorded_here && !self.obj.annotations().contains_key(CREATE_DIGEST) {
             self.annotate(&[(CREATE_DIGEST, Some(recorded_digest::<A>(&desired)))])
                 .await?;
         }
@@ -1121,14 +1140,16 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         desired: &A::Desired,
         account: &Account,
     ) -> Result<(), Error> {
+        let through = account.fingerprint_for(&self.uid());
         self.annotate_unconditionally(&[
             (EXTERNAL_NAME, Some(id.to_string())),
             (CREATE_PENDING, None),
             (CREATE_REQUEST, None),
             (CREATE_DIGEST, Some(recorded_digest::<A>(desired))),
+            (CREATED_THROUGH, Some(through.clone())),
         ])
         .await?;
-        self.set_created_through(Some(account.fingerprint_for(&self.uid())));
+        self.set_created_through(Some(through));
         self.recorded
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
@@ -1304,7 +1325,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
             Some(_) if may_create => {
                 let attempt = self.notes.as_ref().map(|p| p.create_attempt).unwrap_or(0);
-                self.next_create_attempt(attempt, &[EXTERNAL_NAME, CREATE_DIGEST])
+                self.next_create_attempt(attempt, &[EXTERNAL_NAME, CREATE_DIGEST, CREATED_THROUGH])
                     .await?;
                 self.event(
                     EventType::Warning,

@@ -460,6 +460,29 @@ pub async fn strip_all_finalizers(ns: &TestNamespace) {
     }
 }
 
+/// Remove the finalizers of every `K` in the namespace (for kinds outside the registry, such as
+/// the engine tests' Widget).
+pub async fn strip_finalizers<K>(ns: &TestNamespace)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = ns.api();
+    if let Ok(list) = api.list(&Default::default()).await {
+        for o in list {
+            let _ = api
+                .patch(
+                    o.meta().name.as_deref().unwrap_or_default(),
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                )
+                .await;
+        }
+    }
+}
+
 /// Condition `type_` of any managed object (read from its JSON form).
 pub fn condition_of<K: serde::Serialize>(
     obj: &K,

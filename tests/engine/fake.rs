@@ -391,6 +391,7 @@ pub fn api_error(status: u16, code: &str) -> CloudError {
         message: format!("fake {code}"),
         request_id: Some("req-fake".into()),
         retry_after: None,
+        class: stratus::cloud::error::classify_status(status),
     }
 }
 
@@ -414,6 +415,7 @@ impl Adapter for FakeAdapter {
     type Action = Resize;
     type CreateRequest = WidgetRequest;
 
+    const PROVIDER: &'static str = "fake";
     const CONTROLLER: &'static str = "widget";
 
     fn managed(obj: &Widget) -> ManagedSpec {

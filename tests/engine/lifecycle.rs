@@ -348,12 +348,11 @@ async fn invalid_input_stalls_before_any_cloud_call() {
     env.stop().await;
 }
 
-/// Known gap: a crash after the create's id was recorded but before the status was written
-/// loses `status.createdThrough` (it lives only in memory until the status write), so a later
-/// disappearance is treated like that of an adopted resource (Stalled ExternalNameNotFound)
-/// instead of creating it again.
+/// A crash after the create's id was recorded but before the status was written keeps the
+/// account the resource was created through (it is written with the id, in
+/// `stratus.dev/created-through`), so a later disappearance creates it again instead of being
+/// treated like that of an adopted resource (Stalled ExternalNameNotFound).
 #[tokio::test]
-#[ignore = "engine gap: createdThrough is lost by a crash between recording the id and writing the status"]
 async fn a_crash_between_recording_the_id_and_the_status_keeps_the_account_it_was_created_through()
 {
     let env = Env::start("eng-gap").await;
