@@ -524,17 +524,23 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
     /// Start a new create attempt (a new idempotency key) after `attempt`, removing the markers
     /// of the one that ended.
-    async fn next_create_attempt(&self, attempt: u32, clear: &[&str]) -> Result<(), Error> {
+    async fn next_create_attempt(
+        &self,
+        attempt: u32,
+        clear: &[&str],
+        precondition: bool,
+    ) -> Result<(), Error> {
         let mut values: Vec<(&str, Option<String>)> = clear.iter().map(|k| (*k, None)).collect();
         values.push((
             CREATE_ATTEMPT,
             Some(annotations::next_attempt(attempt).to_string()),
         ));
-        self.annotate(&values).await
+        self.patch_annotations(&values, precondition).await
     }
 
     /// Merge-patch annotations whatever the object's version: for recording a fact (the id a
-    /// create returned) that must not be lost because someone edited the object meanwhile.
+    /// create returned, a definitive rejection) that must not be lost because someone edited or
+    /// deleted the object meanwhile.
     async fn annotate_unconditionally(
         &self,
         values: &[(&str, Option<String>)],
@@ -1257,7 +1263,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 // A definitive rejection, and nothing found from earlier attempts: the next
                 // try, after the user's fix, gets a new key so it is not answered with this
                 // failure.
-                self.next_create_attempt(attempt, &[CREATE_PENDING, CREATE_REQUEST])
+                // Recorded whatever happened to the object meanwhile (a deletion, an edit): the
+                // cloud's answer is a fact, and a marker left behind would hold a deletion back.
+                self.next_create_attempt(attempt, &[CREATE_PENDING, CREATE_REQUEST], false)
                     .await?;
                 let readiness = Readiness::Unavailable(e.to_string());
                 self.fail(None, readiness, Self::cloud_sync(&e)).await
@@ -1325,8 +1333,13 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
             Some(_) if may_create => {
                 let attempt = self.notes.as_ref().map(|p| p.create_attempt).unwrap_or(0);
-                self.next_create_attempt(attempt, &[EXTERNAL_NAME, CREATE_DIGEST, CREATED_THROUGH])
-                    .await?;
+                // Conditional: only the version that was read may be found gone and re-created.
+                self.next_create_attempt(
+                    attempt,
+                    &[EXTERNAL_NAME, CREATE_DIGEST, CREATED_THROUGH],
+                    true,
+                )
+                .await?;
                 self.event(
                     EventType::Warning,
                     "ExternalResourceGone",
