@@ -1487,7 +1487,19 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let mut id = self.annotation(EXTERNAL_NAME).map(str::to_string);
         if id.is_none() {
             match self.find_for_deletion(&cloud).await {
-                Ok(Ok(found)) => id = found,
+                Ok(Ok(Some(found))) => {
+                    // Record it first: the next reconcile then follows this id to its end
+                    // instead of looking again for what the pending create may have made (and
+                    // waiting out create-settle once it is gone).
+                    self.annotate_unconditionally(&[
+                        (EXTERNAL_NAME, Some(found.clone())),
+                        (CREATE_PENDING, None),
+                        (CREATE_REQUEST, None),
+                    ])
+                    .await?;
+                    id = Some(found);
+                }
+                Ok(Ok(None)) => {}
                 // A create may still exist: keep the finalizer and say why.
                 Ok(Err(why)) => {
                     let outcome = Outcome {
