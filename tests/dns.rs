@@ -1029,3 +1029,41 @@ async fn a_hundred_records_into_a_zone_of_a_hundred_cost_creates_not_zone_listin
     assert_eq!(env.sim.records(&zone).len(), 2 * N);
     env.stop().await;
 }
+
+/// Two Domains asking for the same zone: the second is told the zone is taken (Stalled, naming
+/// it), no second zone is made, and deleting the second leaves the first's zone alone.
+#[tokio::test]
+async fn two_domains_for_one_zone_make_one_zone_and_the_loser_deletes_nothing() {
+    let env = Env::start("dns-two-zones").await;
+    let zone = ready_domain(&env, "first", "example.org").await;
+    create_domain(&env, "second", "example.org", json!({}), json!({}))
+        .await
+        .expect("create Domain");
+    let second = wait_object(&domains(&env), "second", T, "Stalled", |d| {
+        has_condition_of(d, "Stalled", "True", None)
+    })
+    .await;
+    let msg = condition_of(&second, "Stalled").unwrap().message;
+    assert!(msg.contains("example.org"), "{msg}");
+    assert!(
+        second
+            .metadata
+            .annotations
+            .as_ref()
+            .is_none_or(|a| !a.contains_key("stratus.dev/external-name")),
+        "the loser recorded the zone: {:?}",
+        second.metadata.annotations
+    );
+    assert_eq!(env.sim.domains().len(), 1, "one zone");
+    domains(&env)
+        .delete("second", &Default::default())
+        .await
+        .unwrap();
+    wait_object_gone(&domains(&env), "second", T).await;
+    let zones = env.sim.domains();
+    assert_eq!(zones.len(), 1, "the first's zone survives");
+    assert_eq!(zones[0].id, zone);
+    let first = domains(&env).get("first").await.unwrap();
+    assert!(is_ready_of(&first));
+    env.stop().await;
+}
