@@ -1,6 +1,6 @@
 //! ProviderConfig: which cloud endpoint and credentials a managed resource uses.
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +9,7 @@ use super::common::Condition;
 /// Where and how to reach a cloud. Managed resources pick one with `spec.providerConfigRef.name`.
 // kube's printcolumn(...) repeats `type_ =`, which clippy mistakes for a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "stratus.dev",
     version = "v1alpha1",
@@ -26,8 +26,13 @@ use super::common::Condition;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.vertra) || self.provider == 'vertra'").message(kube::core::Message::Message("spec.vertra applies only to provider: vertra".into())),
+    validation = kube::core::Rule::new("!has(self.cloudapi) || self.provider == 'cloudapi'").message(kube::core::Message::Message("spec.cloudapi applies only to provider: cloudapi".into()))
+)]
 pub struct ProviderConfigSpec {
-    /// The cloud this configuration talks to.
+    /// The cloud this configuration talks to: strettch, vertra or cloudapi. Settings that only
+    /// one cloud has sit in the section named after it (spec.vertra, spec.cloudapi).
     pub provider: Provider,
     /// Base URL of the cloud API. Omitted: the provider's public endpoint
     /// (https://api.strettch.cloud/api/v1 for strettch). Must be https://, except on loopback
@@ -46,6 +51,70 @@ pub struct ProviderConfigSpec {
     /// shares one budget; the lowest configured rate wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Settings only Vertra Cloud has. Only with provider: vertra.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertra: Option<VertraSettings>,
+    /// Settings only CloudAPI has. Only with provider: cloudapi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudapi: Option<CloudApiSettings>,
+}
+
+impl ProviderConfigSpec {
+    /// A provider's section set on a ProviderConfig for another provider (the CRD refuses it on
+    /// API servers with CEL; older ones get this check from the operator).
+    pub fn check_sections(&self) -> Result<(), String> {
+        match (self.provider, &self.vertra, &self.cloudapi) {
+            (p, Some(_), _) if p != Provider::Vertra => Err(format!(
+                "spec.vertra applies only to provider: vertra, not {}: remove it",
+                p.as_str()
+            )),
+            (p, _, Some(_)) if p != Provider::CloudApi => Err(format!(
+                "spec.cloudapi applies only to provider: cloudapi, not {}: remove it",
+                p.as_str()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Vertra Cloud settings (provider: vertra).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VertraSettings {
+    /// The workspace the key acts in (sent as `workspace_id`) when a resource names none.
+    /// Omitted: the key owner's own resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+}
+
+/// CloudAPI settings (provider: cloudapi).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudApiSettings {
+    /// Which of CloudAPI's two wire dialects the endpoint speaks: cloudapi
+    /// (api.cloudapi.dev, cursor pagination, 1,000 requests/minute per key) or cloudplatform
+    /// (workspace-scoped, 600 requests/10 minutes per workspace and 120/minute per key).
+    #[serde(default)]
+    pub dialect: CloudApiDialect,
+    /// The workspace the key belongs to (cloudplatform). No API tells it, and every key of one
+    /// workspace shares the workspace's budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// A dashboard session token: a second credential that only creating ApiKeys needs (the API
+    /// refuses API keys there). Omitted: ApiKey objects stall saying so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token_secret_ref: Option<SecretKeySelector>,
+}
+
+/// CloudAPI's wire dialects.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudApiDialect {
+    /// api.cloudapi.dev (seeds 001 and 003).
+    #[default]
+    CloudApi,
+    /// Cloud API Platform (seed 002).
+    CloudPlatform,
 }
 
 impl ProviderConfigSpec {
@@ -99,6 +168,22 @@ fn is_loopback(url: &url::Url) -> bool {
 pub enum Provider {
     /// Strettch Cloud.
     Strettch,
+    /// Vertra Cloud.
+    Vertra,
+    /// CloudAPI (either dialect: spec.cloudapi.dialect).
+    #[serde(rename = "cloudapi")]
+    CloudApi,
+}
+
+impl Provider {
+    /// The name used in ProviderConfigs (`provider:`), metrics and controller names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Strettch => "strettch",
+            Provider::Vertra => "vertra",
+            Provider::CloudApi => "cloudapi",
+        }
+    }
 }
 
 /// Credentials of a ProviderConfig.
@@ -212,5 +297,48 @@ mod tests {
             assert!(check_endpoint(e, false).is_err(), "{e:?} was accepted");
             assert!(check_endpoint(e, true).is_err(), "{e:?} was accepted");
         }
+    }
+
+    use super::{CloudApiDialect, Provider, ProviderConfigSpec};
+
+    fn spec(v: serde_json::Value) -> ProviderConfigSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn an_existing_strettch_provider_config_reads_unchanged() {
+        let s = spec(serde_json::json!({
+            "provider": "strettch",
+            "credentials": {"secretRef": {"namespace": "ns", "name": "s", "key": "apiKey"}},
+            "rateLimit": {"requestsPerSecond": 2}
+        }));
+        assert_eq!(s.provider, Provider::Strettch);
+        assert_eq!(s.check_sections(), Ok(()));
+        let back = serde_json::to_value(&s).unwrap();
+        assert!(
+            back.get("vertra").is_none() && back.get("cloudapi").is_none(),
+            "{back}"
+        );
+    }
+
+    #[test]
+    fn a_section_for_another_provider_is_refused_naming_it() {
+        let s = spec(serde_json::json!({
+            "provider": "strettch",
+            "credentials": {"secretRef": {"namespace": "ns", "name": "s", "key": "apiKey"}},
+            "cloudapi": {"dialect": "cloudplatform"}
+        }));
+        let err = s.check_sections().unwrap_err();
+        assert!(
+            err.contains("spec.cloudapi") && err.contains("strettch"),
+            "{err}"
+        );
+        let ok = spec(serde_json::json!({
+            "provider": "cloudapi",
+            "credentials": {"secretRef": {"namespace": "ns", "name": "s", "key": "apiKey"}},
+            "cloudapi": {"dialect": "cloudplatform", "workspace": "acme"}
+        }));
+        assert_eq!(ok.check_sections(), Ok(()));
+        assert_eq!(ok.cloudapi.unwrap().dialect, CloudApiDialect::CloudPlatform);
     }
 }

@@ -194,6 +194,11 @@ impl Providers {
             }
             Err(e) => return Err(e),
         };
+        spec.check_sections()
+            .map_err(|message| ProviderError::Invalid {
+                config: name.into(),
+                message,
+            })?;
         let identity = format!(
             "{}|{}|{:?}|{}",
             spec.endpoint.as_deref().unwrap_or(""),

@@ -42,7 +42,7 @@ impl Connect for StrettchCloud {
         if spec.provider != Provider::Strettch {
             return Err(ProviderError::WrongProvider {
                 config: config_name.into(),
-                provider: format!("{:?}", spec.provider).to_lowercase(),
+                provider: spec.provider.as_str().into(),
             });
         }
         // Before any client exists, so a refused endpoint never sees a request (nor the key).
