@@ -7,5 +7,6 @@ pub mod engine;
 pub mod leader_election;
 pub mod metrics;
 pub mod operator;
+pub mod sim;
 pub mod strettch;
 pub mod telemetry;

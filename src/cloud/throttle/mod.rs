@@ -168,8 +168,8 @@ tokio::task_local! {
 /// Run `fut` with `flow` (a namespace) as the flow of every throttle permit it asks for: within a
 /// priority, flows are served round-robin. The reconciler wraps each reconcile in the object's
 /// namespace.
-pub async fn in_flow<F: Future>(flow: &str, fut: F) -> F::Output {
-    FLOW.scope(Arc::from(flow), fut).await
+pub fn in_flow<F: Future>(flow: &str, fut: F) -> impl Future<Output = F::Output> + use<F> {
+    FLOW.scope(Arc::from(flow), fut)
 }
 
 /// The flow of the current task ([`in_flow`]); `""` outside of one.
