@@ -184,9 +184,14 @@ impl LimitSpec {
 
     /// The most requests the throttle lets out in any window of `per`: `b + ⌈W/T⌉ - 1` (≤ N).
     pub fn worst_case_per_window(&self) -> u64 {
+        self.worst_case_in(self.per)
+    }
+
+    /// The most requests the throttle lets out in any window of length `window`:
+    /// `b + ⌈window/T⌉ - 1`.
+    pub fn worst_case_in(&self, window: Duration) -> u64 {
         let t = self.interval().as_nanos();
-        let w = self.per.as_nanos();
-        u64::from(self.effective_burst()) + w.div_ceil(t) as u64 - 1
+        u64::from(self.effective_burst()) + (window.as_nanos().div_ceil(t) as u64).max(1) - 1
     }
 
     /// A limit a ProviderConfig may set: requests ≥ 1, per within 1s..=24h, 1 ≤ burst ≤
