@@ -298,7 +298,9 @@ async fn every_request_takes_every_limit_on_its_path_and_no_window_holds_more_th
     let per_minute = LimitSpec::key(30, MIN).with_burst(5);
     let per_second = LimitSpec::key(2, SEC).with_window(Window::Fixed);
     let t = KeyThrottle::new("test", "multi", vec![per_minute, per_second]);
-    let times = greedy(&[t.clone()], 200, 37, MIN).await.remove(0);
+    let times = greedy(std::slice::from_ref(&t), 200, 37, MIN)
+        .await
+        .remove(0);
     assert_eq!(times.len(), 200);
     assert!(
         max_in_any_window(&times, MIN) <= 30,
