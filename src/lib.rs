@@ -8,4 +8,5 @@ pub mod leader_election;
 pub mod metrics;
 pub mod operator;
 pub mod providers;
+pub mod sim;
 pub mod telemetry;

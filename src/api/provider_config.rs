@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::Condition;
+use crate::cloud::throttle::{LimitSpec, MAX_LIMITS, MIN_PER, Policy, Scope, Window};
 
 /// Where and how to reach a cloud. Managed resources pick one with `spec.providerConfigRef.name`.
 // kube's printcolumn(...) repeats `type_ =`, which clippy mistakes for a duplicated attribute.
@@ -47,10 +48,26 @@ pub struct ProviderConfigSpec {
     pub allow_insecure_endpoint: bool,
     /// Where the API key is kept.
     pub credentials: Credentials,
-    /// Override of the documented per-key request rate. Every ProviderConfig using the same key
-    /// shares one budget; the lowest configured rate wins.
+    /// Override of the documented per-key request rate: one Key limit of requestsPerSecond per
+    /// 1s (fixed windows, burst 1), in addition to spec.rateLimits. Every ProviderConfig using
+    /// the same key shares one budget; the lowest configured rate wins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// Name of a budget shared with other ProviderConfigs (e.g. a workspace or account whose API
+    /// keys the cloud limits together). Every ProviderConfig naming the same group sends the
+    /// requests of all its keys through the group's BudgetGroup limits (the union of those the
+    /// group's ProviderConfigs list). Required by any rateLimits entry with scope BudgetGroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub budget_group: Option<String>,
+    /// Request limits the operator keeps to, all at once: every request takes every Key limit
+    /// of its API key and every BudgetGroup limit of its budgetGroup, and no window of length
+    /// `per` ever holds more than `requests` requests (rolling or fixed). The provider's
+    /// documented limits (strettch: 2 per 1s per key, fixed windows) apply too, except one
+    /// restated here or in rateLimit with the same scope and per. At most 8.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    pub rate_limits: Vec<RateLimitRule>,
     /// Settings only Vertra Cloud has. Only with provider: vertra.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vertra: Option<VertraSettings>,
@@ -115,6 +132,121 @@ pub enum CloudApiDialect {
     CloudApi,
     /// Cloud API Platform (seed 002).
     CloudPlatform,
+}
+
+/// One request limit: at most `requests` per `per`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitRule {
+    /// Requests allowed per window (at least 1).
+    #[schemars(range(min = 1))]
+    pub requests: u32,
+    /// Window length: a duration such as 1s, 1m, 10m or 1h (from 1s to 24h).
+    #[schemars(length(min = 2, max = 16))]
+    pub per: String,
+    /// Whose budget: Key (this API key) or BudgetGroup (every key of the ProviderConfigs with
+    /// the same spec.budgetGroup).
+    pub scope: LimitScope,
+    /// How the cloud counts the window: Rolling (any interval of length per; the default) or
+    /// Fixed (windows aligned on the cloud's clock). The operator paces both so that no interval
+    /// of length per holds more than requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<LimitWindow>,
+    /// Requests that may go out back to back after the budget was idle (default 1, at most
+    /// requests). A larger burst makes the steady pace slower: requests are spaced
+    /// per / (requests - burst + 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub burst: Option<u32>,
+}
+
+/// Whose budget a limit counts.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LimitScope {
+    /// This ProviderConfig's API key.
+    Key,
+    /// Every API key of the ProviderConfigs naming the same spec.budgetGroup.
+    BudgetGroup,
+}
+
+/// How the cloud counts a limit's window.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LimitWindow {
+    /// Windows of `per` aligned on the cloud's clock.
+    Fixed,
+    /// Any interval of length `per`.
+    Rolling,
+}
+
+impl ProviderConfigSpec {
+    /// The limits and budget group this ProviderConfig asks of its key, checked. `defaults` are
+    /// the provider's documented limits: each applies unless the spec gives a limit of the same
+    /// scope and window length (`rateLimit` is a Key limit per 1s). The error says what to fix.
+    pub fn throttle_policy(&self, defaults: &[LimitSpec]) -> Result<Policy, String> {
+        let group = match &self.budget_group {
+            Some(g) if g.trim().is_empty() || g.trim() != g => {
+                return Err(format!(
+                    "spec.budgetGroup {g:?} must be a non-empty name without surrounding spaces"
+                ));
+            }
+            g => g.clone(),
+        };
+        if self.rate_limits.len() > MAX_LIMITS {
+            return Err(format!(
+                "spec.rateLimits lists {} limits; at most {MAX_LIMITS} are allowed: merge or drop some",
+                self.rate_limits.len()
+            ));
+        }
+        let mut limits = Vec::new();
+        for (i, rule) in self.rate_limits.iter().enumerate() {
+            let at = format!("spec.rateLimits[{i}]");
+            let per = crate::engine::annotations::parse_duration(&rule.per)
+                .map_err(|e| format!("{at}.per: {e}; use e.g. 1s, 1m, 10m, 1h"))?;
+            let spec = LimitSpec {
+                requests: rule.requests,
+                per,
+                burst: rule.burst.unwrap_or(1),
+                scope: match rule.scope {
+                    LimitScope::Key => Scope::Key,
+                    LimitScope::BudgetGroup => Scope::BudgetGroup,
+                },
+                window: match rule.window {
+                    Some(LimitWindow::Fixed) => Window::Fixed,
+                    Some(LimitWindow::Rolling) | None => Window::Rolling,
+                },
+            };
+            spec.validate().map_err(|e| format!("{at}: {e}"))?;
+            if spec.scope == Scope::BudgetGroup && group.is_none() {
+                return Err(format!(
+                    "{at} has scope BudgetGroup but spec.budgetGroup is not set: set \
+                     spec.budgetGroup to the name the ProviderConfigs sharing this budget use, \
+                     or use scope Key"
+                ));
+            }
+            limits.push(spec);
+        }
+        if let Some(r) = &self.rate_limit {
+            let rps = r.requests_per_second;
+            if !(rps.is_finite() && (0.1..=1000.0).contains(&rps)) {
+                return Err(format!(
+                    "spec.rateLimit.requestsPerSecond is {rps}; use a rate from 0.1 to 1000"
+                ));
+            }
+            limits.push(LimitSpec::per_second(rps));
+        }
+        // A documented limit the spec does not restate (same scope, same window length) still
+        // holds at the cloud: keep it.
+        // rateLimit is the per-second Key limit, whatever form a fractional rate takes.
+        let per_second_restated = self.rate_limit.is_some();
+        for d in defaults {
+            let restated = limits.iter().any(|l| l.scope == d.scope && l.per == d.per)
+                || (per_second_restated && d.scope == Scope::Key && d.per == MIN_PER);
+            if !restated {
+                limits.push(*d);
+            }
+        }
+        Ok(Policy::new(limits, group))
+    }
 }
 
 impl ProviderConfigSpec {
@@ -225,7 +357,126 @@ pub struct ProviderConfigStatus {
 
 #[cfg(test)]
 mod tests {
-    use super::check_endpoint;
+    use super::*;
+    use std::time::Duration;
+
+    fn spec(yaml: &str) -> ProviderConfigSpec {
+        serde_yaml::from_str(&format!(
+            "provider: strettch\ncredentials: {{secretRef: {{namespace: n, name: s, key: k}}}}\n{yaml}"
+        ))
+        .unwrap()
+    }
+
+    fn defaults() -> Vec<LimitSpec> {
+        vec![LimitSpec::per_second(2.0)]
+    }
+
+    #[test]
+    fn the_documented_shape_parses_into_limits_and_a_group() {
+        let s = spec(
+            "budgetGroup: acme-workspace
+rateLimits:
+  - {requests: 600, per: 10m, scope: BudgetGroup, window: Rolling}
+  - {requests: 120, per: 1m, scope: Key, window: Rolling, burst: 10}
+rateLimit: {requestsPerSecond: 2}",
+        );
+        let p = s.throttle_policy(&defaults()).unwrap();
+        assert_eq!(p.budget_group.as_deref(), Some("acme-workspace"));
+        let m = Duration::from_secs(60);
+        assert_eq!(
+            p.limits,
+            [
+                LimitSpec::group(600, 10 * m),
+                LimitSpec::key(120, m).with_burst(10),
+                LimitSpec::per_second(2.0),
+            ]
+        );
+        assert_eq!(p.key_limits().len(), 2);
+        assert_eq!(p.group_limits(), [LimitSpec::group(600, 10 * m)]);
+        // Round trip: what was written is what is read.
+        let back: ProviderConfigSpec =
+            serde_yaml::from_str(&serde_yaml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn without_limits_the_providers_defaults_apply_as_before() {
+        let p = spec("").throttle_policy(&defaults()).unwrap();
+        assert_eq!(p, Policy::from(2.0));
+        let p = spec("rateLimit: {requestsPerSecond: 0.5}")
+            .throttle_policy(&defaults())
+            .unwrap();
+        assert_eq!(p, Policy::from(0.5));
+        // A group limit, or a Key limit over another window, keeps the documented per-key limit.
+        let p = spec("budgetGroup: g\nrateLimits: [{requests: 100, per: 1h, scope: BudgetGroup}]")
+            .throttle_policy(&defaults())
+            .unwrap();
+        assert_eq!(p.key_limits(), defaults());
+        assert_eq!(p.group_limits()[0].window, Window::Rolling);
+        assert_eq!(p.group_limits()[0].burst, 1);
+        let p = spec("rateLimits: [{requests: 30, per: 1m, scope: Key, burst: 5}]")
+            .throttle_policy(&defaults())
+            .unwrap();
+        assert_eq!(p.key_limits().len(), 2);
+        // Restating the per-second limit replaces it.
+        let p = spec("rateLimits: [{requests: 5, per: 1s, scope: Key}]")
+            .throttle_policy(&defaults())
+            .unwrap();
+        assert_eq!(p.key_limits(), [LimitSpec::key(5, Duration::from_secs(1))]);
+    }
+
+    #[test]
+    fn invalid_limits_are_refused_with_how_to_fix_them() {
+        for (yaml, expected) in [
+            (
+                "rateLimits: [{requests: 5, per: 1m, scope: BudgetGroup}]",
+                "spec.budgetGroup is not set",
+            ),
+            (
+                "rateLimits: [{requests: 0, per: 1m, scope: Key}]",
+                "at least 1",
+            ),
+            (
+                "rateLimits: [{requests: 5, per: 500ms, scope: Key}]",
+                "1s to 24h",
+            ),
+            (
+                "rateLimits: [{requests: 5, per: 2d, scope: Key}]",
+                "e.g. 1s, 1m",
+            ),
+            (
+                "rateLimits: [{requests: 5, per: 25h, scope: Key}]",
+                "1s to 24h",
+            ),
+            (
+                "rateLimits: [{requests: 5, per: 1m, scope: Key, burst: 6}]",
+                "from 1 to requests",
+            ),
+            (
+                "rateLimits: [{requests: 5, per: 1m, scope: Key, burst: 0}]",
+                "from 1 to requests",
+            ),
+            ("budgetGroup: ''", "non-empty"),
+            ("rateLimit: {requestsPerSecond: 0}", "from 0.1 to 1000"),
+        ] {
+            let e = spec(yaml).throttle_policy(&defaults()).expect_err(yaml);
+            assert!(e.contains(expected), "{yaml}: {e}");
+        }
+        let many = (0..9)
+            .map(|i| format!("{{requests: {}, per: 1m, scope: Key}}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let e = spec(&format!("rateLimits: [{many}]"))
+            .throttle_policy(&defaults())
+            .unwrap_err();
+        assert!(e.contains("at most 8"), "{e}");
+        let e = spec(
+            "rateLimits: [{requests: 5, per: 1m, scope: Key}, {requests: 5, per: 0s, scope: Key}]",
+        )
+        .throttle_policy(&defaults())
+        .unwrap_err();
+        assert!(e.starts_with("spec.rateLimits[1]"), "{e}");
+    }
 
     #[test]
     fn https_endpoints_are_accepted_anywhere() {
@@ -301,13 +552,13 @@ mod tests {
 
     use super::{CloudApiDialect, Provider, ProviderConfigSpec};
 
-    fn spec(v: serde_json::Value) -> ProviderConfigSpec {
+    fn spec_of(v: serde_json::Value) -> ProviderConfigSpec {
         serde_json::from_value(v).unwrap()
     }
 
     #[test]
     fn an_existing_strettch_provider_config_reads_unchanged() {
-        let s = spec(serde_json::json!({
+        let s = spec_of(serde_json::json!({
             "provider": "strettch",
             "credentials": {"secretRef": {"namespace": "ns", "name": "s", "key": "apiKey"}},
             "rateLimit": {"requestsPerSecond": 2}
@@ -323,7 +574,7 @@ mod tests {
 
     #[test]
     fn a_section_for_another_provider_is_refused_naming_it() {
-        let s = spec(serde_json::json!({
+        let s = spec_of(serde_json::json!({
             "provider": "strettch",
             "credentials": {"secretRef": {"namespace": "ns", "name": "s", "key": "apiKey"}},
             "cloudapi": {"dialect": "cloudplatform"}
@@ -333,7 +584,7 @@ mod tests {
             err.contains("spec.cloudapi") && err.contains("strettch"),
             "{err}"
         );
-        let ok = spec(serde_json::json!({
+        let ok = spec_of(serde_json::json!({
             "provider": "cloudapi",
             "credentials": {"secretRef": {"namespace": "ns", "name": "s", "key": "apiKey"}},
             "cloudapi": {"dialect": "cloudplatform", "workspace": "acme"}

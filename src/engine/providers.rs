@@ -1,11 +1,11 @@
 //! Resolve a ProviderConfig and its Secret into a connected cloud handle, cached so that every
 //! resource using the same configuration shares one client, one throttle and one snapshot.
 //!
-//! Each (re)resolution reports the ProviderConfig's current rate to its key's throttle (the
-//! handle is rebuilt when endpoint, key or rate change, and connecting registers the rate under
-//! the ProviderConfig's name, see [`ThrottleRegistry::throttle_for`]). A ProviderConfig found gone
-//! is dropped from the cache and from its key's users, so the key's rate follows the
-//! ProviderConfigs that use it now.
+//! Each (re)resolution reports the ProviderConfig's current limits and budget group to its key's
+//! throttle (the handle is rebuilt when endpoint, key, rateLimit, rateLimits or budgetGroup
+//! change, and connecting registers them under the ProviderConfig's name, see
+//! [`ThrottleRegistry::throttle_for`]). A ProviderConfig found gone is dropped from the cache and
+//! from its key's and group's users, so limits follow the ProviderConfigs that use them now.
 //!
 //! [`ThrottleRegistry::throttle_for`]: crate::cloud::throttle::ThrottleRegistry::throttle_for
 
@@ -84,8 +84,9 @@ impl ProviderError {
 /// A cloud handle built from a ProviderConfig.
 pub trait Connect: Send + Sync + Sized + 'static {
     /// Build the handle of ProviderConfig `config_name`. The handle's key throttle must be
-    /// obtained with [`ThrottleRegistry::throttle_for`] under `config_name`, so that the key's
-    /// rate follows the configuration.
+    /// obtained with [`ThrottleRegistry::throttle_for`] under `config_name`, with the limits
+    /// of `ProviderConfigSpec::throttle_policy` (the provider passing its documented defaults),
+    /// so that the key's limits and budget group follow the configuration.
     ///
     /// [`ThrottleRegistry::throttle_for`]: crate::cloud::throttle::ThrottleRegistry::throttle_for
     fn connect(
@@ -96,7 +97,7 @@ pub trait Connect: Send + Sync + Sized + 'static {
 }
 
 struct Cached {
-    /// endpoint, key fingerprint and rate: a change of any builds a new handle.
+    /// endpoint, key fingerprint, limits and budget group: a change of any builds a new handle.
     identity: String,
     handle: Arc<dyn Any + Send + Sync>,
     account: Account,
@@ -200,11 +201,15 @@ impl Providers {
                 message,
             })?;
         let identity = format!(
-            "{}|{}|{:?}|{}",
+            "{}|{}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
             spec.endpoint.as_deref().unwrap_or(""),
             key.fingerprint(),
             spec.rate_limit.as_ref().map(|r| r.requests_per_second),
+            spec.rate_limits,
+            spec.budget_group,
             spec.allow_insecure_endpoint,
+            spec.vertra,
+            spec.cloudapi,
         );
         let account = Account::new(spec.endpoint.as_deref().unwrap_or(""), &key);
         let mut cache = self.cache.lock();

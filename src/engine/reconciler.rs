@@ -27,7 +27,7 @@ use crate::api::common::{
     CREATE_ATTEMPT, CREATE_PENDING, CREATED_THROUGH, DeletionPolicy, EXTERNAL_NAME, FINALIZER,
     ManagedStatus, PAUSED, allowed,
 };
-use crate::cloud::throttle::Priority;
+use crate::cloud::throttle::{self, Priority};
 use crate::cloud::{CloudError, ErrorClass, idempotency::idempotency_key};
 use crate::metrics;
 
@@ -181,7 +181,12 @@ pub async fn reconcile<A: Adapter>(
     let reconcile = Reconcile::new(&obj, &ctx);
     let result = {
         use futures::FutureExt;
-        let run = reconcile.run();
+        // Every cloud call of this reconcile is in the object's namespace's flow: the key
+        // throttle serves namespaces round-robin within a priority.
+        let run = throttle::in_flow(
+            obj.namespace().as_deref().unwrap_or_default(),
+            reconcile.run(),
+        );
         match std::panic::AssertUnwindSafe(run).catch_unwind().await {
             Ok(r) => r,
             Err(panic) => {

@@ -38,7 +38,8 @@ use uuid::Uuid;
 
 use crate::cloud::retry::{MAX_RETRY_AFTER, RetryPolicy};
 use crate::cloud::throttle::{
-    DEFAULT_WINDOW, KeyThrottle, Priority, RESET_MARGIN, RateLimitHeaders, registry, until_reset,
+    DEFAULT_WINDOW, KeyThrottle, LimitSpec, Policy, Priority, RESET_MARGIN, RateLimitHeaders,
+    registry, until_reset,
 };
 use crate::cloud::{ApiKey, CloudError};
 use crate::providers::strettch::model::{
@@ -50,6 +51,12 @@ pub use super::PROVIDER;
 pub const DEFAULT_ENDPOINT: &str = "https://api.strettch.cloud/api/v1";
 /// The documented limit: 2 requests per second per API key.
 pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 2.0;
+
+/// The documented limits, used for what a ProviderConfig does not set: 2 requests per key per
+/// fixed unix second.
+pub fn default_limits() -> Vec<LimitSpec> {
+    vec![LimitSpec::per_second(DEFAULT_REQUESTS_PER_SECOND)]
+}
 pub const MAX_PAGE_SIZE: u64 = 100;
 /// Per-request timeout (connect, send and read the whole answer).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -233,33 +240,34 @@ impl StrettchClient {
         key: ApiKey,
         requests_per_second: Option<f64>,
     ) -> Result<Self, CloudError> {
-        Self::build(endpoint, key, requests_per_second, None)
+        Self::build(endpoint, key, rate_policy(requests_per_second)?, None)
     }
 
-    /// The client of ProviderConfig `config`: like [`new`](Self::new), and the config's rate is
-    /// what it asks of the key from now on (replacing what it asked before, up or down), so the
-    /// key follows the ProviderConfigs that use it now.
+    /// Like [`new`](Self::new), with several limits and a budget group ([`Policy`]). For tests
+    /// and tools.
+    pub fn with_policy(endpoint: &str, key: ApiKey, policy: Policy) -> Result<Self, CloudError> {
+        Self::build(endpoint, key, policy, None)
+    }
+
+    /// The client of ProviderConfig `config`: its limits and budget group (checked by
+    /// `ProviderConfigSpec::throttle_policy`) are what it asks of the key from now on
+    /// (replacing what it asked before, up or down), so the key follows the ProviderConfigs
+    /// that use it now.
     pub fn for_provider_config(
         config: &str,
         endpoint: &str,
         key: ApiKey,
-        requests_per_second: Option<f64>,
+        policy: Policy,
     ) -> Result<Self, CloudError> {
-        Self::build(endpoint, key, requests_per_second, Some(config))
+        Self::build(endpoint, key, policy, Some(config))
     }
 
     fn build(
         endpoint: &str,
         key: ApiKey,
-        requests_per_second: Option<f64>,
+        policy: Policy,
         config: Option<&str>,
     ) -> Result<Self, CloudError> {
-        let rps = requests_per_second.unwrap_or(DEFAULT_REQUESTS_PER_SECOND);
-        if !(rps.is_finite() && rps > 0.0) {
-            return Err(CloudError::Config(format!(
-                "requests per second must be a positive number, got {rps}"
-            )));
-        }
         let endpoint = endpoint.trim().trim_end_matches('/').to_string();
         let base = Url::parse(&endpoint)
             .map_err(|e| CloudError::Config(format!("invalid endpoint URL: {e}")))?;
@@ -301,8 +309,8 @@ impl StrettchClient {
             .build()
             .map_err(|e| CloudError::Config(format!("cannot build the HTTP client: {e}")))?;
         let throttle = match config {
-            Some(config) => registry().throttle_for(PROVIDER, &key, config, rps),
-            None => registry().throttle(PROVIDER, &key, rps),
+            Some(config) => registry().throttle_for(PROVIDER, &key, config, policy),
+            None => registry().throttle(PROVIDER, &key, policy),
         };
         Ok(StrettchClient {
             inner: Arc::new(Inner {
@@ -865,6 +873,17 @@ impl StrettchClient {
             throttle.hold_for(wait.min(MAX_RETRY_AFTER) + RESET_MARGIN);
         }
     }
+}
+
+/// The single-rate form: `None` is the documented rate.
+fn rate_policy(requests_per_second: Option<f64>) -> Result<Policy, CloudError> {
+    let rps = requests_per_second.unwrap_or(DEFAULT_REQUESTS_PER_SECOND);
+    if !(rps.is_finite() && rps > 0.0) {
+        return Err(CloudError::Config(format!(
+            "requests per second must be a positive number, got {rps}"
+        )));
+    }
+    Ok(Policy::from(rps))
 }
 
 fn transport_error(operation: &str, e: reqwest::Error) -> CloudError {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::client::{DEFAULT_ENDPOINT, MAX_PAGE_SIZE, StrettchClient};
+use super::client::{DEFAULT_ENDPOINT, MAX_PAGE_SIZE, StrettchClient, default_limits};
 use super::model::{Compute, Domain, DomainStatus, Image, Record, Region, Specification};
 use crate::api::provider_config::{Provider, ProviderConfigSpec};
 use crate::cloud::throttle::Priority;
@@ -52,8 +52,13 @@ impl Connect for StrettchCloud {
                 message,
             })?;
         let endpoint = spec.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
-        let rate = spec.rate_limit.as_ref().map(|r| r.requests_per_second);
-        let client = StrettchClient::for_provider_config(config_name, endpoint, key, rate)
+        let policy =
+            spec.throttle_policy(&default_limits())
+                .map_err(|message| ProviderError::Invalid {
+                    config: config_name.into(),
+                    message,
+                })?;
+        let client = StrettchClient::for_provider_config(config_name, endpoint, key, policy)
             .map_err(|e| ProviderError::Invalid {
                 config: config_name.into(),
                 message: e.to_string(),

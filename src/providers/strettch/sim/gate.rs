@@ -16,11 +16,10 @@ use super::reply::SimError;
 
 pub const API_PREFIX: &str = "/api/v1";
 
-fn unix_now() -> u64 {
+fn unix_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 /// `"GET /computes/{id}"`: the method and the route template under `/api/v1`.
@@ -92,8 +91,8 @@ pub async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Resp
     };
     if !decision.allowed {
         let mut resp = SimError::too_many(format!(
-            "rate limit of {} requests per second per API key exceeded; retry after {} s",
-            decision.limit, decision.retry_after
+            "rate limit of {} exceeded; retry after {} s",
+            decision.describe, decision.retry_after
         ))
         .into_response();
         set_rate_headers(&mut resp, &decision);

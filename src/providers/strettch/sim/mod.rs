@@ -6,7 +6,8 @@
 //! injection and `/_sim` control endpoints for tests. See docs/sim.md.
 //!
 //! Layout: `state` (resources, lazy lifecycles, persistence), `routes` (API handlers), `gate`
-//! (auth, rate limit, faults per request), `rate_limit` (windows and counters), `faults`
+//! (auth, rate limit, faults per request), `rate_limit` (Strettch's limits on the shared
+//! `crate::sim::rate_limit`, and the counters), `faults`
 //! (injection and the connection kill switch), `control` (`/_sim`), `validate` (pure rules),
 //! `catalog`, `reply` (envelopes).
 
@@ -182,6 +183,8 @@ impl SimArgs {
                 .filter(|k| !k.is_empty())
                 .collect(),
             rate_limit: self.rate_limit,
+            rate_limits: Vec::new(),
+            key_groups: HashMap::new(),
             create_delay: secs(self.create_seconds),
             action_delay: secs(self.action_seconds),
             destroy_delay: secs(self.destroy_seconds),
@@ -222,8 +225,14 @@ pub fn key_fingerprint(key: &str) -> String {
 #[derive(Clone)]
 pub struct SimConfig {
     pub api_keys: Vec<String>,
-    /// Requests per key per second; 0 = unlimited.
+    /// Requests per key per fixed unix second (Strettch's documented limit); 0 = none.
     pub rate_limit: u32,
+    /// More limits, enforced with `rate_limit` (every one must have room for a request to be
+    /// let through): per key or per group of keys, fixed or rolling windows.
+    pub rate_limits: Vec<crate::sim::rate_limit::Limit>,
+    /// API key → the group its requests count in for `Scope::Group` limits (a key in no group
+    /// counts alone).
+    pub key_groups: HashMap<String, String>,
     pub create_delay: Duration,
     pub action_delay: Duration,
     pub destroy_delay: Duration,
@@ -241,6 +250,15 @@ impl fmt::Debug for SimConfig {
         f.debug_struct("SimConfig")
             .field("api_keys", &redacted(&self.api_keys))
             .field("rate_limit", &self.rate_limit)
+            .field("rate_limits", &self.rate_limits)
+            .field(
+                "key_groups",
+                &self
+                    .key_groups
+                    .iter()
+                    .map(|(k, g)| (key_fingerprint(k), g.clone()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )
             .field("create_delay", &self.create_delay)
             .field("action_delay", &self.action_delay)
             .field("destroy_delay", &self.destroy_delay)
@@ -261,6 +279,8 @@ impl SimConfig {
         Self {
             api_keys: api_keys.iter().map(|k| k.trim().to_string()).collect(),
             rate_limit: 2,
+            rate_limits: Vec::new(),
+            key_groups: HashMap::new(),
             create_delay: d,
             action_delay: d,
             destroy_delay: d,
@@ -449,6 +469,12 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<SimH
     let sim = Arc::new(Sim {
         limiter: Mutex::new(rate_limit::Limiter::new(
             config.rate_limit,
+            config.rate_limits.clone(),
+            config
+                .key_groups
+                .iter()
+                .map(|(k, g)| (key_fingerprint(k), g.clone()))
+                .collect(),
             keys.values().cloned(),
         )),
         keys,
@@ -579,9 +605,20 @@ impl SimHandle {
         self.sim.stats()
     }
 
-    /// Zeroes the counters of [`SimHandle::stats`].
+    /// Zeroes the counters of [`SimHandle::stats`] and the request log.
     pub fn reset_stats(&self) {
         self.sim.reset_stats()
+    }
+
+    /// When each request of API key `key` was let through (time since the unix epoch), oldest
+    /// first: count them in any window with `crate::sim::rate_limit::max_in_any_window`.
+    pub fn request_times(&self, key: &str) -> Vec<Duration> {
+        self.sim.limiter.lock().request_times(&key_fingerprint(key))
+    }
+
+    /// When each request of any key of `group` (`SimConfig::key_groups`) was let through.
+    pub fn group_request_times(&self, group: &str) -> Vec<Duration> {
+        self.sim.limiter.lock().group_request_times(group)
     }
 
     /// Replaces the injected faults (rates are clamped to 0..=1).

@@ -1,11 +1,13 @@
-//! Per-key fixed-window rate limiting (one window per unix second) and the request counters.
+//! Strettch's rate limiting in the sandbox: its documented per-key limit (fixed unix seconds)
+//! and any further limits the sandbox is configured with, enforced by the shared
+//! [`crate::sim::rate_limit`]; and the request counters tests read.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The limit advertised when rate limiting is off (`rate_limit` 0).
-pub const UNLIMITED: u64 = 1_000_000;
+pub use crate::sim::rate_limit::{Decision, Limit, RateLimiter, Scope, Window};
 /// How many seconds of per-second history each key keeps.
 pub const HISTORY_SECONDS: usize = 3600;
 
@@ -38,77 +40,60 @@ pub struct KeyStats {
     pub served_429: u64,
 }
 
-/// The verdict for one request, with the values of the `x-ratelimit-*` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub limit: u64,
-    pub remaining: u64,
-    /// Unix second when the current window ends.
-    pub reset: u64,
-    /// Seconds to wait, for `Retry-After` (≥ 1).
-    pub retry_after: u64,
-}
-
+/// The Strettch sandbox's limiter: the shared [`RateLimiter`] (every configured limit, per key
+/// or per group of keys, fixed or rolling) plus the counters Strettch tests read.
 #[derive(Debug)]
 pub struct Limiter {
-    limit: u32,
-    /// fingerprint → (window second, requests let through in it)
-    windows: HashMap<String, (u64, u64)>,
+    inner: RateLimiter,
     stats: SimStats,
 }
 
 impl Limiter {
-    pub fn new(limit: u32, fingerprints: impl IntoIterator<Item = String>) -> Self {
+    /// `per_second`: Strettch's documented per-key limit in fixed unix seconds (0: none);
+    /// `limits`: more limits; `groups`: key fingerprint → group.
+    pub fn new(
+        per_second: u32,
+        limits: Vec<Limit>,
+        groups: HashMap<String, String>,
+        fingerprints: impl IntoIterator<Item = String>,
+    ) -> Self {
         let mut stats = SimStats::default();
         for fp in fingerprints {
             stats.keys.entry(fp).or_default();
         }
+        let mut all = Vec::new();
+        if per_second > 0 {
+            all.push(Limit::new(
+                u64::from(per_second),
+                Duration::from_secs(1),
+                Scope::Key,
+                Window::Fixed,
+            ));
+        }
+        all.extend(limits);
         Self {
-            limit,
-            windows: HashMap::new(),
+            inner: RateLimiter::new(all, groups),
             stats,
         }
     }
 
-    /// Decides about one request of key `fp` arriving at unix second `now`; counts it.
-    pub fn check(&mut self, fp: &str, now: u64) -> Decision {
-        let limit = if self.limit == 0 {
-            UNLIMITED
-        } else {
-            u64::from(self.limit)
-        };
-        let w = self.windows.entry(fp.to_string()).or_insert((now, 0));
-        if w.0 != now {
-            *w = (now, 0);
-        }
+    /// Decides about one request of key `fp` arriving at `now` (since the unix epoch); counts it.
+    pub fn check(&mut self, fp: &str, now: Duration) -> Decision {
+        let d = self.inner.check(fp, now);
         let stats = self.stats.keys.entry(fp.to_string()).or_default();
-        if self.limit != 0 && w.1 >= limit {
+        if !d.allowed {
             stats.served_429 += 1;
             self.stats.served_429 += 1;
-            return Decision {
-                allowed: false,
-                limit,
-                remaining: 0,
-                reset: now + 1,
-                retry_after: 1,
-            };
+            return d;
         }
-        w.1 += 1;
         stats.requests += 1;
-        let n = stats.per_second.entry(now).or_insert(0);
+        let n = stats.per_second.entry(now.as_secs()).or_insert(0);
         *n += 1;
         stats.max_per_second = stats.max_per_second.max(*n);
         while stats.per_second.len() > HISTORY_SECONDS {
             stats.per_second.pop_first();
         }
-        Decision {
-            allowed: true,
-            limit,
-            remaining: limit.saturating_sub(w.1),
-            reset: now + 1,
-            retry_after: 1,
-        }
+        d
     }
 
     pub fn count_route(&mut self, route: String) {
@@ -119,30 +104,46 @@ impl Limiter {
         self.stats.clone()
     }
 
-    /// Zeroes the counters (the rate-limit windows themselves are kept).
+    /// When each request of key `fp` was let through (since the unix epoch), oldest first.
+    pub fn request_times(&self, fp: &str) -> Vec<Duration> {
+        self.inner.request_times(fp)
+    }
+
+    /// When each request of any key of `group` was let through, oldest first.
+    pub fn group_request_times(&self, group: &str) -> Vec<Duration> {
+        self.inner.group_request_times(group)
+    }
+
+    /// Zeroes the counters and the request log (the rate-limit windows themselves are kept).
     pub fn reset_stats(&mut self) {
         let keys = self.stats.keys.keys().cloned().collect::<Vec<_>>();
         self.stats = SimStats::default();
         for fp in keys {
             self.stats.keys.entry(fp).or_default();
         }
+        self.inner.clear_log();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::rate_limit::UNLIMITED;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
 
     #[test]
     fn fixed_window_per_second() {
-        let mut l = Limiter::new(2, ["k".to_string()]);
-        let a = l.check("k", 100);
+        let mut l = Limiter::new(2, vec![], HashMap::new(), ["k".to_string()]);
+        let a = l.check("k", secs(100));
         assert!(a.allowed && a.remaining == 1 && a.reset == 101 && a.limit == 2);
-        assert!(l.check("k", 100).allowed);
-        let d = l.check("k", 100);
+        assert!(l.check("k", secs(100)).allowed);
+        let d = l.check("k", secs(100));
         assert!(!d.allowed && d.remaining == 0 && d.retry_after >= 1);
-        assert!(l.check("other", 100).allowed);
-        assert!(l.check("k", 101).allowed);
+        assert!(l.check("other", secs(100)).allowed);
+        assert!(l.check("k", secs(101)).allowed);
         let s = l.stats();
         assert_eq!(s.keys["k"].requests, 3);
         assert_eq!(s.keys["k"].served_429, 1);
@@ -152,16 +153,16 @@ mod tests {
         l.reset_stats();
         assert_eq!(l.stats().keys["k"].requests, 0);
         // the window survives a stats reset
-        assert!(l.check("k", 101).allowed);
-        assert!(!l.check("k", 101).allowed);
+        assert!(l.check("k", secs(101)).allowed);
+        assert!(!l.check("k", secs(101)).allowed);
     }
 
     #[test]
     fn zero_means_unlimited() {
-        let mut l = Limiter::new(0, []);
+        let mut l = Limiter::new(0, vec![], HashMap::new(), []);
         for _ in 0..1000 {
-            assert!(l.check("k", 5).allowed);
+            assert!(l.check("k", secs(5)).allowed);
         }
-        assert_eq!(l.check("k", 5).limit, UNLIMITED);
+        assert_eq!(l.check("k", secs(5)).limit, UNLIMITED);
     }
 }

@@ -1,0 +1,733 @@
+//! One throttle per API key, shared by everything that uses the key; budgets shared by groups of
+//! keys.
+//!
+//! The cloud limits requests per key (Strettch: 2 requests/second, counted in fixed windows of one
+//! unix second as the server sees them), and may limit a group of keys together (a workspace's
+//! budget). A [`KeyThrottle`] paces every request of one key:
+//!
+//! * **Limits**: a list of [`LimitSpec`]s, "N requests per W, burst b", each scoped to the key
+//!   ([`Scope::Key`]) or to a budget group ([`Scope::BudgetGroup`], shared by every key of the
+//!   ProviderConfigs naming the group). Every request takes one cell of *every* limit on its
+//!   path — all Key limits of its key and all limits of its groups — at once, only when all of
+//!   them allow it. Each limit is a GCRA whose cell interval is derived from N, W and b so that
+//!   **no window of length W ever holds more than N** requests, rolling or fixed
+//!   ([`pace`] has the math and its proof sketch): `T = W / ((N - b + 1) × 0.97)`. The 0.97
+//!   ([`PACING_FACTOR`]) keeps requests slightly slower than the limit, so `N + 1` arrivals
+//!   inside one server window would need a few percent of network jitter between them. The
+//!   single-rate form `rateLimit.requestsPerSecond: r` is one Key limit `r per 1s`, burst 1,
+//!   paced exactly as before: one permit every `1 / (r × 0.97)`.
+//! * **No budget in hand at start**: a new limit's whole burst is spent when it is made; its
+//!   first permit comes one interval after it was made. A process that replaces another (crash,
+//!   rollout, failover) cannot know what its predecessor spent in the server's current window; a
+//!   predecessor that paced the same way left the limit no fuller than that, so the two
+//!   processes' requests together keep every window within N. The first answers' rate-limit
+//!   headers then tell the real state (a remaining budget of 0 holds the key until the reset).
+//! * **Who sets the limits**: every ProviderConfig using the key reports its limits and budget
+//!   group ([`ThrottleRegistry::throttle_for`]); the key's path is the union of the *current*
+//!   ones (the lowest rate wins), so relaxing a limit again or deleting a ProviderConfig
+//!   ([`ThrottleRegistry::release_user`]) restores the pace without a restart. A registry entry
+//!   and its metric series go away once no ProviderConfig uses the key and no client holds its
+//!   throttle; a group goes away with its last key.
+//! * **Priority**: a small queue in front of the limits. When a permit is available it goes to
+//!   the highest-priority waiter ([`Priority::Write`] > [`Priority::Urgent`] >
+//!   [`Priority::Routine`]). There is no background task: the waiter at the head of the queue is
+//!   the one that waits for the limits, everyone else waits for the head to change. A waiter
+//!   whose future is dropped leaves the queue in its destructor, so cancellation never consumes
+//!   a permit or blocks the queue. A budget group serves the heads of its keys' queues the same
+//!   way (best priority, then arrival), so priorities hold across every key of a group: a head
+//!   registers with its groups once its own key's limits allow it, and takes the group's cells
+//!   only when no better head of another key is waiting for them.
+//! * **Fairness between namespaces**: within one priority, requests are served round-robin by
+//!   *flow*, the namespace of the object being reconciled ([`in_flow`], set by the reconciler;
+//!   [`queue`] has the details). One team applying 500 objects delays another team's single
+//!   change by one request, not 500.
+//! * **Server feedback** ([`feedback`]): rate-limit headers of every answer go to
+//!   [`KeyThrottle::observe_headers`]; a remaining budget of 0 holds every request of the key
+//!   until the window resets, a 429 holds it until `Retry-After`/reset
+//!   ([`KeyThrottle::hold_until`]). A per-second limit the server reports that is lower than the
+//!   configured rate lowers the pace to it. Reset times are read against the answer's `Date`
+//!   header ([`until_reset`]), so a skewed local clock never turns an exhausted window into a
+//!   long hold; an implausible reset falls back to one [`DEFAULT_WINDOW`].
+//! * **Routine reads do not wait long**: [`KeyThrottle::acquire_or_defer`] gives a
+//!   [`Priority::Routine`] request up (without spending a permit) when no permit can be had
+//!   within [`ROUTINE_PATIENCE`], so a routine refresh never holds a bounded reconcile worker
+//!   while the key is busy with writes; the caller tries again later.
+//!
+//! Time is `tokio::time`, so tests can run the throttle under `tokio::time::pause`.
+
+pub mod feedback;
+pub mod pace;
+pub mod queue;
+mod registry;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+use tokio::time::Instant;
+
+pub use feedback::{
+    DEFAULT_WINDOW, Deferred, MAX_HEADER_HOLD, RESET_MARGIN, RateLimitHeaders, until_reset,
+};
+pub use pace::{
+    LimitSpec, MAX_LIMITS, MAX_PER, MIN_PER, MIN_REQUESTS_PER_SECOND, PACING_FACTOR, Scope, Window,
+    format_duration, max_in_any_window, pacing_period,
+};
+pub use registry::{ThrottleRegistry, registry};
+
+use pace::Gcra;
+use queue::{FairQueue, Ticket};
+
+/// How long a [`Priority::Routine`] request may wait for a permit in
+/// [`KeyThrottle::acquire_or_defer`] before it gives its place up.
+pub const ROUTINE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Which waiter gets the next permit. Ordered: `Write < Urgent < Routine`, served in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// A write caused by a user's change.
+    Write,
+    /// A read about a resource in a transitional state.
+    Urgent,
+    /// A routine refresh.
+    Routine,
+}
+
+impl Priority {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Priority::Write => "write",
+            Priority::Urgent => "urgent",
+            Priority::Routine => "routine",
+        }
+    }
+}
+
+/// What one user of a key (a ProviderConfig) asks for: its limits and its budget group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Policy {
+    pub limits: Vec<LimitSpec>,
+    /// The budget group whose [`Scope::BudgetGroup`] limits this key shares.
+    pub budget_group: Option<String>,
+}
+
+impl Policy {
+    pub fn new(limits: Vec<LimitSpec>, budget_group: Option<String>) -> Self {
+        Policy {
+            limits,
+            budget_group: budget_group.filter(|g| !g.is_empty()),
+        }
+    }
+
+    /// The limits of the key itself. A group limit without a group (refused in a
+    /// ProviderConfig) counts for the key alone, which is never looser.
+    pub fn key_limits(&self) -> Vec<LimitSpec> {
+        self.limits
+            .iter()
+            .filter(|l| l.scope == Scope::Key || self.budget_group.is_none())
+            .copied()
+            .collect()
+    }
+
+    /// The limits shared by the budget group.
+    pub fn group_limits(&self) -> Vec<LimitSpec> {
+        if self.budget_group.is_none() {
+            return Vec::new();
+        }
+        self.limits
+            .iter()
+            .filter(|l| l.scope == Scope::BudgetGroup)
+            .copied()
+            .collect()
+    }
+}
+
+/// The single-rate form: one Key limit of `requests_per_second` per second.
+impl From<f64> for Policy {
+    fn from(requests_per_second: f64) -> Self {
+        Policy::new(vec![LimitSpec::per_second(requests_per_second)], None)
+    }
+}
+
+impl From<Vec<LimitSpec>> for Policy {
+    fn from(limits: Vec<LimitSpec>) -> Self {
+        Policy::new(limits, None)
+    }
+}
+
+tokio::task_local! {
+    static FLOW: Arc<str>;
+}
+
+/// Run `fut` with `flow` (a namespace) as the flow of every throttle permit it asks for: within a
+/// priority, flows are served round-robin. The reconciler wraps each reconcile in the object's
+/// namespace.
+pub fn in_flow<F: Future>(flow: &str, fut: F) -> impl Future<Output = F::Output> + use<F> {
+    FLOW.scope(Arc::from(flow), fut)
+}
+
+/// The flow of the current task ([`in_flow`]); `""` outside of one.
+pub fn current_flow() -> Arc<str> {
+    FLOW.try_with(Arc::clone).unwrap_or_else(|_| Arc::from(""))
+}
+
+static NEXT_TICKET: AtomicU64 = AtomicU64::new(0);
+static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
+/// The shared budget of a budget group: its limits, and the heads of its keys' queues waiting
+/// for them. Keys of the group hold it; the registry finds it by name.
+pub struct Group {
+    name: String,
+    state: Mutex<GroupState>,
+    /// Woken whenever the best waiter or the limits may have changed, and on every grant.
+    changed: Notify,
+}
+
+struct GroupState {
+    limits: Vec<Gcra>,
+    /// key id → the (priority, ticket) of its queue's head, for heads whose own key's limits
+    /// allow them now.
+    waiting: BTreeMap<u64, (Priority, Ticket)>,
+}
+
+impl GroupState {
+    fn best(&self) -> Option<(Priority, Ticket, u64)> {
+        self.waiting.iter().map(|(k, (p, t))| (*p, *t, *k)).min()
+    }
+
+    fn earliest(&self, now: Instant) -> Instant {
+        self.limits
+            .iter()
+            .map(Gcra::earliest)
+            .max()
+            .unwrap_or(now)
+            .max(now)
+    }
+
+    /// Removes `key`'s registration (if `ticket`, only that one); whether the best changed.
+    fn leave(&mut self, key: u64, ticket: Option<Ticket>) -> bool {
+        match self.waiting.get(&key) {
+            Some((_, t)) if ticket.is_none_or(|x| x == *t) => {
+                let before = self.best();
+                self.waiting.remove(&key);
+                before != self.best()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("Group")
+            .field("name", &self.name)
+            .field(
+                "limits",
+                &st.limits
+                    .iter()
+                    .map(|l| l.spec().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("waiting", &st.waiting.len())
+            .finish()
+    }
+}
+
+impl Group {
+    /// A group budget of its own (tests, tools); the registry shares one per name.
+    pub fn new(name: &str, limits: &[LimitSpec]) -> Arc<Self> {
+        let mut gcras = Vec::new();
+        pace::respec(&mut gcras, limits, Instant::now());
+        Arc::new(Group {
+            name: name.to_string(),
+            state: Mutex::new(GroupState {
+                limits: gcras,
+                waiting: BTreeMap::new(),
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The group's limits now.
+    pub fn limits(&self) -> Vec<LimitSpec> {
+        self.state.lock().limits.iter().map(|l| *l.spec()).collect()
+    }
+
+    /// Replace the limits; those that stay keep their state, new ones start spent.
+    pub fn set_limits(&self, limits: &[LimitSpec]) {
+        if pace::respec(&mut self.state.lock().limits, limits, Instant::now()) {
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+struct State {
+    key_limits: Vec<Gcra>,
+    /// The per-second limit the server last reported, if any.
+    server_limit: Option<u32>,
+    /// The server's limit as a limiter, while it is lower than the configured rate.
+    server: Option<Gcra>,
+    /// The budget groups on the key's path, ordered by name (the order their locks are taken).
+    groups: Vec<Arc<Group>>,
+    queue: FairQueue,
+    /// No request of the key is released before this instant.
+    hold: Option<Instant>,
+}
+
+impl State {
+    fn configured_rps(&self) -> f64 {
+        self.key_limits
+            .iter()
+            .map(|l| l.spec().rate())
+            .reduce(f64::min)
+            .unwrap_or(f64::INFINITY)
+    }
+
+    /// Follow the server's reported per-second limit when it is below the configured rate; a
+    /// new server limiter starts spent, so a change never lets two requests out back to back.
+    fn retune_server(&mut self, now: Instant) {
+        let binding = self
+            .server_limit
+            .filter(|l| f64::from(*l) < self.configured_rps());
+        match binding {
+            None => self.server = None,
+            Some(l) => {
+                let spec = LimitSpec::per_second(f64::from(l));
+                if self.server.as_ref().is_none_or(|g| *g.spec() != spec) {
+                    self.server = Some(Gcra::spent(spec, now));
+                }
+            }
+        }
+    }
+
+    /// This key no longer waits at its groups (`ticket`: only if that is what it registered).
+    fn leave_groups(&self, key: u64, ticket: Option<Ticket>) {
+        for g in &self.groups {
+            if g.state.lock().leave(key, ticket) {
+                g.changed.notify_waiters();
+            }
+        }
+    }
+}
+
+enum Step {
+    Granted,
+    /// Not at the head of the queue, or behind a better waiter of a group: wait for a change.
+    Wait,
+    /// At the head: wait until then (or until something changes).
+    Until(Instant),
+}
+
+/// The throttle of one API key. Obtain it from [`registry()`]; see the module docs.
+pub struct KeyThrottle {
+    id: u64,
+    provider: String,
+    fingerprint: String,
+    state: Mutex<State>,
+    /// Woken whenever the head of the queue, the hold or the limits may have changed.
+    changed: Notify,
+    /// Permits handed out so far.
+    granted: AtomicU64,
+}
+
+impl Drop for KeyThrottle {
+    /// The key is gone from this process: so are its metric series.
+    fn drop(&mut self) {
+        crate::metrics::global().forget_key(&self.provider, &self.fingerprint);
+    }
+}
+
+impl std::fmt::Debug for KeyThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("KeyThrottle")
+            .field("provider", &self.provider)
+            .field("key", &self.fingerprint)
+            .field("requests_per_second", &st.configured_rps())
+            .field(
+                "limits",
+                &st.key_limits
+                    .iter()
+                    .map(|l| l.spec().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "groups",
+                &st.groups.iter().map(|g| g.name()).collect::<Vec<_>>(),
+            )
+            .field("waiting", &st.queue.len())
+            .finish()
+    }
+}
+
+/// Waits for any of `groups` to change; forever if there are none.
+async fn any_changed(notified: &mut [Pin<Box<Notified<'_>>>]) {
+    if notified.is_empty() {
+        std::future::pending::<()>().await;
+    } else {
+        futures::future::select_all(notified.iter_mut()).await;
+    }
+}
+
+impl KeyThrottle {
+    /// A throttle of its own, not shared through the registry (its budget group, if any, is its
+    /// own too). Production code wants [`ThrottleRegistry::throttle_for`]; this exists for tests
+    /// and tools. `policy`: a rate in requests per second, or a [`Policy`].
+    pub fn new(provider: &str, fingerprint: &str, policy: impl Into<Policy>) -> Arc<Self> {
+        let policy = policy.into();
+        let groups = match &policy.budget_group {
+            Some(name) => vec![Group::new(name, &policy.group_limits())],
+            None => Vec::new(),
+        };
+        Self::with_path(provider, fingerprint, &policy.key_limits(), groups)
+    }
+
+    /// A throttle with these key limits and groups (the registry's constructor).
+    pub(crate) fn with_path(
+        provider: &str,
+        fingerprint: &str,
+        key_limits: &[LimitSpec],
+        mut groups: Vec<Arc<Group>>,
+    ) -> Arc<Self> {
+        let mut limits = Vec::new();
+        pace::respec(&mut limits, key_limits, Instant::now());
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Arc::new(KeyThrottle {
+            id: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            provider: provider.to_string(),
+            fingerprint: fingerprint.to_string(),
+            state: Mutex::new(State {
+                key_limits: limits,
+                server_limit: None,
+                server: None,
+                groups,
+                queue: FairQueue::default(),
+                hold: None,
+            }),
+            changed: Notify::new(),
+            granted: AtomicU64::new(0),
+        })
+    }
+
+    /// Replace the key's limits and groups (the registry calls it as the ProviderConfigs using
+    /// the key change). Limits that stay keep their state; new ones start spent.
+    pub(crate) fn set_path(&self, key_limits: &[LimitSpec], mut groups: Vec<Arc<Group>>) {
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        let mut changed = pace::respec(&mut st.key_limits, key_limits, now);
+        let same_groups = st.groups.len() == groups.len()
+            && st
+                .groups
+                .iter()
+                .zip(&groups)
+                .all(|(a, b)| Arc::ptr_eq(a, b));
+        if !same_groups {
+            for old in &st.groups {
+                if !groups.iter().any(|g| Arc::ptr_eq(g, old))
+                    && old.state.lock().leave(self.id, None)
+                {
+                    old.changed.notify_waiters();
+                }
+            }
+            st.groups = groups;
+            changed = true;
+        }
+        if changed {
+            st.retune_server(now);
+            drop(st);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Like [`acquire`](Self::acquire), except that a [`Priority::Routine`] request gives its place
+    /// up when it cannot have a permit within [`ROUTINE_PATIENCE`]: at once when the hold and the
+    /// queue ahead already promise a longer wait, else when the patience runs out. A deferred
+    /// request spent no permit; try it again after [`Deferred::retry_in`]. Writes and urgent
+    /// reads always wait, as with `acquire`.
+    pub async fn acquire_or_defer(&self, priority: Priority) -> Result<(), Deferred> {
+        if priority != Priority::Routine {
+            self.acquire(priority).await;
+            return Ok(());
+        }
+        let backlog = self.backlog();
+        if backlog > ROUTINE_PATIENCE {
+            return Err(self.defer(backlog));
+        }
+        match tokio::time::timeout(ROUTINE_PATIENCE, self.acquire(priority)).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.defer(self.backlog())),
+        }
+    }
+
+    /// A lower bound of how long a request arriving now at the back of the queue waits: the
+    /// hold, then one interval of the slowest limit on the path per waiter ahead.
+    fn backlog(&self) -> Duration {
+        let st = self.state.lock();
+        let hold = st
+            .hold
+            .map(|h| h.saturating_duration_since(Instant::now()))
+            .unwrap_or_default();
+        let slowest = st
+            .key_limits
+            .iter()
+            .chain(st.server.iter())
+            .map(Gcra::interval)
+            .chain(st.groups.iter().flat_map(|g| {
+                g.state
+                    .lock()
+                    .limits
+                    .iter()
+                    .map(Gcra::interval)
+                    .collect::<Vec<_>>()
+            }))
+            .max()
+            .unwrap_or_default();
+        let waiters = u32::try_from(st.queue.len()).unwrap_or(u32::MAX);
+        hold.saturating_add(slowest.saturating_mul(waiters))
+    }
+
+    fn defer(&self, backlog: Duration) -> Deferred {
+        let retry_in = backlog.max(ROUTINE_PATIENCE);
+        tracing::trace!(key = %self.fingerprint, retry_in_ms = retry_in.as_millis() as u64, "routine read deferred: no budget now");
+        Deferred { retry_in }
+    }
+
+    /// Returns when this request may be sent, in the current task's flow ([`in_flow`]). Waiters
+    /// are served by priority, flows round-robin within one, FIFO within a flow. Cancel-safe:
+    /// dropping the future leaves the queue without using a permit.
+    pub async fn acquire(&self, priority: Priority) {
+        self.acquire_in(&current_flow(), priority).await
+    }
+
+    /// [`acquire`](Self::acquire) in flow `flow` (a namespace).
+    pub async fn acquire_in(&self, flow: &str, priority: Priority) {
+        let started = Instant::now();
+        let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .lock()
+            .queue
+            .push(priority, Arc::from(flow), ticket);
+        let mut guard = QueueSlot {
+            throttle: self,
+            ticket,
+            granted: false,
+        };
+        // The newcomer may have become the head: let the previous head step back.
+        self.changed.notify_waiters();
+        loop {
+            let groups = self.state.lock().groups.clone();
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut group_changed: Vec<_> = groups
+                .iter()
+                .map(|g| {
+                    let mut n = Box::pin(g.changed.notified());
+                    n.as_mut().enable();
+                    n
+                })
+                .collect();
+            match self.try_grant(ticket) {
+                Step::Granted => break,
+                Step::Wait => {
+                    tokio::select! {
+                        _ = &mut notified => {}
+                        _ = any_changed(&mut group_changed) => {}
+                    }
+                }
+                Step::Until(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t) => {}
+                        _ = &mut notified => {}
+                        _ = any_changed(&mut group_changed) => {}
+                    }
+                }
+            }
+        }
+        guard.granted = true;
+        drop(guard);
+        self.granted.fetch_add(1, Ordering::Relaxed);
+        // The next waiter is the new head.
+        self.changed.notify_waiters();
+        let waited = started.elapsed().as_secs_f64();
+        crate::metrics::global().throttle_wait(&self.provider, &self.fingerprint, waited);
+        tracing::trace!(key = %self.fingerprint, priority = priority.as_str(), flow, waited, "throttle permit");
+    }
+
+    fn try_grant(&self, ticket: Ticket) -> Step {
+        let mut st = self.state.lock();
+        let Some((priority, head)) = st.queue.head() else {
+            return Step::Wait;
+        };
+        if head != ticket {
+            return Step::Wait;
+        }
+        let now = Instant::now();
+        if let Some(hold) = st.hold {
+            if hold > now {
+                st.leave_groups(self.id, None);
+                return Step::Until(hold);
+            }
+            st.hold = None;
+        }
+        let key_ready = st
+            .key_limits
+            .iter()
+            .chain(st.server.iter())
+            .map(Gcra::earliest)
+            .max()
+            .unwrap_or(now);
+        if key_ready > now {
+            // Not waiting at the groups while the key itself is not ready: a head of another
+            // key that is ready may have the group's cells meanwhile.
+            st.leave_groups(self.id, None);
+            return Step::Until(key_ready);
+        }
+        let mut guards: Vec<_> = st.groups.iter().map(|g| (g, g.state.lock())).collect();
+        let mut behind = false;
+        let mut ready = now;
+        for (g, gs) in guards.iter_mut() {
+            let before = gs.best();
+            gs.waiting.insert(self.id, (priority, ticket));
+            let best = gs.best();
+            if best != before {
+                g.changed.notify_waiters();
+            }
+            if best == Some((priority, ticket, self.id)) {
+                ready = ready.max(gs.earliest(now));
+            } else {
+                behind = true;
+            }
+        }
+        if behind {
+            return Step::Wait;
+        }
+        if ready > now {
+            return Step::Until(ready);
+        }
+        for (g, gs) in guards.iter_mut() {
+            for l in gs.limits.iter_mut() {
+                l.consume(now);
+            }
+            gs.waiting.remove(&self.id);
+            g.changed.notify_waiters();
+        }
+        drop(guards);
+        let st = &mut *st;
+        for l in st.key_limits.iter_mut().chain(st.server.iter_mut()) {
+            l.consume(now);
+        }
+        st.queue.served(ticket);
+        Step::Granted
+    }
+
+    /// Lower the configured rate to `requests_per_second` if that is lower (never raises it):
+    /// the key's limits become that one rate.
+    pub fn restrict_rate(&self, requests_per_second: f64) {
+        if LimitSpec::per_second(requests_per_second).rate() < self.requests_per_second() {
+            self.set_rate(requests_per_second);
+        }
+    }
+
+    /// Make the key's limits one rate, up or down. The registry sets the limits when the
+    /// ProviderConfigs using the key change; use [`ThrottleRegistry::throttle_for`] rather than
+    /// calling it directly.
+    pub fn set_rate(&self, requests_per_second: f64) {
+        let groups = self.state.lock().groups.clone();
+        self.set_path(&[LimitSpec::per_second(requests_per_second)], groups);
+    }
+
+    /// How many permits were handed out so far (every request sent through the key).
+    pub fn permits_granted(&self) -> u64 {
+        self.granted.load(Ordering::Relaxed)
+    }
+
+    /// How many requests are waiting for a permit.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+
+    /// The key's fingerprint (never the key).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The key's own limits now.
+    pub fn key_limits(&self) -> Vec<LimitSpec> {
+        self.state
+            .lock()
+            .key_limits
+            .iter()
+            .map(|l| *l.spec())
+            .collect()
+    }
+
+    /// The budget groups on the key's path.
+    pub fn groups(&self) -> Vec<Arc<Group>> {
+        self.state.lock().groups.clone()
+    }
+
+    /// The configured rate: the lowest long-run rate (`N / W`) of the key's own limits.
+    pub fn requests_per_second(&self) -> f64 {
+        self.state.lock().configured_rps()
+    }
+
+    /// The long-run rate actually allowed: the lowest of the key's limits, its groups' limits
+    /// and the server's reported per-second limit.
+    pub fn effective_requests_per_second(&self) -> f64 {
+        let st = self.state.lock();
+        let mut rps = st.configured_rps();
+        if let Some(l) = st.server_limit {
+            rps = rps.min(f64::from(l));
+        }
+        for g in &st.groups {
+            for l in &g.state.lock().limits {
+                rps = rps.min(l.spec().rate());
+            }
+        }
+        rps
+    }
+}
+
+/// A waiter's place in the queue; leaving it (by cancellation) frees the place for the next one.
+struct QueueSlot<'a> {
+    throttle: &'a KeyThrottle,
+    ticket: Ticket,
+    granted: bool,
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        if !self.granted {
+            let was_head = {
+                let mut st = self.throttle.state.lock();
+                let was_head = st.queue.head().map(|(_, t)| t) == Some(self.ticket);
+                st.queue.remove(self.ticket);
+                st.leave_groups(self.throttle.id, Some(self.ticket));
+                was_head
+            };
+            if was_head {
+                self.throttle.changed.notify_waiters();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

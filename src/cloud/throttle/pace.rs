@@ -1,0 +1,473 @@
+//! Limiter math: what one limit ("N requests per W, burst b") means as a GCRA, and why no
+//! window of length W can then hold more than N requests.
+//!
+//! # N per W, in any window
+//!
+//! A limit is enforced as a GCRA (generic cell rate algorithm) with a cell *interval* `T` and a
+//! *tolerance* `τ = (b - 1)·T`, `b` the burst. [`Gcra`] keeps the theoretical arrival time `TAT`:
+//! a request at `t` conforms iff `t ≥ TAT - τ`, and then `TAT ← max(TAT, t) + T`.
+//!
+//! **Claim.** For two conforming requests `i < j` (numbered in the order they were let out),
+//! `t_j ≥ t_i + (j - i - b + 1)·T`.
+//! *Proof sketch.* After request `i`, `TAT ≥ t_i + T`; every later request adds `T` at least, so
+//! before request `j`, `TAT ≥ t_i + (j - i)·T`. Request `j` conforms, so
+//! `t_j ≥ TAT - τ ≥ t_i + (j - i)·T - (b - 1)·T`. ∎
+//!
+//! A window of length `W` (rolling: any interval `[s, s + W)`; a fixed window is one such
+//! interval) holding `m` requests `i..=j` has `t_j - t_i < W`, so `(m - b)·T < W`, i.e.
+//! `m ≤ b + ⌈W/T⌉ - 1 = b + ⌊(W - ε)/T⌋`. This is at most `N` iff `⌈W/T⌉ ≤ N - b + 1`, i.e.
+//!
+//! ```text
+//!     T ≥ W / (N - b + 1)
+//! ```
+//!
+//! and the bound is tight (at `T = W / (N - b + 1)` a burst of `b` followed by requests every `T`
+//! puts exactly `N` in a window). So a plain `per_minute(N)` quota (`b = N`, `T = W/N`) lets
+//! `2N - 1` through in a minute after idling, and `per_second(2)` (`b = 2`, `T = 0.5 s`) lets 3
+//! through in a second. The throttle paces at
+//!
+//! ```text
+//!     T = W / ((N - b + 1) · PACING_FACTOR)        PACING_FACTOR = 0.97
+//! ```
+//!
+//! the 3% margin absorbing network jitter between the operator's clock and the server's (one
+//! request arriving a few ms late or early at the server never makes `N + 1`). With `b = 1` and
+//! `W = 1 s` this is exactly the pacing of the single-rate throttle it replaced
+//! (`1 / (rps · 0.97)`). Fixed windows get the same interval: their boundaries are on the
+//! server's clock, unknown here, and the rolling bound covers every possible alignment.
+//!
+//! # No budget in hand at start
+//!
+//! A limiter is born with its whole burst spent: `TAT = now + τ + T`, so its first permit comes
+//! one interval after it was made and the burst is earned back only by idling. A predecessor
+//! process that paced with the same limit had `TAT ≤ t_last + τ + T` when it died, so the two
+//! processes' requests together still conform to one GCRA and the bound above holds across a
+//! restart. The same applies to a limit added or changed at run time.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Requests are paced at this fraction of the configured rate (see the module docs).
+pub const PACING_FACTOR: f64 = 0.97;
+/// The slowest rate a throttle accepts; lower (or invalid) values are raised to it.
+pub const MIN_REQUESTS_PER_SECOND: f64 = 0.01;
+/// The shortest and longest window a configured limit may have.
+pub const MIN_PER: Duration = Duration::from_secs(1);
+pub const MAX_PER: Duration = Duration::from_secs(24 * 3600);
+/// How many limits one ProviderConfig may list.
+pub const MAX_LIMITS: usize = 8;
+
+/// Whose budget a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// This API key.
+    Key,
+    /// Every key of the ProviderConfigs naming the same budget group.
+    BudgetGroup,
+}
+
+/// How the cloud counts a limit's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Window {
+    /// Windows of `per` aligned on the server's clock (e.g. unix seconds).
+    Fixed,
+    /// Any interval of length `per`.
+    #[default]
+    Rolling,
+}
+
+/// One limit: at most `requests` per `per`, `burst` of them back to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LimitSpec {
+    pub requests: u32,
+    pub per: Duration,
+    pub burst: u32,
+    pub scope: Scope,
+    pub window: Window,
+}
+
+fn sanitize_rate(rps: f64) -> f64 {
+    if rps.is_finite() && rps >= MIN_REQUESTS_PER_SECOND {
+        rps
+    } else if rps.is_infinite() && rps > 0.0 {
+        f64::MAX
+    } else {
+        MIN_REQUESTS_PER_SECOND
+    }
+}
+
+/// `1s`, `10m`, `1h`, `90s`, `1h30m`... as short as it can be said.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    if s != 0 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s != 0 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl LimitSpec {
+    /// `requests` per `per` for one key, rolling, burst 1.
+    pub fn key(requests: u32, per: Duration) -> Self {
+        LimitSpec {
+            requests,
+            per,
+            burst: 1,
+            scope: Scope::Key,
+            window: Window::Rolling,
+        }
+    }
+
+    /// `requests` per `per` for a budget group, rolling, burst 1.
+    pub fn group(requests: u32, per: Duration) -> Self {
+        LimitSpec {
+            scope: Scope::BudgetGroup,
+            ..Self::key(requests, per)
+        }
+    }
+
+    pub fn with_burst(self, burst: u32) -> Self {
+        LimitSpec { burst, ..self }
+    }
+
+    pub fn with_window(self, window: Window) -> Self {
+        LimitSpec { window, ..self }
+    }
+
+    /// The single-rate form (`rateLimit.requestsPerSecond`): a Key limit per second, fixed
+    /// windows, burst 1, paced exactly as before lists of limits existed. A whole rate is `N per
+    /// 1s`; a fractional one `1 per 1/rps` (0.5 → 1 per 2s).
+    pub fn per_second(requests_per_second: f64) -> Self {
+        let rps = sanitize_rate(requests_per_second);
+        let (requests, per) = if rps.fract() == 0.0 && rps <= f64::from(u32::MAX) {
+            (rps as u32, Duration::from_secs(1))
+        } else {
+            let per = Duration::try_from_secs_f64(1.0 / rps)
+                .unwrap_or(Duration::from_secs(100))
+                .max(Duration::from_nanos(1));
+            (1, per)
+        };
+        LimitSpec::key(requests, per).with_window(Window::Fixed)
+    }
+
+    /// The burst actually used: within `1..=requests`.
+    fn effective_burst(&self) -> u32 {
+        self.burst.clamp(1, self.requests.max(1))
+    }
+
+    /// The GCRA cell interval `W / ((N - b + 1) · PACING_FACTOR)` (see the module docs).
+    pub fn interval(&self) -> Duration {
+        let n = self.requests.max(1);
+        let cells = f64::from(n - self.effective_burst() + 1);
+        Duration::try_from_secs_f64(self.per.as_secs_f64() / (cells * PACING_FACTOR))
+            .unwrap_or(Duration::from_secs(100 * 24 * 3600))
+            .max(Duration::from_nanos(1))
+    }
+
+    /// The GCRA tolerance `(b - 1) · T`.
+    pub fn tolerance(&self) -> Duration {
+        self.interval()
+            .saturating_mul(self.effective_burst().saturating_sub(1))
+    }
+
+    /// The long-run rate the limit allows, in requests per second (`N / W`).
+    pub fn rate(&self) -> f64 {
+        f64::from(self.requests) / self.per.as_secs_f64().max(1e-9)
+    }
+
+    /// The most requests the throttle lets out in any window of `per`: `b + ⌈W/T⌉ - 1` (≤ N).
+    pub fn worst_case_per_window(&self) -> u64 {
+        self.worst_case_in(self.per)
+    }
+
+    /// The most requests the throttle lets out in any window of length `window`:
+    /// `b + ⌈window/T⌉ - 1`.
+    pub fn worst_case_in(&self, window: Duration) -> u64 {
+        let t = self.interval().as_nanos();
+        u64::from(self.effective_burst()) + (window.as_nanos().div_ceil(t) as u64).max(1) - 1
+    }
+
+    /// A limit a ProviderConfig may set: requests ≥ 1, per within 1s..=24h, 1 ≤ burst ≤
+    /// requests. The message says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.requests == 0 {
+            return Err("requests must be at least 1".into());
+        }
+        if self.per < MIN_PER || self.per > MAX_PER {
+            return Err(format!(
+                "per is {}; use a window from 1s to 24h (e.g. 1s, 1m, 10m, 1h)",
+                format_duration(self.per)
+            ));
+        }
+        if self.burst == 0 || self.burst > self.requests {
+            return Err(format!(
+                "burst {} must be from 1 to requests ({}); omit it for 1",
+                self.burst, self.requests
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for LimitSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} per {} ({:?}, {:?}",
+            self.requests,
+            format_duration(self.per),
+            self.scope,
+            self.window
+        )?;
+        if self.burst > 1 {
+            write!(f, ", burst {}", self.burst)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The spacing between two permits at `rps` (a single per-second limit, burst 1).
+pub fn pacing_period(rps: f64) -> Duration {
+    LimitSpec::per_second(rps).interval()
+}
+
+/// One limit's GCRA state.
+#[derive(Debug, Clone)]
+pub struct Gcra {
+    spec: LimitSpec,
+    interval: Duration,
+    tolerance: Duration,
+    /// Theoretical arrival time of the next cell.
+    tat: Instant,
+}
+
+impl Gcra {
+    /// A limiter with its whole burst spent: the first permit comes one interval from `now`.
+    pub fn spent(spec: LimitSpec, now: Instant) -> Self {
+        let interval = spec.interval();
+        let tolerance = spec.tolerance();
+        Gcra {
+            spec,
+            interval,
+            tolerance,
+            tat: now + tolerance + interval,
+        }
+    }
+
+    pub fn spec(&self) -> &LimitSpec {
+        &self.spec
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The earliest instant a request conforms.
+    pub fn earliest(&self) -> Instant {
+        self.tat.checked_sub(self.tolerance).unwrap_or(self.tat)
+    }
+
+    /// Spend one cell at `now` (which must be at or after [`earliest`](Self::earliest)).
+    pub fn consume(&mut self, now: Instant) {
+        self.tat = self.tat.max(now) + self.interval;
+    }
+}
+
+/// Keep the state of limits that stay, make the new ones spent. `limits` ends up in the order of
+/// `specs`, one per distinct spec.
+pub fn respec(limits: &mut Vec<Gcra>, specs: &[LimitSpec], now: Instant) -> bool {
+    let mut wanted: Vec<LimitSpec> = specs.to_vec();
+    wanted.sort();
+    wanted.dedup();
+    if limits.len() == wanted.len() && limits.iter().zip(&wanted).all(|(l, s)| l.spec == *s) {
+        return false;
+    }
+    let mut old = std::mem::take(limits);
+    for spec in wanted {
+        match old.iter().position(|l| l.spec == spec) {
+            Some(i) => limits.push(old.swap_remove(i)),
+            None => limits.push(Gcra::spent(spec, now)),
+        }
+    }
+    true
+}
+
+/// The largest number of `times` (sorted) inside any half-open window `[s, s + window)`.
+pub fn max_in_any_window(times: &[Instant], window: Duration) -> usize {
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi].duration_since(times[lo]) >= window {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+    const M: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn the_interval_keeps_every_window_within_its_limit() {
+        for (n, per, b) in [
+            (2, S, 1),
+            (2, S, 2),
+            (30, M, 5),
+            (20, 10 * M, 4),
+            (120, M, 10),
+            (600, 10 * M, 1),
+            (5, S, 5),
+            (1, 60 * M, 1),
+        ] {
+            let spec = LimitSpec::key(n, per).with_burst(b);
+            assert!(
+                spec.worst_case_per_window() <= u64::from(n),
+                "{spec}: {}",
+                spec.worst_case_per_window()
+            );
+            // Tight up to the pacing margin: without it, exactly N.
+            let t = per.as_secs_f64() / f64::from(n - b + 1);
+            assert!((spec.interval().as_secs_f64() * PACING_FACTOR - t).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_single_rate_form_paces_as_before() {
+        for rps in [2.0, 0.5, 10.0, 40.0, 0.4, 2.5] {
+            let old = Duration::from_secs_f64(1.0 / (rps * PACING_FACTOR));
+            let new = pacing_period(rps);
+            assert!(
+                old.abs_diff(new) < Duration::from_micros(1),
+                "{rps}: {old:?} {new:?}"
+            );
+            assert!((LimitSpec::per_second(rps).rate() - rps).abs() < 1e-9);
+        }
+        assert_eq!(
+            LimitSpec::per_second(2.0).to_string(),
+            "2 per 1s (Key, Fixed)"
+        );
+        assert!(pacing_period(f64::NAN) > Duration::from_secs(1));
+        assert!(pacing_period(-3.0) > Duration::from_secs(1));
+        assert!(pacing_period(f64::INFINITY) >= Duration::from_nanos(1));
+    }
+
+    #[test]
+    fn validation_says_how_to_fix() {
+        assert!(LimitSpec::key(120, M).with_burst(10).validate().is_ok());
+        let e = LimitSpec::key(0, M).validate().unwrap_err();
+        assert!(e.contains("at least 1"), "{e}");
+        let e = LimitSpec::key(5, Duration::from_millis(500))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("1s to 24h"), "{e}");
+        let e = LimitSpec::key(5, 25 * 60 * M).validate().unwrap_err();
+        assert!(e.contains("1s to 24h"), "{e}");
+        let e = LimitSpec::key(5, M).with_burst(6).validate().unwrap_err();
+        assert!(e.contains("from 1 to requests"), "{e}");
+        assert_eq!(format_duration(10 * M), "10m");
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+    }
+
+    #[test]
+    fn max_in_any_window_counts_sliding_windows() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let times = [at(0), at(100), at(999), at(1000), at(1500), at(1999)];
+        assert_eq!(max_in_any_window(&times, S), 3);
+        assert_eq!(max_in_any_window(&times, Duration::from_millis(1001)), 4);
+        assert_eq!(max_in_any_window(&[], S), 0);
+        assert_eq!(max_in_any_window(&times[..1], S), 1);
+    }
+
+    /// Permits under GCRA with the derived interval, requested as fast as allowed with idle gaps
+    /// (so the burst refills), never put more than N in any window of W: counted over every
+    /// sliding window, on tokio's paused clock.
+    #[tokio::test(start_paused = true)]
+    async fn no_sliding_window_holds_more_than_n_under_greedy_use_with_idle_gaps() {
+        for spec in [
+            LimitSpec::key(2, S),
+            LimitSpec::key(2, S).with_burst(2),
+            LimitSpec::key(30, M).with_burst(5),
+            LimitSpec::key(20, 10 * M).with_burst(4),
+            LimitSpec::key(10, M).with_burst(10),
+        ] {
+            let start = Instant::now();
+            let mut g = Gcra::spent(spec, start);
+            let mut times = Vec::new();
+            while times.len() < 4 * spec.requests as usize + 1 {
+                tokio::time::sleep_until(g.earliest()).await;
+                let now = Instant::now();
+                g.consume(now);
+                times.push(now);
+                // After every N permits, idle long enough for the whole burst to come back.
+                if times.len() % spec.requests as usize == 0 {
+                    tokio::time::sleep(spec.tolerance() + spec.interval() * 2).await;
+                }
+            }
+            let worst = max_in_any_window(&times, spec.per);
+            assert!(worst <= spec.requests as usize, "{spec}: {worst}");
+            // And the burst was used: right after an idle gap, b permits at once.
+            if spec.burst > 1 {
+                assert!(
+                    max_in_any_window(&times, Duration::from_nanos(1)) >= spec.burst as usize,
+                    "{spec}"
+                );
+            }
+            // Tight: the busiest window holds N (burst, then N - b paced within W).
+            assert!(worst == spec.requests as usize, "{spec}: {worst}");
+        }
+    }
+
+    /// The reason for all this: a plain `per_minute(N)` (burst N, interval W/N) would let almost
+    /// 2N through in a minute, and the window count sees it.
+    #[tokio::test(start_paused = true)]
+    async fn a_naive_quota_is_caught_by_the_window_count() {
+        let n = 30;
+        let naive = LimitSpec::key(n, M).with_burst(n);
+        // Burst N and interval W/N, as governor's per_minute(N) does (no N - b + 1, no margin).
+        let mut g = Gcra {
+            spec: naive,
+            interval: M / n,
+            tolerance: (M / n) * (n - 1),
+            tat: Instant::now(),
+        };
+        let mut times = Vec::new();
+        for _ in 0..(2 * n) {
+            tokio::time::sleep_until(g.earliest()).await;
+            let now = Instant::now();
+            g.consume(now);
+            times.push(now);
+        }
+        let worst = max_in_any_window(&times, M);
+        assert!(worst > n as usize * 3 / 2, "{worst}");
+    }
+
+    #[test]
+    fn respec_keeps_the_state_of_limits_that_stay() {
+        let now = Instant::now();
+        let a = LimitSpec::key(2, S);
+        let b = LimitSpec::key(30, M).with_burst(5);
+        let mut limits = vec![Gcra::spent(a, now)];
+        limits[0].tat = now; // used: no longer spent
+        assert!(!respec(&mut limits, &[a, a], now));
+        assert!(respec(&mut limits, &[b, a], now));
+        assert_eq!(limits.len(), 2);
+        let kept = limits.iter().find(|l| l.spec == a).unwrap();
+        assert_eq!(kept.tat, now);
+        let new = limits.iter().find(|l| l.spec == b).unwrap();
+        assert_eq!(new.earliest(), now + b.interval());
+    }
+}
