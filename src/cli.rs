@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// deletion keeps looking for it, and a rejected retry is not taken as "nothing exists".
     #[arg(long, env = "STRATUS_CREATE_SETTLE", default_value = "2m", value_parser = parse_duration)]
     pub create_settle: Duration,
+    /// How long a rotated credential's previous value stays valid (and in the connection
+    /// Secret under `previous-` keys) before it is revoked.
+    #[arg(long, env = "STRATUS_ROTATION_GRACE", default_value = "24h", value_parser = parse_duration)]
+    pub rotation_grace: Duration,
     /// How resources are observed: `bulk` (shared paged list snapshot) or `per-resource`
     /// (one GET per resource per resync, the common operator design; kept for benchmarks).
     #[arg(long, env = "STRATUS_OBSERVE_MODE", value_enum, default_value_t = ObserveMode::Bulk)]

@@ -168,6 +168,7 @@ fn settings(args: &RunArgs) -> Settings {
     Settings {
         resync: args.resync_interval,
         create_settle: args.create_settle,
+        rotation_grace: args.rotation_grace,
         per_resource_observe: args.observe_mode == ObserveMode::PerResource,
         ..Settings::default()
     }

@@ -15,6 +15,8 @@ mod harness;
 #[path = "engine/widget.rs"]
 mod widget;
 
+#[path = "engine/connection.rs"]
+mod connection;
 #[path = "engine/create.rs"]
 mod create;
 #[path = "engine/deletion.rs"]

@@ -18,6 +18,10 @@ pub const CREATE_PENDING: &str = "stratus.dev/create-pending";
 pub const CREATE_ATTEMPT: &str = "stratus.dev/create-attempt";
 /// Annotation overriding the periodic observation interval, e.g. "30s", "5m".
 pub const POLL_INTERVAL: &str = "stratus.dev/poll-interval";
+/// Annotation recording the connection Secret (JSON of [`ConnectionSecretStatus`], never a
+/// value): written in the same patch as the id after a create, and after every write of the
+/// Secret, so what the Secret holds survives a crash before the status write.
+pub const CONNECTION: &str = "stratus.dev/connection";
 /// The finalizer that keeps a resource until its cloud counterpart is gone.
 pub const FINALIZER: &str = "stratus.dev/finalizer";
 
@@ -39,6 +43,58 @@ impl Default for ProviderConfigReference {
             name: default_provider_config(),
         }
     }
+}
+
+/// A Secret in the object's own namespace (Crossplane's `writeConnectionSecretToRef`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretReference {
+    /// Name of the Secret.
+    pub name: String,
+}
+
+/// The spec fields of a kind whose resource produces credentials (API keys, tokens): embed it
+/// with `#[serde(flatten)]` and return it from `Adapter::connection_secret`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSecretSpec {
+    /// Write the credentials the cloud returns to this Secret (type `stratus.dev/connection`,
+    /// owned by this object) in the object's namespace. The operator never takes over a Secret
+    /// it did not create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_connection_secret_to_ref: Option<SecretReference>,
+    /// Change this to any new string (a date, a counter) to replace the credential: the new
+    /// value is written to the Secret, the previous one is kept under `previous-`-prefixed keys
+    /// for the operator's grace period and then revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_secret_rotation: Option<String>,
+}
+
+/// The connection Secret an object owns and the state of its credential: names, ids and
+/// times, never a value.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSecretStatus {
+    /// The Secret's name, in the object's namespace.
+    pub name: String,
+    /// The Secret's UID: every later write carries it as a precondition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// The cloud's non-secret name of the value in the Secret (a key id, a prefix); absent
+    /// when the Secret does not hold the credential's value (it was lost, or never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The keys of the value in the Secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// The `spec.connectionSecretRotation` the value answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<String>,
+    /// The version kept under `previous-` keys during the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    /// When every value but `version` is revoked (and the `previous-` keys removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_others_after: Option<String>,
 }
 
 /// What happens to the cloud resource when the Kubernetes object is deleted.
@@ -127,6 +183,9 @@ pub struct ManagedStatus {
     /// created again only through the same endpoint and key, never in another account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_through: Option<String>,
+    /// The connection Secret the object owns, for kinds that write one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_secret: Option<ConnectionSecretStatus>,
 }
 
 #[cfg(test)]

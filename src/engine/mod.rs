@@ -6,6 +6,7 @@
 pub mod annotations;
 pub mod backoff;
 pub mod conditions;
+pub mod connection;
 pub mod controller;
 pub mod providers;
 pub mod reconciler;
@@ -20,10 +21,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::api::common::{DeletionPolicy, ManagedStatus, ManagementPolicy};
+use crate::api::common::{ConnectionSecretSpec, DeletionPolicy, ManagedStatus, ManagementPolicy};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 pub use conditions::Readiness;
+pub use connection::{ConnectionDetails, Created, SecretBytes};
 pub use providers::{Connect, ProviderError, Providers};
 
 /// The Crossplane-style fields every managed resource spec has.
@@ -204,13 +206,52 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> Result<Option<Found<Self::Observed>>, CloudError>;
 
     /// Send `request` once, with `idempotency_key` (no retries inside: the engine decides).
+    /// A kind whose resource is a credential returns the value the cloud shows only in this
+    /// answer in [`Created::connection`]; every other kind returns `Ok(observed.into())`. The
+    /// engine writes that value to the connection Secret before it records the id, so it is
+    /// never lost without the engine knowing.
     async fn create(
         &self,
         cloud: &Self::Cloud,
         obj: &Self::Kind,
         request: &Self::CreateRequest,
         idempotency_key: Uuid,
-    ) -> Result<Self::Observed, CloudError>;
+    ) -> Result<Created<Self::Observed>, CloudError>;
+
+    /// The connection-Secret fields of the spec (`writeConnectionSecretToRef`,
+    /// `connectionSecretRotation`), for kinds whose resource produces a credential. `None`
+    /// (the default): the kind writes no Secret.
+    fn connection_secret(_obj: &Self::Kind) -> Option<&ConnectionSecretSpec> {
+        None
+    }
+
+    /// Issue a new value of the resource's credential (for a rotation, or because the value
+    /// is not in the Secret: lost in a crash between the create's answer and the Secret
+    /// write, or the resource was adopted). The values issued before stay valid until
+    /// [`revoke`](Self::revoke). `Ok(None)` (the default): the API cannot issue a new value;
+    /// the engine then reports a lost value to the user instead.
+    async fn replace(
+        &self,
+        _cloud: &Self::Cloud,
+        _obj: &Self::Kind,
+        _observed: &Self::Observed,
+    ) -> Result<Option<ConnectionDetails>, CloudError> {
+        Ok(None)
+    }
+
+    /// Revoke every value of the resource's credential except the one whose
+    /// [`version`](ConnectionDetails::version) is `keep` (the previous value after a rotation's
+    /// grace period, and any value whose answer was lost). Must be idempotent: it is repeated
+    /// after a crash. The default does nothing (an API that cannot revoke).
+    async fn revoke(
+        &self,
+        _cloud: &Self::Cloud,
+        _obj: &Self::Kind,
+        _observed: &Self::Observed,
+        _keep: &str,
+    ) -> Result<(), CloudError> {
+        Ok(())
+    }
 
     /// When the cloud made the resource, if it says (needed for [`Proof::NaturalKey`]).
     fn created_at(_observed: &Self::Observed) -> Option<jiff::Timestamp> {

@@ -20,12 +20,15 @@ use kube::runtime::reflector::Store;
 use super::annotations::{self, CREATE_REQUEST, Parsed};
 use super::backoff::Backoffs;
 use super::conditions::{self, Outcome, Readiness, Sync};
+use super::connection::{
+    CREATE_KEY_ANNOTATION, ConnectionDetails, Created, SecretError, Secrets, VERSION_ANNOTATION,
+};
 use super::providers::Account;
 use super::registry;
 use super::{Adapter, Blocked, Found, Freshness, Invalid, Plan, Proof, Providers};
 use crate::api::common::{
-    CREATE_ATTEMPT, CREATE_PENDING, CREATED_THROUGH, DeletionPolicy, EXTERNAL_NAME, FINALIZER,
-    ManagedStatus, PAUSED, allowed,
+    CONNECTION, CREATE_ATTEMPT, CREATE_PENDING, CREATED_THROUGH, Condition, ConnectionSecretStatus,
+    DeletionPolicy, EXTERNAL_NAME, FINALIZER, ManagedStatus, PAUSED, allowed,
 };
 use crate::cloud::throttle::{self, Priority};
 use crate::cloud::{CloudError, ErrorClass, idempotency::idempotency_key};
@@ -39,6 +42,13 @@ pub const CREATE_SETTLE: Duration = Duration::from_secs(120);
 /// Clock skew allowed between the operator (which writes the create-pending time) and the
 /// cloud (which reports when it created a resource).
 pub const CLOCK_SKEW: Duration = Duration::from_secs(10);
+
+/// How long a replaced credential's previous value stays valid, by default: a day, so every
+/// consumer restarts or re-reads the Secret (mounted Secrets refresh within about a minute).
+pub const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+/// The condition type reporting the connection Secret (for kinds that write one).
+pub const CONNECTION_SECRET: &str = "ConnectionSecret";
 
 /// Annotation with the digest of create-only inputs the cloud does not echo back.
 pub const CREATE_DIGEST: &str = "stratus.dev/create-digest";
@@ -73,6 +83,9 @@ pub struct Settings {
     pub stalled_cap: Duration,
     /// See [`CREATE_SETTLE`].
     pub create_settle: Duration,
+    /// How long a replaced credential's previous value stays valid (and in the connection
+    /// Secret under `previous-` keys) before it is revoked.
+    pub rotation_grace: Duration,
 }
 
 impl Default for Settings {
@@ -86,6 +99,7 @@ impl Default for Settings {
             stalled_initial: Duration::from_secs(10),
             stalled_cap: Duration::from_secs(300),
             create_settle: CREATE_SETTLE,
+            rotation_grace: ROTATION_GRACE,
         }
     }
 }
@@ -292,6 +306,17 @@ struct Reconcile<'a, A: Adapter> {
     /// create answered, or found after an answer was lost). The copy it read does not show that
     /// record yet, so what it observes next must not be taken for a resource a user named.
     recorded: std::sync::atomic::AtomicBool,
+    /// The connection Secret as recorded in the [`CONNECTION`] annotation, then as this
+    /// reconcile wrote it.
+    connection: std::sync::Mutex<Option<ConnectionSecretStatus>>,
+}
+
+/// How a step of the connection-Secret work ended.
+enum Maintained {
+    /// Carry on; the record needs a look again after this long, if at all.
+    Continue,
+    /// The reconcile ends here.
+    Done(Step),
 }
 
 impl<'a, A: Adapter> Reconcile<'a, A> {
@@ -309,7 +334,100 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             ),
             version: std::sync::Mutex::new(obj.meta().resource_version.clone()),
             recorded: std::sync::atomic::AtomicBool::new(false),
+            connection: std::sync::Mutex::new(
+                obj.annotations()
+                    .get(CONNECTION)
+                    .and_then(|v| serde_json::from_str(v).ok()),
+            ),
         }
+    }
+
+    fn connection(&self) -> Option<ConnectionSecretStatus> {
+        self.connection
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// The Secret the spec asks for and the rotation it asks for.
+    fn secret_ref(&self) -> Option<(String, Option<String>)> {
+        let spec = A::connection_secret(self.obj)?;
+        let name = spec.write_connection_secret_to_ref.as_ref()?.name.clone();
+        Some((name, spec.connection_secret_rotation.clone()))
+    }
+
+    fn secrets(&self) -> Secrets<'_, A::Kind> {
+        Secrets::new(self.ctx.kube.clone(), self.obj.as_ref())
+    }
+
+    fn secret_conflict(&self, name: &str) -> Invalid {
+        let ns = self.obj.meta().namespace.as_deref().unwrap_or("");
+        Invalid::new(
+            "SecretConflict",
+            format!(
+                "Secret {ns}/{name} exists and was not created for this {} (it lacks the {} label with this object's UID): the operator never takes over a Secret it does not own. Delete or rename that Secret, or set spec.writeConnectionSecretToRef.name to a free name",
+                A::Kind::kind(&()),
+                super::connection::OWNER_UID_LABEL
+            ),
+        )
+    }
+
+    /// Record the connection Secret in the [`CONNECTION`] annotation: a fact (what the Secret
+    /// holds now), so written whatever the object's version.
+    async fn record_connection(&self, record: ConnectionSecretStatus) -> Result<(), Error> {
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        self.annotate_unconditionally(&[(CONNECTION, Some(json))])
+            .await?;
+        if let Ok(mut g) = self.connection.lock() {
+            *g = Some(record);
+        }
+        Ok(())
+    }
+
+    /// When the recorded connection work is next due (revoking what a grace period kept).
+    fn connection_due(&self) -> Option<Duration> {
+        let after: Timestamp = self.connection()?.revoke_others_after?.parse().ok()?;
+        let left = Duration::try_from(after.duration_since(Timestamp::now())).unwrap_or_default();
+        Some(left + Duration::from_secs(1))
+    }
+
+    /// The `ConnectionSecret` condition: whether the Secret holds the credential's value.
+    fn connection_condition(&self, previous: &[Condition], now: &str) -> Option<Condition> {
+        let (name, _) = self.secret_ref()?;
+        let record = self.connection().filter(|r| r.name == name)?;
+        let ns = self.obj.meta().namespace.as_deref().unwrap_or("");
+        let (status, reason, message) = match &record.version {
+            Some(v) => (
+                "True",
+                "Written",
+                match (&record.previous_version, &record.revoke_others_after) {
+                    (Some(p), Some(t)) => format!(
+                        "Secret {ns}/{name} holds value {v}; the previous value {p} stays under previous- keys until {t}, then it is revoked"
+                    ),
+                    _ => format!("Secret {ns}/{name} holds value {v}"),
+                },
+            ),
+            None => (
+                "False",
+                "ValueLost",
+                format!(
+                    "Secret {ns}/{name} does not hold the credential's value: the cloud showed it only once and the operator could not write it (it stopped in between, or the resource was adopted), and this kind cannot issue a new value. Delete this object and create it again to get a new credential"
+                ),
+            ),
+        };
+        let since = previous
+            .iter()
+            .find(|c| c.type_ == CONNECTION_SECRET && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.to_string());
+        Some(Condition {
+            type_: CONNECTION_SECRET.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            last_transition_time: since,
+            observed_generation: self.obj.meta().generation,
+        })
     }
 
     fn version(&self) -> Option<String> {
@@ -607,11 +725,15 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     ) -> Result<(), Error> {
         let generation = self.obj.meta().generation;
         let previous = A::status(self.obj).cloned().unwrap_or_default();
-        let conditions = conditions::conditions(outcome, generation, &previous.conditions, &now());
+        let now = now();
+        let mut conditions =
+            conditions::conditions(outcome, generation, &previous.conditions, &now);
+        conditions.extend(self.connection_condition(&previous.conditions, &now));
         let managed = ManagedStatus {
             observed_generation: generation,
             conditions,
             created_through: self.created_through(),
+            connection_secret: self.connection(),
         };
         let body = A::status_body(observed, self.obj, managed);
         let current = serde_json::to_value(self.obj.as_ref())
@@ -665,9 +787,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     }
 
     fn steady_requeue(&self) -> Action {
-        Action::requeue(jittered(
-            self.poll_interval().unwrap_or(self.ctx.settings.resync),
-        ))
+        let every = jittered(self.poll_interval().unwrap_or(self.ctx.settings.resync));
+        Action::requeue(self.connection_due().map_or(every, |due| due.min(every)))
     }
 
     fn freshness(&self, transitional: bool) -> Freshness {
@@ -861,7 +982,12 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 Ok(None) => {}
                 Ok(Some(Ok(found))) => {
                     let found_id = A::external_id(&found);
-                    self.record_created(&found_id, &desired, &account).await?;
+                    let connection = match self.recovered_connection().await? {
+                        Ok(c) => c,
+                        Err(invalid) => return self.invalid(invalid, true).await,
+                    };
+                    self.record_created(&found_id, &desired, &account, connection)
+                        .await?;
                     self.event(
                         EventType::Normal,
                         "Created",
@@ -988,6 +1114,12 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             return Ok(Step::ok(Action::requeue(
                 A::transitional_poll(&observed).unwrap_or(self.ctx.settings.transitional_poll),
             )));
+        }
+        if let Maintained::Done(step) = self
+            .maintain_connection(&cloud, &observed, may.update)
+            .await?
+        {
+            return Ok(step);
         }
         match A::plan(&desired, &observed, self.annotation(CREATE_DIGEST)) {
             Plan::UpToDate => {
@@ -1145,26 +1277,319 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
     /// Record that `id` is the resource this object created: its id, what it was created with,
     /// and through which account; the pending marker goes.
+    /// `connection`: what the connection Secret holds, recorded in the same patch (so once the
+    /// id is recorded, the engine knows whether the credential's value reached the Secret).
     async fn record_created(
         &self,
         id: &str,
         desired: &A::Desired,
         account: &Account,
+        connection: Option<ConnectionSecretStatus>,
     ) -> Result<(), Error> {
         let through = account.fingerprint_for(&self.uid());
-        self.annotate_unconditionally(&[
+        let mut values = vec![
             (EXTERNAL_NAME, Some(id.to_string())),
             (CREATE_PENDING, None),
             (CREATE_REQUEST, None),
             (CREATE_DIGEST, Some(recorded_digest::<A>(desired))),
             (CREATED_THROUGH, Some(through.clone())),
-        ])
-        .await?;
+        ];
+        if let Some(c) = &connection {
+            values.push((
+                CONNECTION,
+                Some(serde_json::to_string(c).unwrap_or_default()),
+            ));
+        }
+        self.annotate_unconditionally(&values).await?;
+        if let Some(c) = connection
+            && let Ok(mut g) = self.connection.lock()
+        {
+            *g = Some(c);
+        }
         self.set_created_through(Some(through));
         self.recorded
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
         Ok(())
+    }
+
+    /// Write the value a create answered to the claimed Secret; the record says what the
+    /// Secret holds (no version: the value is not in it, and is replaced or reported lost).
+    async fn write_created(
+        &self,
+        id: &str,
+        name: String,
+        uid: String,
+        rotation: Option<String>,
+        details: Option<ConnectionDetails>,
+        key: uuid::Uuid,
+    ) -> ConnectionSecretStatus {
+        let mut record = ConnectionSecretStatus {
+            name,
+            uid: Some(uid),
+            rotation,
+            ..Default::default()
+        };
+        let Some(details) = details else {
+            return record;
+        };
+        let uid = record.uid.clone().unwrap_or_default();
+        match self
+            .secrets()
+            .write(&record.name, &uid, &details, Some(&key.to_string()))
+            .await
+        {
+            Ok(_) => {
+                record.version = Some(details.version.clone());
+                record.keys = details.keys();
+            }
+            Err(e) => {
+                // The value is gone with this reconcile's memory: say so; the record without a
+                // version makes the next reconcile replace it (or report it lost).
+                record.uid = None;
+                let why = match e {
+                    SecretError::Conflict => {
+                        "it was replaced by another Secret of that name".to_string()
+                    }
+                    SecretError::Gone => "it was deleted meanwhile".to_string(),
+                    SecretError::Kube(e) => e.to_string(),
+                };
+                self.event(
+                    EventType::Warning,
+                    "ConnectionSecretWriteFailed",
+                    "Create",
+                    format!(
+                        "could not write the credential of {id} to Secret {}: {why}",
+                        record.name
+                    ),
+                )
+                .await;
+            }
+        }
+        record
+    }
+
+    /// After a create whose answer was lost, what the connection Secret holds: the value, if
+    /// that create's answer reached it before the crash (told by the create key the Secret
+    /// carries); otherwise nothing, which the next step replaces or reports lost. `Err`: the
+    /// Secret is not ours.
+    async fn recovered_connection(
+        &self,
+    ) -> Result<Result<Option<ConnectionSecretStatus>, Invalid>, Error> {
+        let Some((name, rotation)) = self.secret_ref() else {
+            return Ok(Ok(None));
+        };
+        let secret = match self.secrets().claim(&name).await {
+            Ok(s) => s,
+            Err(SecretError::Conflict) => return Ok(Err(self.secret_conflict(&name))),
+            Err(SecretError::Gone) => return Ok(Ok(None)),
+            Err(SecretError::Kube(e)) => return Err(e.into()),
+        };
+        let attempt = self.notes.as_ref().map(|p| p.create_attempt).unwrap_or(0);
+        let key = idempotency_key(&self.uid(), A::CONTROLLER, attempt).to_string();
+        let notes = secret.metadata.annotations.clone().unwrap_or_default();
+        let holds = notes.get(CREATE_KEY_ANNOTATION) == Some(&key);
+        // Only the key names are taken from the answer, never a value.
+        let keys: Vec<String> = secret
+            .data
+            .as_ref()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(Ok(Some(ConnectionSecretStatus {
+            name,
+            uid: secret.metadata.uid.clone(),
+            version: notes
+                .get(VERSION_ANNOTATION)
+                .filter(|_| holds && !keys.is_empty())
+                .cloned(),
+            keys: if holds { keys } else { Vec::new() },
+            rotation,
+            ..Default::default()
+        })))
+    }
+
+    /// Keep the connection Secret of an existing resource: revoke what a grace period kept once
+    /// it is over; put a value in a Secret that lacks one (lost at create, adopted resource, new
+    /// Secret name) or rotate on request, through [`Adapter::replace`]; report a value that is
+    /// lost for good. Values are only ever written by these steps and at create: an observation
+    /// never clears them.
+    async fn maintain_connection(
+        &self,
+        cloud: &A::Cloud,
+        observed: &A::Observed,
+        may_update: bool,
+    ) -> Result<Maintained, Error> {
+        let Some((name, rotation)) = self.secret_ref() else {
+            return Ok(Maintained::Continue);
+        };
+        let id = A::external_id(observed);
+        let adapter = &self.ctx.adapter;
+        let readiness = A::readiness(observed);
+        let mine = |r: &ConnectionSecretStatus| r.name == name;
+        // 1. A grace period is over: revoke every value but the current one.
+        if may_update
+            && let Some(r) = self.connection().filter(mine)
+            && let (Some(version), Some(after)) = (&r.version, &r.revoke_others_after)
+            && after
+                .parse::<Timestamp>()
+                .is_ok_and(|t| t <= Timestamp::now())
+        {
+            if let Err(e) = adapter.revoke(cloud, self.obj, observed, version).await {
+                return Ok(Maintained::Done(
+                    self.fail(Some(observed), readiness, Self::cloud_sync(&e))
+                        .await?,
+                ));
+            }
+            if let Some(uid) = &r.uid {
+                match self.secrets().drop_previous(&name, uid, &r.keys).await {
+                    Ok(()) | Err(SecretError::Gone | SecretError::Conflict) => {}
+                    Err(SecretError::Kube(e)) => return Err(e.into()),
+                }
+            }
+            let previous = r.previous_version.clone();
+            let version = version.clone();
+            self.record_connection(ConnectionSecretStatus {
+                previous_version: None,
+                revoke_others_after: None,
+                ..r
+            })
+            .await?;
+            self.event(
+                EventType::Normal,
+                "CredentialRevoked",
+                "Update",
+                match previous {
+                    Some(p) => format!("Revoked value {p} of {id}'s credential and removed it from Secret {name}; {version} stays"),
+                    None => format!("Revoked every value of {id}'s credential but {version}, the one in Secret {name}"),
+                },
+            )
+            .await;
+        }
+        // 2. A value to put in the Secret, or a rotation to make.
+        let current = self.connection().filter(mine);
+        let needs_value = current.as_ref().is_none_or(|r| r.version.is_none());
+        let rotate = !needs_value && current.as_ref().is_some_and(|r| r.rotation != rotation);
+        if !(needs_value || rotate) || !may_update {
+            return Ok(Maintained::Continue);
+        }
+        if rotate
+            && current
+                .as_ref()
+                .is_some_and(|r| r.revoke_others_after.is_some())
+        {
+            // One rotation at a time: the next starts once the previous value is revoked.
+            return Ok(Maintained::Continue);
+        }
+        let uid = match current.as_ref().and_then(|r| r.uid.clone()) {
+            Some(uid) if rotate => uid,
+            _ => match self.secrets().claim(&name).await {
+                Ok(s) => s.metadata.uid.unwrap_or_default(),
+                Err(SecretError::Conflict) => {
+                    return Ok(Maintained::Done(
+                        self.invalid(self.secret_conflict(&name), true).await?,
+                    ));
+                }
+                Err(SecretError::Gone) => return Ok(Maintained::Continue),
+                Err(SecretError::Kube(e)) => return Err(e.into()),
+            },
+        };
+        let details = match adapter.replace(cloud, self.obj, observed).await {
+            Ok(Some(d)) => d,
+            Ok(None) if needs_value => {
+                let lost = ConnectionSecretStatus {
+                    name: name.clone(),
+                    uid: Some(uid),
+                    rotation,
+                    ..Default::default()
+                };
+                // Reported once: until the condition says so.
+                let reported = A::status(self.obj).is_some_and(|st| {
+                    conditions::find(&st.conditions, CONNECTION_SECRET)
+                        .is_some_and(|c| c.reason == "ValueLost")
+                });
+                if current.as_ref() != Some(&lost) {
+                    self.record_connection(lost).await?;
+                }
+                if !reported {
+                    self.event(
+                        EventType::Warning,
+                        "ConnectionSecretLost",
+                        "Create",
+                        format!(
+                            "The value of {id}'s credential is not in Secret {name}: the cloud shows it only once, and the operator stopped before writing it (or the resource was adopted); this kind cannot issue a new value. Delete this object and create it again to get a new credential, or revoke {id} in the cloud if it must not stay valid"
+                        ),
+                    )
+                    .await;
+                }
+                return Ok(Maintained::Continue);
+            }
+            Ok(None) => {
+                self.event(
+                    EventType::Warning,
+                    "RotationUnsupported",
+                    "Update",
+                    format!("{id}'s credential cannot be replaced by this kind: spec.connectionSecretRotation has no effect; create a new object to get a new credential"),
+                )
+                .await;
+                return Ok(Maintained::Continue);
+            }
+            Err(e) => {
+                return Ok(Maintained::Done(
+                    self.fail(Some(observed), readiness, Self::cloud_sync(&e))
+                        .await?,
+                ));
+            }
+        };
+        let written = match &current {
+            Some(r) if rotate => self.secrets().rotate(&name, &uid, &r.keys, &details).await,
+            _ => self.secrets().write(&name, &uid, &details, None).await,
+        };
+        match written {
+            Ok(_) => {}
+            Err(SecretError::Conflict | SecretError::Gone) => {
+                // Replaced or deleted behind our back: claim it afresh next time; the value
+                // just issued is revoked with the next one's grace period.
+                self.record_connection(ConnectionSecretStatus {
+                    name: name.clone(),
+                    rotation: current.as_ref().and_then(|r| r.rotation.clone()),
+                    ..Default::default()
+                })
+                .await?;
+                return Ok(Maintained::Done(Step::ok(Action::requeue(STALE_RETRY))));
+            }
+            Err(SecretError::Kube(e)) => return Err(e.into()),
+        }
+        let grace = self.ctx.settings.rotation_grace;
+        let until = Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(grace).unwrap_or_default())
+            .unwrap_or_else(|_| Timestamp::now());
+        let previous = current
+            .as_ref()
+            .filter(|_| rotate)
+            .and_then(|r| r.version.clone());
+        self.record_connection(ConnectionSecretStatus {
+            name: name.clone(),
+            uid: Some(uid),
+            version: Some(details.version.clone()),
+            keys: details.keys(),
+            rotation,
+            previous_version: previous.clone(),
+            revoke_others_after: Some(until.to_string()),
+        })
+        .await?;
+        let message = match previous {
+            Some(p) => format!(
+                "Rotated {id}'s credential: Secret {name} holds value {}; the previous value {p} stays under previous- keys and valid until {until}, then it is revoked",
+                details.version
+            ),
+            None => format!(
+                "Wrote a new value ({}) of {id}'s credential to Secret {name}, whose value was not known; every other value is revoked at {until}",
+                details.version
+            ),
+        };
+        self.event(EventType::Normal, "CredentialReplaced", "Update", message)
+            .await;
+        Ok(Maintained::Continue)
     }
 
     /// The crash-safe create protocol (design-notes §1): record the request and mark it
@@ -1220,15 +1645,42 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
         };
         let key = idempotency_key(&self.uid(), A::CONTROLLER, attempt);
+        // The connection Secret is claimed before anything is sent: a Secret of that name that
+        // is not ours stops the create here, and the value the answer carries has a Secret to
+        // go to.
+        let claimed = match self.secret_ref() {
+            None => None,
+            Some((name, rotation)) => match self.secrets().claim(&name).await {
+                Ok(secret) => Some((name, secret.metadata.uid.unwrap_or_default(), rotation)),
+                Err(SecretError::Conflict) => {
+                    return self.invalid(self.secret_conflict(&name), true).await;
+                }
+                Err(SecretError::Gone) => return Ok(Step::ok(Action::requeue(STALE_RETRY))),
+                Err(SecretError::Kube(e)) => return Err(e.into()),
+            },
+        };
         match self
             .ctx
             .adapter
             .create(cloud, self.obj, &request, key)
             .await
         {
-            Ok(created) => {
+            Ok(Created {
+                observed: created,
+                connection,
+            }) => {
                 let id = A::external_id(&created);
-                self.record_created(&id, desired, account).await?;
+                // The value is written before the id is recorded: once the id is recorded, the
+                // record says whether the Secret holds the value.
+                let connection = match claimed {
+                    Some((name, uid, rotation)) => Some(
+                        self.write_created(&id, name, uid, rotation, connection, key)
+                            .await,
+                    ),
+                    None => None,
+                };
+                self.record_created(&id, desired, account, connection)
+                    .await?;
                 self.event(
                     EventType::Normal,
                     "Created",
@@ -1433,6 +1885,29 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         }
     }
 
+    /// The connection Secret this object may own: the recorded one, or the one the spec names
+    /// (claimed before a create whose id was never recorded).
+    fn owned_secret_name(&self) -> Option<String> {
+        self.connection()
+            .map(|r| r.name)
+            .or_else(|| self.secret_ref().map(|(name, _)| name))
+    }
+
+    /// Delete the connection Secret with the deleted resource: the recorded one, by its UID;
+    /// one claimed but never recorded goes with the object, by its owner reference.
+    async fn delete_secret(&self) -> Result<(), Error> {
+        if let Some(r) = self.connection()
+            && let Some(uid) = &r.uid
+        {
+            match self.secrets().delete(&r.name, uid).await {
+                Ok(()) => {}
+                Err(SecretError::Kube(e)) => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Deletion: keep the finalizer until the cloud says the resource is gone.
     async fn cleanup(&self) -> Result<Step, Error> {
         if !self
@@ -1458,6 +1933,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             return self.settle(readiness, Sync::Paused).await;
         }
         if orphan {
+            // The credential stays valid in the cloud: so does the Secret holding its value.
+            if let Some(name) = self.owned_secret_name() {
+                match self.secrets().orphan(&name).await {
+                    Ok(()) => {}
+                    Err(SecretError::Kube(e)) => return Err(e.into()),
+                    Err(_) => {}
+                }
+            }
             if let Some(id) = self.annotation(EXTERNAL_NAME) {
                 self.event(
                     EventType::Normal,
@@ -1530,6 +2013,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
         }
         let Some(id) = id else {
+            self.delete_secret().await?;
             self.forget();
             self.remove_finalizer().await?;
             return Ok(Step::ok(Action::await_change()));
@@ -1585,6 +2069,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     format!("Deleted {id}"),
                 )
                 .await;
+                // Only once the credential is gone from the cloud.
+                self.delete_secret().await?;
                 self.forget();
                 self.remove_finalizer().await?;
                 Ok(Step::ok(Action::await_change()))

@@ -18,12 +18,13 @@ use kube::ResourceExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use stratus::api::common::ConnectionSecretSpec;
 use stratus::api::common::ManagedStatus;
 use stratus::api::provider_config::ProviderConfigSpec;
 use stratus::cloud::{ApiKey, CloudError};
 use stratus::engine::{
-    Adapter, Blocked, Connect, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, ProviderError,
-    Readiness,
+    Adapter, Blocked, Connect, ConnectionDetails, Created, Found, Freshness, Invalid, ManagedSpec,
+    Plan, Proof, ProviderError, Readiness,
 };
 use uuid::Uuid;
 
@@ -37,6 +38,8 @@ pub enum Method {
     Create,
     Act,
     Delete,
+    Replace,
+    Revoke,
 }
 
 /// What the next call of a method does instead of answering honestly.
@@ -61,6 +64,8 @@ pub enum Call {
     Create { key: Uuid, request: WidgetRequest },
     Act { id: String, action: Resize },
     Delete { id: String },
+    Replace { id: String },
+    Revoke { id: String, keep: String },
 }
 
 impl Call {
@@ -71,6 +76,8 @@ impl Call {
             Call::Create { .. } => Method::Create,
             Call::Act { .. } => Method::Act,
             Call::Delete { .. } => Method::Delete,
+            Call::Replace { .. } => Method::Replace,
+            Call::Revoke { .. } => Method::Revoke,
         }
     }
 }
@@ -131,6 +138,11 @@ pub struct FakeCloud {
     /// of by ownership marker.
     natural_key: AtomicBool,
     connects: AtomicU64,
+    /// Every credential value issued: version → (widget id, value, still valid).
+    credentials: Mutex<BTreeMap<String, (String, String, bool)>>,
+    next_version: AtomicU64,
+    /// The adapter offers no `replace` (like an API that shows a value once and never again).
+    no_replace: AtomicBool,
 }
 
 /// Fake clouds by ProviderConfig name: what [`Connect`] hands the engine.
@@ -209,6 +221,69 @@ impl FakeCloud {
             .collect()
     }
 
+    pub fn without_replace(&self) {
+        self.no_replace.store(true, Ordering::SeqCst);
+    }
+
+    /// Issue a new credential value for widget `id`.
+    fn issue(&self, id: &str) -> ConnectionDetails {
+        let n = self.next_version.fetch_add(1, Ordering::SeqCst) + 1;
+        let version = format!("{id}-v{n}");
+        let value = format!("s3cr3t-{}", Uuid::new_v4().simple());
+        self.credentials
+            .lock()
+            .insert(version.clone(), (id.into(), value.clone(), true));
+        ConnectionDetails::new(version).with("token", value)
+    }
+
+    /// The value of credential `version`.
+    pub fn value(&self, version: &str) -> Option<String> {
+        self.credentials.lock().get(version).map(|c| c.1.clone())
+    }
+
+    /// Every value ever issued (to check none leaks).
+    pub fn values(&self) -> Vec<String> {
+        self.credentials
+            .lock()
+            .values()
+            .map(|c| c.1.clone())
+            .collect()
+    }
+
+    /// The versions of widget `id`'s credential that are still valid.
+    pub fn valid(&self, id: &str) -> Vec<String> {
+        self.credentials
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.0 == id && c.2)
+            .map(|(v, _)| v.clone())
+            .collect()
+    }
+
+    fn replace(&self, id: &str) -> Result<ConnectionDetails, CloudError> {
+        self.call(Call::Replace { id: id.into() }, |things| {
+            if !things.contains_key(id) {
+                return Err(not_found());
+            }
+            Ok(())
+        })?;
+        Ok(self.issue(id))
+    }
+
+    fn revoke(&self, id: &str, keep: &str) -> Result<(), CloudError> {
+        let call = Call::Revoke {
+            id: id.into(),
+            keep: keep.into(),
+        };
+        self.call(call, |_| Ok(()))?;
+        for (v, c) in self.credentials.lock().iter_mut() {
+            if c.0 == id && v != keep {
+                c.2 = false;
+            }
+        }
+        Ok(())
+    }
+
     pub fn connects(&self) -> u64 {
         self.connects.load(Ordering::SeqCst)
     }
@@ -276,7 +351,8 @@ impl FakeCloud {
         })
     }
 
-    fn create(&self, key: Uuid, request: &WidgetRequest) -> Result<Thing, CloudError> {
+    /// A create answers the new widget and its credential's value (shown only here).
+    fn create(&self, key: Uuid, request: &WidgetRequest) -> Result<Created<Thing>, CloudError> {
         let call = Call::Create {
             key,
             request: request.clone(),
@@ -292,7 +368,11 @@ impl FakeCloud {
                 created_at: Timestamp::now(),
             };
             things.insert(thing.id.clone(), thing.clone());
-            Ok(thing)
+            let connection = Some(self.issue(&thing.id));
+            Ok(Created {
+                observed: thing,
+                connection,
+            })
         })
     }
 
@@ -482,8 +562,34 @@ impl Adapter for FakeAdapter {
         _obj: &Widget,
         request: &WidgetRequest,
         idempotency_key: Uuid,
-    ) -> Result<Thing, CloudError> {
+    ) -> Result<Created<Thing>, CloudError> {
         cloud.0.create(idempotency_key, request)
+    }
+
+    fn connection_secret(obj: &Widget) -> Option<&ConnectionSecretSpec> {
+        Some(&obj.spec.connection)
+    }
+
+    async fn replace(
+        &self,
+        cloud: &FakeHandle,
+        _obj: &Widget,
+        observed: &Thing,
+    ) -> Result<Option<ConnectionDetails>, CloudError> {
+        if cloud.0.no_replace.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        cloud.0.replace(&observed.id).map(Some)
+    }
+
+    async fn revoke(
+        &self,
+        cloud: &FakeHandle,
+        _obj: &Widget,
+        observed: &Thing,
+        keep: &str,
+    ) -> Result<(), CloudError> {
+        cloud.0.revoke(&observed.id, keep)
     }
 
     fn created_at(observed: &Thing) -> Option<Timestamp> {

@@ -48,22 +48,7 @@ impl Env {
         let provider_config =
             common::provider_config(&ns, "http://127.0.0.1:9/fake", "fake-api-key", None).await;
         let cloud = FakeCloud::register(&provider_config);
-        let (store, writer) = reflector::store();
-        let ctx = Arc::new(Context {
-            kube: ns.client.clone(),
-            adapter: FakeAdapter,
-            providers: Arc::new(Providers::new(ns.client.clone())),
-            recorder: Recorder::new(
-                ns.client.clone(),
-                Reporter {
-                    controller: "stratus-engine-test".into(),
-                    instance: None,
-                },
-            ),
-            backoffs: Default::default(),
-            settings,
-            peers: vec![store],
-        });
+        let (ctx, writer) = Self::context(&ns.client, settings);
         let widgets = ns.api();
         Self {
             ns,
@@ -73,6 +58,36 @@ impl Env {
             provider_config,
             peers: parking_lot::Mutex::new(writer),
         }
+    }
+
+    fn context(
+        client: &kube::Client,
+        settings: Settings,
+    ) -> (Arc<Context<FakeAdapter>>, Writer<Widget>) {
+        let (store, writer) = reflector::store();
+        let ctx = Arc::new(Context {
+            kube: client.clone(),
+            adapter: FakeAdapter,
+            providers: Arc::new(Providers::new(client.clone())),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: "stratus-engine-test".into(),
+                    instance: None,
+                },
+            ),
+            backoffs: Default::default(),
+            settings,
+            peers: vec![store],
+        });
+        (ctx, writer)
+    }
+
+    /// A restart of the operator: a new Context (nothing kept in memory), same settings.
+    pub fn restart(&mut self) {
+        let (ctx, writer) = Self::context(&self.ns.client, self.ctx.settings.clone());
+        self.ctx = ctx;
+        self.peers = parking_lot::Mutex::new(writer);
     }
 
     /// Put the current version of `name` in the peers store, as the controller's watch would.

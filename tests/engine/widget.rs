@@ -10,7 +10,7 @@ use kube::{Api, Client, CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use stratus::api::common::{
-    DeletionPolicy, ManagedStatus, ManagementPolicy, ProviderConfigReference,
+    ConnectionSecretSpec, DeletionPolicy, ManagedStatus, ManagementPolicy, ProviderConfigReference,
     default_management_policies,
 };
 use tokio::sync::OnceCell;
@@ -32,6 +32,10 @@ pub struct WidgetSpec {
     #[serde(default = "default_management_policies")]
     pub management_policies: Vec<ManagementPolicy>,
     pub for_provider: WidgetParameters,
+    /// `writeConnectionSecretToRef` and `connectionSecretRotation`: a widget comes with a
+    /// credential the fake cloud shows once.
+    #[serde(flatten)]
+    pub connection: ConnectionSecretSpec,
 }
 
 /// The desired widget: a name the cloud cannot change once made, and a size it can.

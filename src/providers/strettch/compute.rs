@@ -13,7 +13,7 @@ use crate::api::common::ManagedStatus;
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
-    Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
+    Adapter, Blocked, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
 };
 use crate::providers::strettch::api::compute::{
     Compute, ComputeObservation, ComputeParameters, PowerState,
@@ -380,10 +380,10 @@ impl Adapter for ComputeAdapter {
         _obj: &Compute,
         req: &ComputeCreate,
         key: Uuid,
-    ) -> Result<model::Compute, CloudError> {
+    ) -> Result<Created<model::Compute>, CloudError> {
         let created = cloud.client.create_compute(req, key).await?;
         cloud.computes.put(created.clone());
-        Ok(created)
+        Ok(created.into())
     }
 
     fn created_at(o: &model::Compute) -> Option<jiff::Timestamp> {

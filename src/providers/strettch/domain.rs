@@ -16,7 +16,7 @@ use crate::api::common::{EXTERNAL_NAME, ManagedStatus};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
-    Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
+    Adapter, Blocked, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
 };
 use crate::providers::strettch::api::domain::{Domain, DomainObservation};
 
@@ -357,12 +357,12 @@ impl Adapter for DomainAdapter {
         obj: &Domain,
         req: &DomainCreate,
         key: Uuid,
-    ) -> Result<model::Domain, CloudError> {
+    ) -> Result<Created<model::Domain>, CloudError> {
         let d = req;
         match cloud.client.create_domain(req, key).await {
             Ok(created) => {
                 cloud.domains.put(created.clone());
-                Ok(created)
+                Ok(created.into())
             }
             Err(e) if e.code() == model::codes::CONFLICT => {
                 // Say who holds the name when it is another object of this cluster.

@@ -26,7 +26,7 @@ use crate::api::common::{CREATE_PENDING, EXTERNAL_NAME, ManagedStatus};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
-    Adapter, Blocked, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
+    Adapter, Blocked, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
 };
 use crate::providers::strettch::api::Compute;
 use crate::providers::strettch::api::dns_record::{
@@ -486,7 +486,7 @@ impl Adapter for DnsRecordAdapter {
         obj: &DnsRecord,
         request: &RecordCreate,
         key: Uuid,
-    ) -> Result<ObservedRecord, CloudError> {
+    ) -> Result<Created<ObservedRecord>, CloudError> {
         // No listing first: an identical record that exists already is refused by the API (or,
         // where identical records are allowed, is someone else's), never adopted silently.
         let created = match cloud
@@ -505,10 +505,10 @@ impl Adapter for DnsRecordAdapter {
             Err(e) => return Err(e),
         };
         cloud.records(&request.domain_id).put(created.clone());
-        Ok(ObservedRecord {
+        Ok(Created::from(ObservedRecord {
             domain_id: request.domain_id.clone(),
             record: created,
-        })
+        }))
     }
 
     fn created_at(o: &ObservedRecord) -> Option<jiff::Timestamp> {
