@@ -16,8 +16,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use rand::Rng;
 use serde_json::json;
 use stratus::providers::strettch::api::{DnsRecord, Domain};
-use stratus::providers::strettch::model::DomainStatus;
 use stratus::providers::strettch::sim::SimConfig;
+use stratus::providers::strettch::sim::wire::DomainStatus;
 
 const T: Duration = Duration::from_secs(60);
 const RECORD_POSTS: &str = "POST /domains/{id}/records";

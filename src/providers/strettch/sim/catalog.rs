@@ -1,6 +1,6 @@
 //! The sandbox catalog: specifications (ordered by size), images and regions.
 
-use crate::providers::strettch::model::{Image, Region, Specification};
+use super::wire::{Image, Region, Specification};
 
 /// (id, slug, vcpus, memory MiB, storage GB), smallest first: upsize moves right only.
 const SPECS: [(&str, &str, u32, u64, u64); 5] = [

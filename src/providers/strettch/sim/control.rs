@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 
 use super::reply::SimError;
 use super::routes::{P, json_body, method_not_allowed};
+use super::wire::DomainStatus;
 use super::{Faults, Sim, validate};
-use crate::providers::strettch::model::DomainStatus;
 
 /// The most computes one seed request may create.
 const MAX_SEED: usize = 100_000;

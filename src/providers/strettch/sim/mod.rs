@@ -20,6 +20,7 @@ mod reply;
 mod routes;
 mod state;
 mod validate;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,8 +40,8 @@ use tokio::task::JoinHandle;
 pub use rate_limit::{KeyStats, SimStats};
 pub use state::RecordGroup;
 
-use crate::providers::strettch::model::{Compute, Domain, DomainStatus, Record};
 use state::{State, Timing};
+use wire::{Compute, Domain, DomainStatus, Record};
 
 /// The longest delay or TTL the flags accept (ten years), so durations never overflow.
 const MAX_SECONDS: f64 = 315_360_000.0;

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::providers::strettch::model::{Envelope, ErrorBody, PageMeta, codes};
+use super::wire::{Envelope, ErrorBody, PageMeta, codes};
 
 /// RFC 3339 time of now, with milliseconds.
 pub fn now_rfc3339() -> String {
@@ -40,11 +40,11 @@ pub fn success<T: Serialize>(
     let request_id = uuid::Uuid::new_v4().to_string();
     let env = Envelope {
         success: true,
-        message: Some(message.to_string()),
+        message: message.to_string(),
         data,
         meta,
-        request_id: Some(request_id.clone()),
-        timestamp: Some(now_rfc3339()),
+        request_id: request_id.clone(),
+        timestamp: now_rfc3339(),
     };
     match serde_json::to_vec(&env) {
         Ok(body) => json_response(status, &request_id, body),
@@ -130,8 +130,8 @@ impl IntoResponse for SimError {
             success: false,
             code: self.code.to_string(),
             message: self.message,
-            request_id: Some(request_id.clone()),
-            timestamp: Some(now_rfc3339()),
+            request_id: request_id.clone(),
+            timestamp: now_rfc3339(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
             br#"{"success":false,"code":"INTERNAL_SERVER_ERROR","message":"encoding failed"}"#

@@ -23,9 +23,7 @@ use super::gate::{self, API_PREFIX};
 use super::reply::{SimError, success};
 use super::state::{Action, IdemCheck, State as SimState};
 use super::validate::{self, Kind};
-use crate::providers::strettch::model::{
-    ComputeCreate, DomainCreate, Health, PageMeta, RecordWrite, UpsizeRequest,
-};
+use super::wire::{ComputeCreate, DomainCreate, Health, PageMeta, RecordWrite, UpsizeRequest};
 
 type Answer = Result<Response, SimError>;
 

@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::catalog;
 use super::reply::{SimError, rfc3339};
 use super::validate;
-use crate::providers::strettch::model::{
-    Compute, ComputeCreate, ComputeState, Domain, DomainStatus, Record, RecordWrite,
+use super::wire::{
+    Compute, ComputeCreate, ComputeState, Domain, DomainStatus, Record, RecordType, RecordWrite,
 };
 
 /// The Strettch nameservers every domain is told to delegate to.
@@ -100,8 +100,8 @@ impl ComputeRec {
                 self.private_ipv4.clone()
             },
             tags: self.tags.clone(),
-            created_at: Some(rfc3339(self.created_at)),
-            updated_at: Some(rfc3339(self.updated_at)),
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(self.updated_at),
         }
     }
 }
@@ -136,8 +136,8 @@ impl DomainRec {
             domain: self.domain.clone(),
             status,
             nameservers: NAMESERVERS.iter().map(|s| s.to_string()).collect(),
-            created_at: Some(rfc3339(self.created_at)),
-            updated_at: Some(rfc3339(updated)),
+            created_at: rfc3339(self.created_at),
+            updated_at: rfc3339(updated),
         }
     }
 }
@@ -611,8 +611,8 @@ impl State {
             weight: w.weight,
             port: w.port,
             comment: w.comment,
-            created_at: Some(ts.clone()),
-            updated_at: Some(ts),
+            created_at: ts.clone(),
+            updated_at: ts,
         };
         d.records.push(rec.clone());
         Ok(rec)
@@ -628,7 +628,7 @@ impl State {
         for i in 0..n {
             let w = RecordWrite {
                 name: format!("seed-{i}"),
-                record_type: crate::providers::strettch::model::RecordType::A,
+                record_type: RecordType::A,
                 value: format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),
                 ttl: None,
                 priority: None,
@@ -678,7 +678,7 @@ impl State {
         r.weight = w.weight;
         r.port = w.port;
         r.comment = w.comment;
-        r.updated_at = Some(rfc3339(now));
+        r.updated_at = rfc3339(now);
         Ok(r.clone())
     }
 

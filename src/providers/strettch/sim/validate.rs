@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
-use crate::providers::strettch::model::{RecordType, RecordWrite};
+use super::wire::{RecordType, RecordWrite};
 
 /// Smallest and largest record TTL, in seconds.
 pub const TTL_MIN: u32 = 60;
