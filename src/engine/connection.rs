@@ -230,8 +230,11 @@ impl<'a, K: Resource<DynamicType = ()>> Secrets<'a, K> {
         create_key: Option<&str>,
     ) -> Result<Secret, SecretError> {
         // The data replaced whole, in one write: a JSON patch `add` replaces the member.
+        // The UID recorded and the owner label both: a UID copied into the annotation by
+        // someone who may edit the object never names a Secret that is not this object's.
         let ops = json!([
             {"op": "test", "path": "/metadata/uid", "value": uid},
+            self.test_owner(),
             {"op": "add", "path": "/data", "value": details.data()},
             {"op": "add", "path": format!("/metadata/annotations/{}", pointer(VERSION_ANNOTATION)), "value": details.version},
             {"op": "add", "path": format!("/metadata/annotations/{}", pointer(CREATE_KEY_ANNOTATION)), "value": create_key.unwrap_or("")},
@@ -248,7 +251,10 @@ impl<'a, K: Resource<DynamicType = ()>> Secrets<'a, K> {
         keys: &[String],
         details: &ConnectionDetails,
     ) -> Result<Secret, SecretError> {
-        let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": uid})];
+        let mut ops = vec![
+            json!({"op": "test", "path": "/metadata/uid", "value": uid}),
+            self.test_owner(),
+        ];
         for k in keys {
             ops.push(json!({"op": "copy", "from": format!("/data/{}", pointer(k)), "path": format!("/data/{}{}", PREVIOUS_PREFIX, pointer(k))}));
         }
@@ -271,6 +277,15 @@ impl<'a, K: Resource<DynamicType = ()>> Secrets<'a, K> {
         uid: &str,
         keys: &[String],
     ) -> Result<(), SecretError> {
+        // Proven ours first (owner label and UID), then the keys go; absent ones are fine.
+        self.json_patch(
+            name,
+            json!([
+                {"op": "test", "path": "/metadata/uid", "value": uid},
+                self.test_owner(),
+            ]),
+        )
+        .await?;
         let data: serde_json::Map<String, serde_json::Value> = keys
             .iter()
             .map(|k| (format!("{PREVIOUS_PREFIX}{k}"), serde_json::Value::Null))
@@ -297,6 +312,13 @@ impl<'a, K: Resource<DynamicType = ()>> Secrets<'a, K> {
 
     /// Delete the Secret with `uid` (a precondition: never another Secret of that name).
     pub async fn delete(&self, name: &str, uid: &str) -> Result<(), SecretError> {
+        // Only a Secret carrying this object's owner label (a test patch of nothing else), and
+        // then only the incarnation with that UID.
+        match self.json_patch(name, json!([self.test_owner()])).await {
+            Ok(_) => {}
+            Err(SecretError::Gone | SecretError::Conflict) => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 uid: Some(uid.into()),

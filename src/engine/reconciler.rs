@@ -62,6 +62,8 @@ fn recorded_digest<A: Adapter>(desired: &A::Desired) -> String {
 /// How soon a reconcile that read a stale copy looks again (the watch usually has the newer
 /// version by then; if not, it fails cheaply again, before any cloud call that acts).
 const STALE_RETRY: Duration = Duration::from_millis(500);
+/// The longest wait after repeated stale reads of one object.
+const STALE_RETRY_CAP: Duration = Duration::from_secs(10);
 
 /// Field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "stratus";
@@ -228,6 +230,9 @@ pub async fn reconcile<A: Adapter>(
             result: label.into(),
         })
         .inc();
+    if !matches!(result, Err(Error::Stale)) {
+        ctx.backoffs.reset(&stale_key(obj.as_ref()));
+    }
     match result {
         Ok(step) => {
             if let Some(reason) = &step.error_reason {
@@ -255,9 +260,14 @@ pub async fn reconcile<A: Adapter>(
 /// Requeue policy for Kubernetes errors (status writes, annotation patches).
 pub fn error_policy<A: Adapter>(obj: Arc<A::Kind>, err: &Error, ctx: Arc<Context<A>>) -> Action {
     if matches!(err, Error::Stale) {
-        // Routine: the watch brings the newer version; look again soon without backing off.
+        // Routine: the watch brings the newer version; look again soon, backing off (from
+        // 500 ms, at most 10 s) only if the object keeps changing under every attempt.
         debug!(controller = %registry::controller_name::<A>(), object = %key_of(obj.as_ref()), "stale read; retrying");
-        return Action::requeue(STALE_RETRY);
+        return Action::requeue(ctx.backoffs.fail(
+            &stale_key(obj.as_ref()),
+            STALE_RETRY,
+            STALE_RETRY_CAP,
+        ));
     }
     warn!(controller = %registry::controller_name::<A>(), object = %key_of(obj.as_ref()), error = %err, "reconcile failed");
     let s = &ctx.settings;
@@ -265,6 +275,11 @@ pub fn error_policy<A: Adapter>(obj: Arc<A::Kind>, err: &Error, ctx: Arc<Context
         ctx.backoffs
             .fail(&backoff_key(obj.as_ref()), s.retry_initial, s.retry_cap),
     )
+}
+
+/// Consecutive stale reads of one object incarnation (reset by any reconcile that got through).
+fn stale_key<K: Resource>(obj: &K) -> String {
+    format!("{}/stale", backoff_key(obj))
 }
 
 /// Backoff entries are per object incarnation: a re-created object (new UID) starts afresh.
@@ -529,8 +544,21 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     /// Another object that manages cloud id `id` (other than this one), by `namespace/name`.
     /// Of two objects naming one id that neither has recorded yet, the older one keeps it.
     fn claimant(&self, id: &str) -> Option<String> {
+        self.find_claimant(id, false)
+    }
+
+    /// [`claimant`](Self::claimant) for deleting `id`: an object that reports `id` as its own
+    /// yields only to another that reports it too, and a peer being deleted as well claims
+    /// nothing — otherwise a typo naming the id elsewhere, or deleting both objects at once
+    /// (a namespace), would leave the resource with no owner at all.
+    fn deletion_claimant(&self, id: &str) -> Option<String> {
+        self.find_claimant(id, true)
+    }
+
+    fn find_claimant(&self, id: &str, deleting: bool) -> Option<String> {
         let me = self.obj.meta();
         let mine_key = (me.creation_timestamp.as_ref().map(|t| t.0), me.uid.clone());
+        let i_report = A::reported_id(self.obj) == Some(id);
         self.ctx
             .peers
             .iter()
@@ -538,6 +566,9 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             .find(|other| {
                 let m = other.meta();
                 if m.uid.is_some() && m.uid == me.uid {
+                    return false;
+                }
+                if deleting && m.deletion_timestamp.is_some() {
                     return false;
                 }
                 let named = other
@@ -548,7 +579,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 if reported {
                     return true;
                 }
-                if !named {
+                if !named || (deleting && i_report) {
                     return false;
                 }
                 let recorded = other.annotations().contains_key(CREATE_DIGEST);
@@ -1821,6 +1852,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     /// The object is going away: drop what the controller keeps about it.
     fn forget(&self) {
         self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
+        self.ctx.backoffs.reset(&stale_key(self.obj.as_ref()));
     }
 
     /// Deleting an object without a recorded id: the resource a pending create may have made.
@@ -1896,6 +1928,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     /// Delete the connection Secret with the deleted resource: the recorded one, by its UID;
     /// one claimed but never recorded goes with the object, by its owner reference.
     async fn delete_secret(&self) -> Result<(), Error> {
+        // A kind that writes no connection Secret has none to delete, whatever the annotation
+        // says (anyone who may edit the object can write it).
+        if A::connection_secret(self.obj).is_none() {
+            return Ok(());
+        }
         if let Some(r) = self.connection()
             && let Some(uid) = &r.uid
         {
@@ -2018,7 +2055,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             self.remove_finalizer().await?;
             return Ok(Step::ok(Action::await_change()));
         };
-        if let Some(other) = self.claimant(&id) {
+        if let Some(other) = self.deletion_claimant(&id) {
             // Another object manages it (this one was refused as AlreadyManaged): deleting
             // this object must not delete that object's resource.
             self.event(

@@ -144,3 +144,35 @@ async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
     assert_eq!(ann(&now, EXTERNAL_NAME), ann(&recorded, EXTERNAL_NAME));
     env.stop().await;
 }
+
+/// The object that created a widget deletes it with itself even when another object names the
+/// same id by mistake (a typo in its external-name, with an earlier create recorded): the
+/// mistaken object is refused, and it must not make the creator orphan its widget.
+#[tokio::test]
+async fn a_creator_deletes_its_widget_even_while_another_object_names_it_by_mistake() {
+    let env = Env::start("eng-typo-claim").await;
+    env.create("first", json!({}), json!({})).await;
+    let first = env.until("first", 3, "settled", settled).await;
+    let id = ann(&first, EXTERNAL_NAME).unwrap().to_string();
+    // The second managed something before (its create-digest is there), then its external-name
+    // was changed to the first's id by a typo.
+    env.create(
+        "second",
+        json!({"forProvider": {"name": "first"}}),
+        json!({ EXTERNAL_NAME: id, CREATE_DIGEST: "" }),
+    )
+    .await;
+    env.publish("first").await;
+    env.publish("second").await;
+
+    env.delete("first").await;
+    env.publish("first").await;
+    env.until_gone("first", 3).await;
+    assert_eq!(
+        env.cloud.count(Method::Delete),
+        1,
+        "the creator deleted its widget instead of leaving it to the object that names it by mistake"
+    );
+    assert!(env.cloud.thing(&id).is_none());
+    env.stop().await;
+}
