@@ -1030,9 +1030,12 @@ async fn a_hundred_records_into_a_zone_of_a_hundred_cost_creates_not_zone_listin
         elapsed.as_secs_f64() / floor.as_secs_f64()
     );
     assert_eq!(creates, n as u64, "one create per record");
+    // A listing of the whole zone (2n records, 100 per page) is ⌈2n/100⌉ pages; what the
+    // observation of the new records shares may list it a few times, never once per create.
+    let pages_per_listing = (2 * n as u64).div_ceil(100);
     assert!(
-        listings <= 10,
-        "{listings} zone listings for {n} creates: creates must not each list the zone"
+        listings <= 3 * pages_per_listing,
+        "{listings} zone listing pages for {n} creates (one listing is {pages_per_listing}): creates must not each list the zone"
     );
     assert_eq!(env.sim.records(&zone).len(), 2 * n);
     env.stop().await;
