@@ -1091,10 +1091,17 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 None => !self.recorded_by_us(),
                 Some(reported) => reported != id.as_str(),
             };
+        // An id the status does not report yet is checked against the other objects even when
+        // the annotations say this operator recorded it: annotations are copied with the object
+        // (`kubectl get -o yaml` applied under another name, a restore), the status is not.
+        let unreported = A::reported_id(self.obj) != Some(id.as_str());
+        if (adopted || unreported)
+            && !recorded_here
+            && let Some(other) = self.claimant(&id)
+        {
+            return self.invalid(Self::already_managed(&id, &other), true).await;
+        }
         if adopted {
-            if let Some(other) = self.claimant(&id) {
-                return self.invalid(Self::already_managed(&id, &other), true).await;
-            }
             // Named by the user: not something this operator created.
             self.set_created_through(None);
             self.event(

@@ -176,3 +176,44 @@ async fn a_creator_deletes_its_widget_even_while_another_object_names_it_by_mist
     assert!(env.cloud.thing(&id).is_none());
     env.stop().await;
 }
+
+/// An object copied with its annotations (exported and applied under another name, or
+/// restored) looks like one whose id this operator recorded, but its status reports nothing:
+/// it is refused as AlreadyManaged, and deleting the copy leaves the original's widget alone.
+#[tokio::test]
+async fn a_copy_of_an_object_with_its_annotations_does_not_manage_the_same_widget() {
+    let env = Env::start("eng-copy").await;
+    env.create("first", json!({}), json!({})).await;
+    let first = env.until("first", 3, "settled", settled).await;
+    let id = ann(&first, EXTERNAL_NAME).unwrap().to_string();
+    let copied: serde_json::Map<String, serde_json::Value> = first
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("stratus.dev/"))
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    assert!(copied.contains_key(CREATE_DIGEST), "{copied:?}");
+    env.create(
+        "copy",
+        json!({"forProvider": {"name": "first"}}),
+        serde_json::Value::Object(copied),
+    )
+    .await;
+    env.publish("first").await;
+    env.publish("copy").await;
+    let copy = env.step("copy").await;
+    expect(&copy, "Stalled", "True", "AlreadyManaged");
+    env.delete("copy").await;
+    env.publish("copy").await;
+    env.until_gone("copy", 3).await;
+    assert_eq!(
+        env.cloud.count(Method::Delete),
+        0,
+        "the copy deleted the original's widget"
+    );
+    assert!(env.cloud.thing(&id).is_some());
+    env.stop().await;
+}
