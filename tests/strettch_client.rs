@@ -164,8 +164,8 @@ async fn every_endpoint_round_trips() {
         .list_computes_page(1, 20, Priority::Routine)
         .await
         .unwrap();
-    assert_eq!(page.meta.total, 1);
-    assert_eq!(page.items[0].id, created.id);
+    assert_eq!(page.page.as_ref().and_then(|p| p.total), Some(1));
+    assert_eq!(page.data[0].id, created.id);
 
     wait_for_state(&c, &created.id, ComputeState::Running).await;
     assert_eq!(

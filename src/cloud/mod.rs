@@ -6,6 +6,7 @@ pub mod idempotency;
 pub mod retry;
 pub mod secret;
 pub mod throttle;
+pub mod transport;
 
 pub use error::{CloudError, ErrorClass};
 pub use secret::ApiKey;

@@ -35,7 +35,10 @@ impl KeyThrottle {
             remaining,
             reset,
             date,
+            window,
         } = headers;
+        // Only a per-second limit is compared with the pace here.
+        let limit = limit.filter(|_| window.is_none_or(|w| w == DEFAULT_WINDOW));
         if let Some(r) = remaining {
             crate::metrics::global().budget_remaining(
                 &self.provider,
@@ -106,6 +109,8 @@ pub struct RateLimitHeaders {
     pub reset: Option<u64>,
     /// The answer's `Date` header, unix seconds: the server's clock, truncated to the second.
     pub date: Option<u64>,
+    /// The window `limit` counts over (`None`: one second).
+    pub window: Option<Duration>,
 }
 
 /// A [`Priority::Routine`] request that gave its place up: no permit could be had within
@@ -210,6 +215,7 @@ mod tests {
             remaining,
             reset,
             date,
+            window: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod dns_record;
 pub mod domain;
 pub mod model;
 pub mod sim;
+pub mod wire;
 
 use crate::engine::registry::{Kind, ManagedKind};
 
