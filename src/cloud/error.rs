@@ -8,8 +8,16 @@ pub enum ErrorClass {
     /// Worth retrying as-is: 429, 5xx, timeouts, dropped connections. The outcome of a write that
     /// failed this way is unknown (it may have been applied).
     Retryable,
-    /// Retrying the same request cannot succeed: the user (or the account) must change something.
+    /// Retrying the same request cannot succeed: the spec must change (invalid input, a
+    /// conflict). Nothing was done.
     Terminal,
+    /// A budget is spent (HTTP 429): nothing was done; worth retrying once the throttle's hold
+    /// (from the answer's retry hint) has passed.
+    RateLimited,
+    /// The account, not the spec, must change: a key without a needed scope, an unpaid balance,
+    /// a plan without the feature, a revoked key. Nothing was done; reported as `Stalled` and
+    /// looked at again now and then, since the fix happens outside Kubernetes.
+    NeedsHuman,
     /// The resource does not exist.
     NotFound,
     /// Nothing was sent: a routine read found no budget for it now. Not a failure; try again
@@ -67,8 +75,9 @@ impl CloudError {
             CloudError::Transport { .. } => ErrorClass::Retryable,
             // A garbled body from a 2xx or 5xx may be a proxy hiccup; retry it. So is a 429 or 408
             // whatever its body says.
+            CloudError::Protocol { status: 429, .. } => ErrorClass::RateLimited,
             CloudError::Protocol { status, .. }
-                if *status >= 500 || *status < 300 || *status == 429 || *status == 408 =>
+                if *status >= 500 || *status < 300 || *status == 408 =>
             {
                 ErrorClass::Retryable
             }
@@ -82,8 +91,18 @@ impl CloudError {
         self.class() == ErrorClass::NotFound
     }
 
+    /// Worth sending again: a retryable error, or a spent budget once its hold has passed.
     pub fn is_retryable(&self) -> bool {
-        self.class() == ErrorClass::Retryable
+        matches!(
+            self.class(),
+            ErrorClass::Retryable | ErrorClass::RateLimited
+        )
+    }
+
+    /// The API refused the request for good (the spec or the account must change): nothing
+    /// was done, and sending it again as it is cannot succeed.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self.class(), ErrorClass::Terminal | ErrorClass::NeedsHuman)
     }
 
     /// The API's stable code, or a synthetic one for errors without an answer.
@@ -113,12 +132,15 @@ impl CloudError {
     }
 }
 
-/// What an HTTP status alone says: 404 not found; 408, 429 and 5xx worth retrying; anything
-/// else terminal. Providers refine it by their codes.
+/// What an HTTP status alone says: 404 not found; 429 rate limited; 408 and 5xx worth
+/// retrying; 401 and 403 for a human to fix the key or account; anything else terminal.
+/// Providers refine it by their codes.
 pub fn classify_status(status: u16) -> ErrorClass {
     match status {
         404 => ErrorClass::NotFound,
-        408 | 429 | 500..=599 => ErrorClass::Retryable,
+        429 => ErrorClass::RateLimited,
+        408 | 500..=599 => ErrorClass::Retryable,
+        401 | 403 => ErrorClass::NeedsHuman,
         _ => ErrorClass::Terminal,
     }
 }
@@ -141,12 +163,19 @@ mod tests {
     #[test]
     fn statuses_classify_without_codes() {
         assert_eq!(classify_status(404), ErrorClass::NotFound);
-        assert_eq!(classify_status(429), ErrorClass::Retryable);
+        assert_eq!(classify_status(429), ErrorClass::RateLimited);
         assert_eq!(classify_status(408), ErrorClass::Retryable);
         assert_eq!(classify_status(503), ErrorClass::Retryable);
         assert_eq!(classify_status(400), ErrorClass::Terminal);
         assert_eq!(classify_status(409), ErrorClass::Terminal);
-        assert_eq!(api(401, "UNAUTHORIZED").class(), ErrorClass::Terminal);
+        assert_eq!(classify_status(403), ErrorClass::NeedsHuman);
+        assert_eq!(api(401, "UNAUTHORIZED").class(), ErrorClass::NeedsHuman);
+        for status in [429, 503] {
+            assert!(api(status, "X").is_retryable() && !api(status, "X").is_rejection());
+        }
+        for status in [400, 401, 403, 409, 422] {
+            assert!(api(status, "X").is_rejection() && !api(status, "X").is_retryable());
+        }
     }
 
     #[test]

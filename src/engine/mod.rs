@@ -88,6 +88,22 @@ impl Freshness {
     }
 }
 
+/// How the cloud keeps a create from being applied twice: what the engine may do after an
+/// attempt whose outcome is unknown and that [`Adapter::find_created`] cannot find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CreateGuard {
+    /// The API honours an idempotency key: the recorded request is sent again under the same
+    /// key, and the API answers with what the first attempt made, if it made anything.
+    #[default]
+    IdempotencyKey,
+    /// The API has no idempotency key: sending again could make a second resource. The engine
+    /// refuses to guess: it keeps looking (`find_created`, by ownership marker or natural key)
+    /// until the attempt is older than the create-settle time — when a late-applied request
+    /// would be visible — and only then, still finding nothing, sends a new attempt (stamped
+    /// anew, so its own outcome gets the same care).
+    FindOnly,
+}
+
 /// How a resource found after an interrupted create is known to be the one it made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proof {
@@ -204,6 +220,12 @@ pub trait Adapter: Send + Sync + 'static {
         obj: &Self::Kind,
         request: &Self::CreateRequest,
     ) -> Result<Option<Found<Self::Observed>>, CloudError>;
+
+    /// How the cloud guards a create against duplicates ([`CreateGuard`]); an adapter of an API
+    /// without idempotency keys must say [`CreateGuard::FindOnly`].
+    fn create_guard(&self) -> CreateGuard {
+        CreateGuard::IdempotencyKey
+    }
 
     /// Send `request` once, with `idempotency_key` (no retries inside: the engine decides).
     /// A kind whose resource is a credential returns the value the cloud shows only in this

@@ -25,7 +25,7 @@ use super::connection::{
 };
 use super::providers::Account;
 use super::registry;
-use super::{Adapter, Blocked, Found, Freshness, Invalid, Plan, Proof, Providers};
+use super::{Adapter, Blocked, CreateGuard, Found, Freshness, Invalid, Plan, Proof, Providers};
 use crate::api::common::{
     CONNECTION, CREATE_ATTEMPT, CREATE_PENDING, CREATED_THROUGH, Condition, ConnectionSecretStatus,
     DeletionPolicy, EXTERNAL_NAME, FINALIZER, ManagedStatus, PAUSED, allowed,
@@ -935,16 +935,16 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     fn cloud_sync(err: &CloudError) -> Sync {
         let message = format!("{err}");
         match err.class() {
-            ErrorClass::Terminal => Sync::Stalled {
+            ErrorClass::Terminal | ErrorClass::NeedsHuman => Sync::Stalled {
                 reason: reason_from_code(err.code()),
                 message,
             },
+            ErrorClass::RateLimited => Sync::Error {
+                reason: "RateLimited".into(),
+                message,
+            },
             _ => Sync::Error {
-                // Told by the HTTP status, which every cloud uses alike for rate limiting.
-                reason: match err.status() {
-                    Some(429) => "RateLimited".into(),
-                    _ => "CloudUnavailable".into(),
-                },
+                reason: "CloudUnavailable".into(),
                 message,
             },
         }
@@ -1682,6 +1682,25 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 request
             }
         };
+        if let Some(since) = pending
+            && self.ctx.adapter.create_guard() == CreateGuard::FindOnly
+        {
+            let settle = self.ctx.settings.create_settle;
+            if !older_than(since, settle) {
+                let waiting = Invalid::new(
+                    "WaitingForCreateOutcome",
+                    format!(
+                        "a create attempt started at {since} got no definite answer and the API has no idempotency key: it is looked for, and sent again only if it is still not found {} s after it started",
+                        settle.as_secs()
+                    ),
+                );
+                return self
+                    .wait_for(waiting, self.ctx.settings.transitional_poll)
+                    .await;
+            }
+            // Settled and not found: a new attempt, stamped now.
+            self.annotate(&[(CREATE_PENDING, Some(now()))]).await?;
+        }
         let key = idempotency_key(&self.uid(), A::CONTROLLER, attempt);
         // The connection Secret is claimed before anything is sent: a Secret of that name that
         // is not ours stops the create here, and the value the answer carries has a Secret to
@@ -1736,7 +1755,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     self.ctx.settings.transitional_poll,
                 )))
             }
-            Err(e) if e.class() == ErrorClass::Terminal => {
+            Err(e) if e.is_rejection() => {
                 let settled =
                     pending.is_none_or(|since| older_than(since, self.ctx.settings.create_settle));
                 if !settled {

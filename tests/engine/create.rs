@@ -6,11 +6,12 @@ use std::time::Duration;
 use kube::ResourceExt;
 use serde_json::json;
 use stratus::cloud::CloudError;
+use stratus::engine::CreateGuard;
 use stratus::engine::reconciler::{Error, Settings};
 
 use crate::fake::{
-    Fault, Method, Point, Thing, WidgetRequest, api_error, crash_once, dropped, timeout,
-    unavailable,
+    FakeAdapter, Fault, Method, Point, Thing, WidgetRequest, api_error, crash_once, dropped,
+    timeout, unavailable,
 };
 use crate::harness::*;
 use crate::widget::Widget;
@@ -285,6 +286,60 @@ async fn a_rejection_after_an_ambiguous_attempt_keeps_looking_until_the_create_s
     let keys: Vec<_> = creates_for(&env, &w).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, vec![key0, key0, key0, Env::key(&w, 1)]);
     assert_eq!(made_for(&env, &w).len(), 1);
+    env.stop().await;
+}
+
+/// A cloud without idempotency keys: after an attempt with no definite answer, the engine never
+/// sends the create again while a late-applied attempt could still show up; it keeps looking,
+/// and sends a new attempt only once the first has settled unfound. An attempt that was applied
+/// is found and adopted, never made twice.
+#[tokio::test]
+async fn without_idempotency_keys_an_ambiguous_create_is_sent_again_only_after_it_settled_unfound()
+{
+    let settle = Duration::from_secs(2);
+    let env = Env::start_with_adapter(
+        "eng-findonly",
+        Settings {
+            create_settle: settle,
+            ..Settings::default()
+        },
+        FakeAdapter {
+            guard: CreateGuard::FindOnly,
+        },
+    )
+    .await;
+    // Not applied: looked for until settled, then sent once more.
+    env.cloud.fail(Method::Create, Fault::Refuse(timeout()));
+    let lost = env.create("lost", json!({}), json!({})).await;
+    let first = env.step("lost").await;
+    let stamped = ann(&first, CREATE_PENDING).expect("pending");
+    for _ in 0..3 {
+        let waiting = env.step("lost").await;
+        expect(&waiting, "Ready", "False", "WaitingForCreateOutcome");
+        assert_eq!(creates_for(&env, &lost).len(), 1, "not sent again yet");
+    }
+    assert!(env.cloud.count(Method::FindCreated) >= 3, "it kept looking");
+    tokio::time::sleep(settle + Duration::from_millis(300)).await;
+    let resent = env.step("lost").await;
+    assert_eq!(
+        creates_for(&env, &lost).len(),
+        2,
+        "a new attempt once settled"
+    );
+    assert_ne!(
+        ann(&resent, CREATE_PENDING),
+        Some(stamped),
+        "the new attempt is stamped anew"
+    );
+    env.until("lost", 3, "settled", settled).await;
+    assert_eq!(made_for(&env, &lost).len(), 1);
+
+    // Applied, answer lost: found by its marker and adopted, with no second create.
+    env.cloud.fail(Method::Create, Fault::LoseAnswer(timeout()));
+    let applied = env.create("applied", json!({}), json!({})).await;
+    env.until("applied", 4, "settled", settled).await;
+    assert_eq!(creates_for(&env, &applied).len(), 1);
+    assert_eq!(made_for(&env, &applied).len(), 1);
     env.stop().await;
 }
 

@@ -23,8 +23,8 @@ use stratus::api::common::ManagedStatus;
 use stratus::api::provider_config::ProviderConfigSpec;
 use stratus::cloud::{ApiKey, CloudError};
 use stratus::engine::{
-    Adapter, Blocked, Connect, ConnectionDetails, Created, Found, Freshness, Invalid, ManagedSpec,
-    Plan, Proof, ProviderError, Readiness,
+    Adapter, Blocked, Connect, ConnectionDetails, CreateGuard, Created, Found, Freshness, Invalid,
+    ManagedSpec, Plan, Proof, ProviderError, Readiness,
 };
 use uuid::Uuid;
 
@@ -484,7 +484,11 @@ pub fn not_found() -> CloudError {
 }
 
 /// The adapter: every method is the cloud call or a pure mapping; nothing provider-specific.
-pub struct FakeAdapter;
+#[derive(Clone, Default)]
+pub struct FakeAdapter {
+    /// What the adapter says its cloud does about duplicate creates.
+    pub guard: CreateGuard,
+}
 
 #[async_trait::async_trait]
 impl Adapter for FakeAdapter {
@@ -497,6 +501,10 @@ impl Adapter for FakeAdapter {
 
     const PROVIDER: &'static str = "fake";
     const CONTROLLER: &'static str = "widget";
+
+    fn create_guard(&self) -> CreateGuard {
+        self.guard
+    }
 
     fn managed(obj: &Widget) -> ManagedSpec {
         ManagedSpec {

@@ -41,6 +41,14 @@ impl Env {
     }
 
     pub async fn start_with(prefix: &str, settings: Settings) -> Self {
+        Self::start_with_adapter(prefix, settings, FakeAdapter::default()).await
+    }
+
+    pub async fn start_with_adapter(
+        prefix: &str,
+        settings: Settings,
+        adapter: FakeAdapter,
+    ) -> Self {
         let ns = TestNamespace::new(prefix).await;
         widget::install(&ns.client).await;
         // The fake cloud ignores endpoint and key; the engine still reads both (the Secret must
@@ -48,7 +56,7 @@ impl Env {
         let provider_config =
             common::provider_config(&ns, "http://127.0.0.1:9/fake", "fake-api-key", None).await;
         let cloud = FakeCloud::register(&provider_config);
-        let (ctx, writer) = Self::context(&ns.client, settings);
+        let (ctx, writer) = Self::context(&ns.client, settings, adapter);
         let widgets = ns.api();
         Self {
             ns,
@@ -63,11 +71,12 @@ impl Env {
     fn context(
         client: &kube::Client,
         settings: Settings,
+        adapter: FakeAdapter,
     ) -> (Arc<Context<FakeAdapter>>, Writer<Widget>) {
         let (store, writer) = reflector::store();
         let ctx = Arc::new(Context {
             kube: client.clone(),
-            adapter: FakeAdapter,
+            adapter,
             providers: Arc::new(Providers::new(client.clone())),
             recorder: Recorder::new(
                 client.clone(),
@@ -85,7 +94,11 @@ impl Env {
 
     /// A restart of the operator: a new Context (nothing kept in memory), same settings.
     pub fn restart(&mut self) {
-        let (ctx, writer) = Self::context(&self.ns.client, self.ctx.settings.clone());
+        let (ctx, writer) = Self::context(
+            &self.ns.client,
+            self.ctx.settings.clone(),
+            self.ctx.adapter.clone(),
+        );
         self.ctx = ctx;
         self.peers = parking_lot::Mutex::new(writer);
     }

@@ -62,12 +62,16 @@ pub mod codes {
 
     use crate::cloud::{ErrorClass, error::classify_status};
 
-    /// What Strettch's status and code mean to a caller: the not-found codes are not found, rate
-    /// limiting and internal errors are retried, whatever the status; otherwise the status says.
+    /// What Strettch's status and code mean to a caller, whatever the status: the not-found
+    /// codes are not found, rate limiting waits, internal errors are retried, and the account's
+    /// codes (key, permissions, balance, team standing) need a human; otherwise the status says.
     pub fn classify(status: u16, code: &str) -> ErrorClass {
         match code {
             RESOURCE_NOT_FOUND | COMPUTE_NOT_FOUND => ErrorClass::NotFound,
-            TOO_MANY_REQUESTS | INTERNAL_SERVER_ERROR => ErrorClass::Retryable,
+            TOO_MANY_REQUESTS => ErrorClass::RateLimited,
+            INTERNAL_SERVER_ERROR => ErrorClass::Retryable,
+            UNAUTHORIZED | FORBIDDEN | INSUFFICIENT_BALANCE | TEAM_SUSPENDED | TEAM_PAST_DUE
+            | TEAM_TERMINATED => ErrorClass::NeedsHuman,
             _ => classify_status(status),
         }
     }
@@ -80,13 +84,14 @@ pub mod codes {
         fn codes_classify_as_documented() {
             assert_eq!(classify(404, COMPUTE_NOT_FOUND), ErrorClass::NotFound);
             assert_eq!(classify(400, RESOURCE_NOT_FOUND), ErrorClass::NotFound);
-            assert_eq!(classify(429, TOO_MANY_REQUESTS), ErrorClass::Retryable);
+            assert_eq!(classify(429, TOO_MANY_REQUESTS), ErrorClass::RateLimited);
             assert_eq!(classify(400, INTERNAL_SERVER_ERROR), ErrorClass::Retryable);
             assert_eq!(classify(503, "SOMETHING"), ErrorClass::Retryable);
             assert_eq!(classify(400, VALIDATION_ERROR), ErrorClass::Terminal);
-            assert_eq!(classify(403, INSUFFICIENT_BALANCE), ErrorClass::Terminal);
+            assert_eq!(classify(402, INSUFFICIENT_BALANCE), ErrorClass::NeedsHuman);
+            assert_eq!(classify(403, TEAM_SUSPENDED), ErrorClass::NeedsHuman);
             assert_eq!(classify(409, CONFLICT), ErrorClass::Terminal);
-            assert_eq!(classify(401, UNAUTHORIZED), ErrorClass::Terminal);
+            assert_eq!(classify(401, UNAUTHORIZED), ErrorClass::NeedsHuman);
         }
     }
 }

@@ -159,7 +159,7 @@ fn error_envelopes_become_api_errors() {
     assert_eq!(e.request_id(), Some("hdr-1"));
 
     for (status, code, class) in [
-        (401, "UNAUTHORIZED", ErrorClass::Terminal),
+        (401, "UNAUTHORIZED", ErrorClass::NeedsHuman),
         (409, "CONFLICT", ErrorClass::Terminal),
         (422, "UNPROCESSABLE_ENTITY", ErrorClass::Terminal),
         (500, "INTERNAL_SERVER_ERROR", ErrorClass::Retryable),
