@@ -298,14 +298,14 @@ async fn error_classes() {
     let sim = sandbox(&[key], 10).await;
     let c = client(&sim, key, 10.0);
 
-    // 401: a key the sandbox does not know. Terminal, not retried.
+    // 401: a key the sandbox does not know. For a human to fix, not retried.
     let stranger = client(&sim, "sk-it-errors-unknown", 10.0);
     let e = stranger
         .list_all_computes(Priority::Routine)
         .await
         .unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(401), "UNAUTHORIZED"), "{e:?}");
-    assert_eq!(e.class(), ErrorClass::Terminal);
+    assert_eq!(e.class(), ErrorClass::NeedsHuman);
     assert!(e.request_id().is_some());
 
     // 400 VALIDATION_ERROR: terminal, sent once.
@@ -745,7 +745,9 @@ async fn the_key_never_shows() {
     assert!(shown.contains(&fp), "{shown}");
     assert!(logs.contains(&fp), "the logs name the key by fingerprint");
     assert!(
-        logs.contains("strettch.request") && logs.contains("computes.create"),
+        logs.contains("cloud.request")
+            && logs.contains("strettch")
+            && logs.contains("computes.create"),
         "{logs}"
     );
     assert!(logs.contains("request_id"), "{logs}");
