@@ -3,6 +3,7 @@
 //! `src/cloud/` imports a provider — this module is where the operator meets them.
 
 pub mod strettch;
+pub mod vertra;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
