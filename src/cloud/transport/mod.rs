@@ -43,7 +43,7 @@ pub use headers::{
     usable_retry_after,
 };
 pub use list::{MAX_PAGES, PageAt};
-pub use request::{Body, MAX_ID_BYTES, Replay, Request};
+pub use request::{Body, MAX_ID_BYTES, Part, PartValue, Replay, Request};
 pub use wire::{
     ApiErrorBody, BodyProblem, LimitedScope, PageInfo, Pagination, RateHeaders, RateLimitHint,
     Success, Wire,
@@ -336,6 +336,7 @@ impl<W: Wire> Transport<W> {
                         .header(CONTENT_TYPE, "application/json")
                         .body(bytes.clone());
                 }
+                Some(Body::Multipart(parts)) => req = req.multipart(form(request.operation, parts)?),
                 None => {}
             }
             let metrics = crate::metrics::global();
@@ -429,6 +430,31 @@ impl<W: Wire> Transport<W> {
 struct Decoded<T> {
     result: Result<Answer<T>, CloudError>,
     hint: Option<RateLimitHint>,
+}
+
+/// A multipart form from its parts (a form is consumed by a send, so each attempt builds one).
+fn form(operation: &str, parts: &[Part]) -> Result<reqwest::multipart::Form, CloudError> {
+    let mut form = reqwest::multipart::Form::new();
+    for part in parts {
+        form = match &part.value {
+            PartValue::Text(text) => form.text(part.name, text.clone()),
+            PartValue::File {
+                file_name,
+                content_type,
+                bytes,
+            } => {
+                let file = reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name(file_name.clone())
+                    .mime_str(content_type)
+                    .map_err(|e| CloudError::InvalidRequest {
+                        operation: operation.to_string(),
+                        message: format!("the content type of {file_name:?} is invalid: {e}"),
+                    })?;
+                form.part(part.name, file)
+            }
+        };
+    }
+    Ok(form)
 }
 
 enum BodyError {

@@ -29,6 +29,63 @@ pub enum Replay {
 #[derive(Debug, Clone)]
 pub enum Body {
     Json(Vec<u8>),
+    /// `multipart/form-data`, rebuilt for every attempt.
+    Multipart(Vec<Part>),
+}
+
+/// One part of a multipart body.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: &'static str,
+    pub value: PartValue,
+}
+
+/// A text field or a file.
+#[derive(Clone)]
+pub enum PartValue {
+    Text(String),
+    File {
+        file_name: String,
+        content_type: &'static str,
+        bytes: std::sync::Arc<[u8]>,
+    },
+}
+
+impl std::fmt::Debug for PartValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Text fields may carry configuration values (env vars): only their length shows.
+            PartValue::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            PartValue::File {
+                file_name, bytes, ..
+            } => write!(f, "File({file_name:?}, {} bytes)", bytes.len()),
+        }
+    }
+}
+
+impl Part {
+    pub fn text(name: &'static str, value: impl Into<String>) -> Self {
+        Part {
+            name,
+            value: PartValue::Text(value.into()),
+        }
+    }
+
+    pub fn file(
+        name: &'static str,
+        file_name: impl Into<String>,
+        content_type: &'static str,
+        bytes: std::sync::Arc<[u8]>,
+    ) -> Self {
+        Part {
+            name,
+            value: PartValue::File {
+                file_name: file_name.into(),
+                content_type,
+                bytes,
+            },
+        }
+    }
 }
 
 /// What one request is.
@@ -103,6 +160,11 @@ impl Request {
         })?;
         self.body = Some(Body::Json(bytes));
         Ok(self)
+    }
+
+    pub fn multipart(mut self, parts: Vec<Part>) -> Self {
+        self.body = Some(Body::Multipart(parts));
+        self
     }
 
     pub fn query(mut self, name: &'static str, value: impl ToString) -> Self {
@@ -184,5 +246,19 @@ mod tests {
         assert_eq!(delete.replay, Replay::Retry);
         let routine = Request::get("computes.list", &["computes"], Priority::Routine);
         assert!(routine.may_defer);
+    }
+
+    #[test]
+    fn multipart_text_fields_show_only_their_length_in_debug_output() {
+        let r = Request::write(Method::POST, "apps.create", &["apps"]).multipart(vec![
+            Part::text("envs", r#"[{"key":"PASSWORD","value":"hunter2"}]"#),
+            Part::file("file", "app.zip", "application/zip", vec![1u8, 2, 3].into()),
+        ]);
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("app.zip") && shown.contains("3 bytes"),
+            "{shown}"
+        );
     }
 }

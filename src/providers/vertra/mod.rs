@@ -1,7 +1,8 @@
 //! Vertra Cloud: hosted applications and managed databases (seed `004`, API reference
-//! `../shared/reference/vertra/api-current.md`). Its wire model and wire description; the
-//! typed client, adapters and sandbox follow.
+//! `../shared/reference/vertra/api-current.md`). Its wire model, wire description and typed
+//! client; the adapters and sandbox follow.
 
+pub mod client;
 pub mod model;
 pub mod wire;
 

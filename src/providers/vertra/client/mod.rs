@@ -1,0 +1,102 @@
+//! The typed Vertra Cloud API client: Vertra's endpoints over the shared
+//! [`Transport`](crate::cloud::transport) with [`VertraWire`].
+//!
+//! Vertra has no idempotency keys: every create (and every other write whose repetition would
+//! do something twice, such as a deploy) is sent once per call, and the engine finds what an
+//! ambiguous create made before it sends another ([`CreateGuard::FindOnly`]). Deploys count
+//! against the per-hour deploy limit ([`DEPLOY`]), lifecycle calls against the per-app limit
+//! ([`LIFECYCLE`]): those limits hold only their own calls, never observation.
+//!
+//! Endpoints by area: [`account`] (the bulk listing), [`apps`], [`databases`], [`workspaces`].
+//!
+//! [`CreateGuard::FindOnly`]: crate::engine::CreateGuard::FindOnly
+
+mod account;
+mod apps;
+mod databases;
+mod workspaces;
+
+use std::time::Duration;
+
+use crate::cloud::retry::RetryPolicy;
+use crate::cloud::throttle::{KeyThrottle, LimitSpec, Policy};
+use crate::cloud::transport::{Request, Transport};
+use crate::cloud::{ApiKey, CloudError};
+
+pub use super::wire::{DEPLOY, LIFECYCLE, SNAPSHOT, VertraWire};
+pub use apps::{AppCreate, AppSource};
+
+pub const DEFAULT_ENDPOINT: &str = "https://api.vertracloud.app";
+
+/// The limits used for what a ProviderConfig does not set. Vertra's per-minute limit depends
+/// on the plan and is not published to the client: start at the smallest plan's 30 per minute;
+/// the `X-RateLimit-Limit` header of the first answers tells the real one.
+pub fn default_limits() -> Vec<LimitSpec> {
+    vec![LimitSpec::key(30, Duration::from_secs(60))]
+}
+
+/// A Vertra Cloud API client bound to one endpoint, key and (optionally) workspace. Cheap to
+/// clone; `Debug` shows the key's fingerprint only.
+#[derive(Clone, Debug)]
+pub struct VertraClient {
+    transport: Transport<VertraWire>,
+    /// Sent as `?workspace_id=` on app and database routes, so a member of a workspace can act
+    /// on resources they do not own.
+    workspace: Option<String>,
+}
+
+impl VertraClient {
+    /// A client for tests and tools; the operator uses
+    /// [`for_provider_config`](Self::for_provider_config).
+    pub fn new(endpoint: &str, key: ApiKey, policy: Policy) -> Result<Self, CloudError> {
+        Ok(VertraClient {
+            transport: Transport::new(VertraWire, endpoint, &key, policy, None)?,
+            workspace: None,
+        })
+    }
+
+    /// The client of ProviderConfig `config` (its policy is what it asks of the key from now
+    /// on), acting in `workspace` when the ProviderConfig names one.
+    pub fn for_provider_config(
+        config: &str,
+        endpoint: &str,
+        key: ApiKey,
+        policy: Policy,
+        workspace: Option<String>,
+    ) -> Result<Self, CloudError> {
+        Ok(VertraClient {
+            transport: Transport::new(VertraWire, endpoint, &key, policy, Some(config))?,
+            workspace,
+        })
+    }
+
+    pub fn with_retry(self, policy: RetryPolicy) -> Self {
+        VertraClient {
+            transport: self.transport.with_retry(policy),
+            ..self
+        }
+    }
+
+    pub fn throttle(&self) -> &std::sync::Arc<KeyThrottle> {
+        self.transport.throttle()
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.transport.endpoint()
+    }
+
+    pub fn key_fingerprint(&self) -> &str {
+        self.transport.key_fingerprint()
+    }
+
+    /// `request` acting in the client's workspace.
+    fn scoped(&self, request: Request) -> Request {
+        match &self.workspace {
+            Some(w) => request.query("workspace_id", w),
+            None => request,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
