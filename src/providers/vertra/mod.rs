@@ -2,6 +2,7 @@
 //! `../shared/reference/vertra/api-current.md`). Its wire model, wire description and typed
 //! client; the adapters and sandbox follow.
 
+pub mod api;
 pub mod client;
 pub mod model;
 pub mod wire;
