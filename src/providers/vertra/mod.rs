@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod client;
+pub mod cloud;
 pub mod model;
 pub mod wire;
+pub mod workspace;
 
 /// The provider's name in ProviderConfigs, controller names and metrics.
 pub const PROVIDER: &str = "vertra";
