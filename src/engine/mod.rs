@@ -241,9 +241,9 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> Result<Created<Self::Observed>, CloudError>;
 
     /// The connection-Secret fields of the spec (`writeConnectionSecretToRef`,
-    /// `connectionSecretRotation`), for kinds whose resource produces a credential. `None`
-    /// (the default): the kind writes no Secret.
-    fn connection_secret(_obj: &Self::Kind) -> Option<&ConnectionSecretSpec> {
+    /// `connectionSecretRotation`, or the kind's own names for them), for kinds whose resource
+    /// produces a credential. `None` (the default): the kind writes no Secret.
+    fn connection_secret(_obj: &Self::Kind) -> Option<ConnectionSecretSpec> {
         None
     }
 

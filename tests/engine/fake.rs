@@ -574,8 +574,8 @@ impl Adapter for FakeAdapter {
         cloud.0.create(idempotency_key, request)
     }
 
-    fn connection_secret(obj: &Widget) -> Option<&ConnectionSecretSpec> {
-        Some(&obj.spec.connection)
+    fn connection_secret(obj: &Widget) -> Option<ConnectionSecretSpec> {
+        Some(obj.spec.connection.clone())
     }
 
     async fn replace(
