@@ -944,6 +944,8 @@ fn rate_headers(headers: &HeaderMap) -> RateLimitHeaders {
         remaining: all(REMAINING_HEADERS).min().map(clamp),
         reset: all(RESET_HEADERS).max(),
         date: server_date(headers),
+        // Strettch's headers count one unix second.
+        window: None,
     }
 }
 
@@ -1311,6 +1313,7 @@ mod tests {
                 remaining: Some(0),
                 reset: Some(1776410381),
                 date: None,
+                window: None,
             }
         );
         let h = headers(&[
@@ -1324,6 +1327,7 @@ mod tests {
                 remaining: Some(7),
                 reset: None,
                 date: None,
+                window: None,
             }
         );
         assert_eq!(rate_headers(&HeaderMap::new()), RateLimitHeaders::default());
