@@ -91,6 +91,8 @@ pub(crate) struct Learned {
     pub reported: Option<u32>,
     /// When the current window without a 429 began.
     clean_since: Instant,
+    /// Whether N moved from `start` (reported, 429, recovery): then it stays when the bounds do.
+    moved: bool,
 }
 
 impl Learned {
@@ -100,6 +102,7 @@ impl Learned {
             n: bounds.start,
             reported: None,
             clean_since: now,
+            moved: false,
         }
     }
 
@@ -112,11 +115,16 @@ impl Learned {
         LimitSpec::key(self.n, self.bounds.per)
     }
 
-    /// New bounds (the users of the key changed): what was learned stays, within them.
+    /// New bounds (the users of the key changed): what was learned stays, within them; N that
+    /// learned nothing yet starts again at the new `start`.
     pub fn rebound(&mut self, bounds: AdaptiveLimit) {
         self.bounds = bounds;
         self.reported = self.reported.map(|r| r.min(bounds.max));
-        self.n = self.n.clamp(1, bounds.max);
+        self.n = if self.moved {
+            self.n.clamp(1, bounds.max)
+        } else {
+            bounds.start
+        };
     }
 
     fn ceiling(&self) -> u32 {
@@ -130,6 +138,7 @@ impl Learned {
     pub fn reported(&mut self, limit: u32, now: Instant) -> bool {
         let limit = limit.clamp(1, self.bounds.max);
         self.reported = Some(limit);
+        self.moved = true;
         if self.n == limit {
             return false;
         }
@@ -141,6 +150,7 @@ impl Learned {
     /// A 429 for this window: the reported limit if there is one, else half (not below `min`).
     pub fn limited(&mut self, reported: Option<u32>, now: Instant) -> bool {
         self.clean_since = now;
+        self.moved = true;
         if let Some(limit) = reported {
             return self.reported(limit, now);
         }
@@ -162,6 +172,7 @@ impl Learned {
             return false;
         }
         self.n = self.n.saturating_add((self.n / 10).max(1)).min(ceiling);
+        self.moved = true;
         true
     }
 }

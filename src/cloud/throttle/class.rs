@@ -288,8 +288,9 @@ struct Class {
     queue: FairQueue,
     /// The subject each waiter is for (`""` for none).
     waiting: HashMap<Ticket, String>,
-    /// Forget idle subjects when there are this many.
+    /// Forget idle subjects when there are this many, or a window after the last time.
     prune_at: usize,
+    pruned: Instant,
 }
 
 const PRUNE_FROM: usize = 64;
@@ -303,6 +304,7 @@ impl Class {
             queue: FairQueue::default(),
             waiting: HashMap::new(),
             prune_at: PRUNE_FROM,
+            pruned: now,
         };
         c.retune(now);
         c
@@ -353,10 +355,12 @@ impl Class {
     }
 
     fn prune(&mut self, now: Instant) {
-        if self.subjects.len() < self.prune_at {
+        let longest = self.longest();
+        let due = now.saturating_duration_since(self.pruned) >= longest;
+        if self.subjects.len() < self.prune_at && !due {
             return;
         }
-        let longest = self.longest();
+        self.pruned = now;
         let waiting: std::collections::HashSet<&String> = self.waiting.values().collect();
         self.subjects
             .retain(|k, s| waiting.contains(k) || !s.idle(now, longest));
@@ -670,6 +674,12 @@ impl Classes {
     #[cfg(test)]
     pub fn subjects(&self, class: &str) -> usize {
         self.by_name.get(class).map_or(0, |c| c.subjects.len())
+    }
+
+    /// How many requests wait for a permit of `class`.
+    #[cfg(test)]
+    pub fn waiting(&self, class: &str) -> usize {
+        self.by_name.get(class).map_or(0, |c| c.queue.len())
     }
 }
 

@@ -958,3 +958,5 @@ impl Drop for QueueSlot<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_adaptive;

@@ -61,17 +61,20 @@
 //! adds a lower limit, the server reports a lower limit, an adaptive limit learns) must count
 //! what was already sent in its window, or the window holding the change could hold more than
 //! its `N`. Every throttle keeps a [`PermitLog`] of the instants it let requests out (its last
-//! `N` for the largest `N` on its path, none older than its longest window), and a new limit's
-//! state is the log *replayed* into a GCRA born spent when the log began:
-//! `TAT ← max(TAT, t) + T` for every logged `t`, conforming or not. Then before any later
-//! request `j`, `TAT ≥ t_i + (j - i)·T` for every logged `i`, so the claim holds between each
-//! logged request and each later one, and a window of the new spec holding a later request
-//! holds at most `N`. Requests the log no longer has cannot share such a window when the last
-//! one dropped is older than `W` or the log still holds `N` newer ones (those `N` already span
-//! more than `W`). Otherwise (a new limit with a longer window or a larger `N` than any on the
-//! path) they are counted as the most the limits in force before the change allowed since the
-//! log began (or `W` ago), all at the last dropped instant, which is never fewer or earlier
-//! than they were ([`PermitLog::replay`]).
+//! `N` for the largest `N` on its path, none older than its longest window), and a new limit
+//! starts from what the log says ([`PermitLog::replay`]): if the `c`-th newest logged request was
+//! sent at `t`, the `m`-th request from now on may share a window with it only while
+//! `c + m ≤ N`; so the new limiter's `TAT` is at least `t + S + τ - (N - c)·T` for every logged
+//! request, `S = (N - b + 1)·T ≥ W + NETWORK_JITTER` the span the limit keeps `N + 1`
+//! consecutive requests apart (the `m`-th one is let out at `TAT - τ + (m - 1)·T` at the
+//! earliest). With the claim above for the requests after the change, no window of the new spec
+//! holding a request after the change holds more than `N`, and the first one goes as soon as the
+//! window has room, not a whole window later. Requests the log no longer has cannot share such a
+//! window when the last one dropped is older than `W`, or the log still holds `N` newer ones.
+//! Otherwise (a new limit with a longer window or a larger `N` than any on the path) they are
+//! counted as the most the limits in force before the change allowed since the log began (or `W`
+//! ago), all at the last dropped instant, which is never fewer or earlier than they were.
+//! A new limit is also born spent when the log began, as at start.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -441,11 +444,13 @@ impl PermitLog {
         self.times.back().copied()
     }
 
-    /// A limiter for `spec` that counts what the log knows was sent (see the module docs): born
-    /// spent when the log began, then every logged instant taken as a cell. `before` are the
-    /// limits that were in force (they bound what the log dropped, if that can matter).
+    /// A limiter for `spec` that counts what the log knows was sent (see the module docs):
+    /// born spent when the log began, and no earlier than every logged request allows. `before`
+    /// are the limits that were in force (they bound what the log dropped, if that can matter).
     pub fn replay(&self, spec: LimitSpec, before: &[LimitSpec], now: Instant) -> Gcra {
         let mut g = Gcra::spent(spec, self.began);
+        // What was sent, newest first: (when, how many).
+        let mut sent: Vec<(Instant, u32)> = self.times.iter().rev().map(|t| (*t, 1)).collect();
         if let Some(dropped) = self.dropped {
             let may_share_a_window = now.saturating_duration_since(dropped) < spec.per
                 && self.times.len() < spec.requests as usize;
@@ -456,24 +461,31 @@ impl PermitLog {
                     .began
                     .max(now.checked_sub(spec.per).unwrap_or(self.began));
                 let span = dropped.saturating_duration_since(from) + Duration::from_nanos(1);
-                let unknown = before.iter().map(|l| l.worst_case_in(span)).min();
-                match unknown {
-                    Some(n) => {
-                        // N of them already put a later request more than W after them all.
-                        let n = u32::try_from(n).unwrap_or(u32::MAX);
-                        let cells = g
-                            .interval
-                            .saturating_mul(n)
-                            .min(spec.per + NETWORK_JITTER + g.tolerance);
-                        g.tat = g.tat.max(dropped) + cells;
-                    }
+                match before.iter().map(|l| l.worst_case_in(span)).min() {
+                    Some(n) => sent.push((dropped, u32::try_from(n).unwrap_or(u32::MAX))),
                     // Nothing bounded them: as before logs existed, spent from now.
                     None => g.tat = g.tat.max(now + g.tolerance + g.interval),
                 }
             }
         }
-        for &t in &self.times {
-            g.consume(t);
+        // The c-th newest request sent at t, and the m-th request from now on, may share a window
+        // only if c + m ≤ N: the m-th (earliest at TAT - τ + (m - 1)·T) must be a paced span
+        // (N - b + 1)·T ≥ W + jitter after t once c + m > N, so TAT ≥ t + span + τ - (N - c)·T.
+        let n = u64::from(spec.requests.max(1));
+        let span = g.interval * (spec.requests.max(1) - spec.effective_burst() + 1);
+        let mut count = 0u64;
+        for (t, k) in sent {
+            count += u64::from(k);
+            let ahead = u32::try_from(n.saturating_sub(count)).unwrap_or(u32::MAX);
+            if let Some(tat) =
+                (t + span + g.tolerance).checked_sub(g.interval.saturating_mul(ahead))
+            {
+                g.tat = g.tat.max(tat);
+            }
+            if count >= n {
+                // Older ones were sent earlier still: they ask for less.
+                break;
+            }
         }
         g
     }
