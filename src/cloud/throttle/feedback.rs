@@ -7,8 +7,9 @@
 //! an implausible reset falls back to one window.
 //!
 //! A limit the server reports is over a window ([`RateLimitHeaders::window`]; per second unless
-//! said otherwise): an adaptive limit of that window takes it as its N ([`adaptive`]
-//! (super::adaptive)); otherwise one below the configured rate becomes one more limit on the
+//! said otherwise): an adaptive limit of that window takes it as its N
+//! ([`adaptive`](super::adaptive)); otherwise one below the configured rate becomes one more
+//! limit on the
 //! key's path (replaying what the window already holds, so it never lets the window exceed it),
 //! and one at or above it changes nothing.
 //!

@@ -11,23 +11,41 @@
 //!   path — all Key limits of its key and all limits of its groups — at once, only when all of
 //!   them allow it. Each limit is a GCRA whose cell interval is derived from N, W and b so that
 //!   **no window of length W ever holds more than N** requests, rolling or fixed
-//!   ([`pace`] has the math and its proof sketch): `T = W / ((N - b + 1) × 0.97)`. The 0.97
-//!   ([`PACING_FACTOR`]) keeps requests slightly slower than the limit, so `N + 1` arrivals
-//!   inside one server window would need a few percent of network jitter between them. The
-//!   single-rate form `rateLimit.requestsPerSecond: r` is one Key limit `r per 1s`, burst 1,
-//!   paced exactly as before: one permit every `1 / (r × 0.97)`.
+//!   ([`pace`] has the math and its proof sketch), with room for the network:
+//!   `T = max(W / ((N - b + 1) × 0.97), (W + 50 ms) / (N - b + 1))`, so `N + 1` consecutive
+//!   requests span at least `W + 50 ms` ([`NETWORK_JITTER`]) and `W / 0.97`
+//!   ([`PACING_FACTOR`]). The single-rate form `rateLimit.requestsPerSecond: r` is one Key limit
+//!   `r per 1s`, burst 1, paced the same way (Strettch's 2/s: one permit every 525 ms). A
+//!   ProviderConfig's burst is at most half its requests ([`LimitSpec::validate`]).
 //! * **No budget in hand at start**: a new limit's whole burst is spent when it is made; its
 //!   first permit comes one interval after it was made. A process that replaces another (crash,
 //!   rollout, failover) cannot know what its predecessor spent in the server's current window; a
 //!   predecessor that paced the same way left the limit no fuller than that, so the two
 //!   processes' requests together keep every window within N. The first answers' rate-limit
 //!   headers then tell the real state (a remaining budget of 0 holds the key until the reset).
+//! * **Limits that change keep the promise**: the key, each group and each class budget keep a
+//!   bounded log of when they let requests out ([`pace::PermitLog`]); a limit added or changed at
+//!   run time (an edited ProviderConfig, a second one with a lower limit, a limit the server
+//!   reports, an adaptive limit that learns) starts from that log, so the window holding the
+//!   change holds no more than the new N, and the first request goes as soon as it has room.
 //! * **Who sets the limits**: every ProviderConfig using the key reports its limits and budget
 //!   group ([`ThrottleRegistry::throttle_for`]); the key's path is the union of the *current*
-//!   ones (the lowest rate wins), so relaxing a limit again or deleting a ProviderConfig
+//!   ones (the lowest rate wins; for adaptive and class limits of the same window, the lowest
+//!   figures), so relaxing a limit again or deleting a ProviderConfig
 //!   ([`ThrottleRegistry::release_user`]) restores the pace without a restart. A registry entry
 //!   and its metric series go away once no ProviderConfig uses the key and no client holds its
 //!   throttle; a group goes away with its last key.
+//! * **Adaptive limits** ([`adaptive`]), for clouds that do not publish their limits (Vertra's
+//!   per-minute and per-day budgets depend on the plan): a provider's [`Policy`] may list
+//!   [`AdaptiveLimit`]s, Key limits whose N starts conservative, takes the limit a 429 body or
+//!   the headers report for their window, halves on a 429 that reports none, and grows back by
+//!   10% per clean window. Their N is exported as `stratus_cloud_adaptive_limit`.
+//! * **Operation classes** ([`class`]): a [`ClassLimit`] is taken only by requests of its class
+//!   (deploys per hour; lifecycle calls per app per minute, with `per_subject`).
+//!   [`KeyThrottle::acquire_op`] first waits for the class permit in the class's own queue, then
+//!   queues for the key like any request, so a deploy waiting an hour never stands at the head
+//!   of the key's queue. A 429 for a class ([`KeyThrottle::rate_limited`] with a class) holds
+//!   that class (or one subject of it), never the key.
 //! * **Priority**: a small queue in front of the limits. When a permit is available it goes to
 //!   the highest-priority waiter ([`Priority::Write`] > [`Priority::Urgent`] >
 //!   [`Priority::Routine`]). There is no background task: the waiter at the head of the queue is
@@ -36,22 +54,27 @@
 //!   a permit or blocks the queue. A budget group serves the heads of its keys' queues the same
 //!   way (best priority, then arrival), so priorities hold across every key of a group: a head
 //!   registers with its groups once its own key's limits allow it, and takes the group's cells
-//!   only when no better head of another key is waiting for them.
+//!   only when no better head of another key is waiting for them. A class queue serves in the
+//!   same order, skipping only waiters whose own subject has no budget yet.
 //! * **Fairness between namespaces**: within one priority, requests are served round-robin by
 //!   *flow*, the namespace of the object being reconciled ([`in_flow`], set by the reconciler;
-//!   [`queue`] has the details). One team applying 500 objects delays another team's single
-//!   change by one request, not 500.
+//!   [`queue`] has the details), at the key and in every class queue. One team applying 500
+//!   objects delays another team's single change by one request, not 500.
 //! * **Server feedback** ([`feedback`]): rate-limit headers of every answer go to
-//!   [`KeyThrottle::observe_headers`]; a remaining budget of 0 holds every request of the key
-//!   until the window resets, a 429 holds it until `Retry-After`/reset
-//!   ([`KeyThrottle::hold_until`]). A per-second limit the server reports that is lower than the
+//!   [`KeyThrottle::observe_headers`], with the window their limit counts (per second unless
+//!   [`RateLimitHeaders::window`] says otherwise); a remaining budget of 0 holds every request
+//!   of the key until the window resets; a 429 goes to [`KeyThrottle::rate_limited`] (or, as
+//!   before, [`KeyThrottle::hold_for`]). A limit the server reports that is lower than the
 //!   configured rate lowers the pace to it. Reset times are read against the answer's `Date`
 //!   header ([`until_reset`]), so a skewed local clock never turns an exhausted window into a
-//!   long hold; an implausible reset falls back to one [`DEFAULT_WINDOW`].
-//! * **Routine reads do not wait long**: [`KeyThrottle::acquire_or_defer`] gives a
-//!   [`Priority::Routine`] request up (without spending a permit) when no permit can be had
-//!   within [`ROUTINE_PATIENCE`], so a routine refresh never holds a bounded reconcile worker
-//!   while the key is busy with writes; the caller tries again later.
+//!   long hold; an implausible reset falls back to one window. Every hold is capped at
+//!   [`KeyThrottle::max_hold`], the longest window on the key's path (1 min to 24 h): a daily
+//!   quota's 429 asking for 5 hours holds 5 hours.
+//! * **Routine reads do not wait long**: [`KeyThrottle::acquire_or_defer`] (and
+//!   [`KeyThrottle::acquire_op_or_defer`]) gives a [`Priority::Routine`] request up (without
+//!   spending a permit) when no permit can be had within [`ROUTINE_PATIENCE`], so a routine
+//!   refresh never holds a bounded reconcile worker while the key is busy with writes; the
+//!   caller tries again later.
 //!
 //! Time is `tokio::time`, so tests can run the throttle under `tokio::time::pause`.
 
