@@ -83,7 +83,7 @@ impl KeyThrottle {
         if remaining == Some(0) {
             let wait = match reset {
                 Some(reset) => {
-                    let most = self.max_hold().max(window.min(MAX_PER));
+                    let most = self.longest_hold_window().max(window.min(MAX_PER));
                     until_reset_within(reset, date, SystemTime::now(), most, window)
                 }
                 None => window,
@@ -186,10 +186,15 @@ impl KeyThrottle {
 
     /// The longest a hold of this key may last: the longest window on its path (its limits, the
     /// windows the server reported, its adaptive and class limits, its groups' limits), at least
-    /// [`MAX_HEADER_HOLD`], at most [`MAX_PER`]. Every hold is cut to it, so a wrong header can
-    /// never stop a key for longer than one of its windows, and a daily quota's 429 holds as long
-    /// as it asks.
+    /// [`MAX_HEADER_HOLD`], at most [`MAX_PER`], plus [`RESET_MARGIN`] (so a hold of a whole
+    /// window still lands in the next one). Every hold is cut to it, so a wrong header can never
+    /// stop a key for longer than one of its windows, and a daily quota's 429 holds as long as it
+    /// asks.
     pub fn max_hold(&self) -> Duration {
+        self.longest_hold_window() + RESET_MARGIN
+    }
+
+    fn longest_hold_window(&self) -> Duration {
         self.state
             .lock()
             .longest_window()

@@ -172,23 +172,30 @@ async fn a_per_minute_limit_in_the_headers_is_read_per_minute() {
 async fn a_hold_never_exceeds_max_hold() {
     // A per-second key: one minute at most, whatever is asked.
     let t = KeyThrottle::new("test", "max-hold-second", 2.0);
-    assert_eq!(t.max_hold(), MAX_HEADER_HOLD);
+    assert_eq!(t.max_hold(), MAX_HEADER_HOLD + RESET_MARGIN);
     t.hold_for(5 * HOUR);
-    assert_eq!(t.held_until().unwrap() - Instant::now(), MAX_HEADER_HOLD);
+    assert_eq!(t.held_until().unwrap() - Instant::now(), t.max_hold());
     t.hold_until(std::time::Instant::now() + 2 * HOUR);
-    assert!(t.held_until().unwrap() - Instant::now() <= MAX_HEADER_HOLD);
+    assert!(t.held_until().unwrap() - Instant::now() <= t.max_hold());
     t.rate_limited(RateLimited {
         retry_after: Some(5 * HOUR),
         ..Default::default()
     });
-    assert_eq!(t.held_until().unwrap() - Instant::now(), MAX_HEADER_HOLD);
+    assert_eq!(t.held_until().unwrap() - Instant::now(), t.max_hold());
+    // Today's Strettch caller: a 429 asking a minute or more holds exactly as before.
+    let strettch = KeyThrottle::new("test", "max-hold-strettch", 2.0);
+    strettch.hold_for(Duration::from_secs(120).min(MAX_HEADER_HOLD) + RESET_MARGIN);
+    assert_eq!(
+        strettch.held_until().unwrap() - Instant::now(),
+        MAX_HEADER_HOLD + RESET_MARGIN
+    );
     // The longest window on the path sets the cap: a group's, a class's, a reported one.
     let hourly = KeyThrottle::new(
         "test",
         "max-hold-class",
         Policy::from(2.0).with_class(ClassLimit::new("deploy", 5, HOUR)),
     );
-    assert_eq!(hourly.max_hold(), HOUR);
+    assert_eq!(hourly.max_hold(), HOUR + RESET_MARGIN);
     let grouped = KeyThrottle::new(
         "test",
         "max-hold-group",
@@ -197,17 +204,20 @@ async fn a_hold_never_exceeds_max_hold() {
             Some("acme".into()),
         ),
     );
-    assert_eq!(grouped.max_hold(), 10 * MIN);
+    assert_eq!(grouped.max_hold(), 10 * MIN + RESET_MARGIN);
     let daily = KeyThrottle::new("test", "max-hold-day", vec![LimitSpec::key(1000, DAY)]);
-    assert_eq!(daily.max_hold(), DAY);
+    assert_eq!(daily.max_hold(), DAY + RESET_MARGIN);
     daily.hold_for(2 * DAY);
-    assert_eq!(daily.held_until().unwrap() - Instant::now(), DAY);
+    assert_eq!(
+        daily.held_until().unwrap() - Instant::now(),
+        daily.max_hold()
+    );
     t.observe_headers(RateLimitHeaders {
         limit: Some(20_000),
         window: Some(DAY),
         ..Default::default()
     });
-    assert_eq!(t.max_hold(), DAY);
+    assert_eq!(t.max_hold(), DAY + RESET_MARGIN);
 }
 
 #[tokio::test(start_paused = true)]
@@ -231,6 +241,23 @@ async fn a_429_asking_five_hours_on_a_key_with_a_daily_limit_holds_five_hours() 
     let start = Instant::now();
     t.acquire(Priority::Write).await;
     assert!(start.elapsed() >= 5 * HOUR);
+    // The daily quota's headers (x-quota-*) say the same: a reset 3 hours out is believed.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    t.observe_headers(RateLimitHeaders {
+        limit: Some(1000),
+        remaining: Some(0),
+        reset: Some(now + 3 * 3600),
+        date: Some(now),
+        window: Some(DAY),
+    });
+    let held = t.held_until().expect("held") - Instant::now();
+    assert!(
+        held > 3 * HOUR - 2 * SEC && held <= 3 * HOUR + RESET_MARGIN,
+        "{held:?}"
+    );
 }
 
 fn vertra_like(name: &str) -> Arc<KeyThrottle> {
@@ -486,7 +513,7 @@ async fn the_registry_merges_adaptive_and_class_limits_lowest_first() {
         "the lowest figures, learning as one of them does"
     );
     assert_eq!(learned, [("deploy".to_string(), HOUR, 10)]);
-    assert_eq!(t.max_hold(), DAY);
+    assert_eq!(t.max_hold(), DAY + RESET_MARGIN);
     // pc-b goes: its limits go, what was learned stays within pc-a's bounds.
     t.rate_limited(RateLimited {
         window: Some(MIN),
@@ -496,7 +523,7 @@ async fn the_registry_merges_adaptive_and_class_limits_lowest_first() {
     assert_eq!(t.adaptive_limits(), [(MIN, 30)]);
     let (classes, _) = t.class_limits();
     assert_eq!(classes, [ClassLimit::new("deploy", 20, HOUR).adaptive(60)]);
-    assert_eq!(t.max_hold(), HOUR);
+    assert_eq!(t.max_hold(), HOUR + RESET_MARGIN);
     // Policies compare and print.
     assert_eq!(a, a.clone());
     assert!(format!("{a:?}").contains("deploy"));
