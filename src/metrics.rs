@@ -58,6 +58,15 @@ pub struct KeyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WindowLabels {
+    pub provider: String,
+    /// The key's fingerprint, never the key.
+    pub key: String,
+    /// The limit's window, e.g. `1m`.
+    pub window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LeaseLabels {
     pub name: String,
 }
@@ -77,6 +86,7 @@ pub struct Metrics {
     pub cloud_rate_limited_total: Family<KeyLabels, Counter>,
     pub cloud_throttle_wait_seconds: Family<KeyLabels, Histogram>,
     pub cloud_budget_remaining: Family<KeyLabels, Gauge>,
+    pub cloud_adaptive_limit: Family<WindowLabels, Gauge>,
     pub managed_resources: Family<KindLabels, Gauge>,
     pub managed_resources_ready: Family<KindLabels, Gauge>,
     pub managed_resources_synced: Family<KindLabels, Gauge>,
@@ -101,6 +111,7 @@ impl Metrics {
             cloud_rate_limited_total: Family::default(),
             cloud_throttle_wait_seconds: Family::new_with_constructor(latency_histogram),
             cloud_budget_remaining: Family::default(),
+            cloud_adaptive_limit: Family::default(),
             managed_resources: Family::default(),
             managed_resources_ready: Family::default(),
             managed_resources_synced: Family::default(),
@@ -152,6 +163,11 @@ impl Metrics {
             "stratus_cloud_budget_remaining",
             "Requests remaining in the current rate-limit window, as the API last reported",
             m.cloud_budget_remaining.clone(),
+        );
+        registry.register(
+            "stratus_cloud_adaptive_limit",
+            "Requests per window an adaptive limit of the key allows now, as learned from the API",
+            m.cloud_adaptive_limit.clone(),
         );
         registry.register(
             "stratus_managed_resources",
@@ -214,6 +230,30 @@ impl Metrics {
             .set(remaining);
     }
 
+    /// The N an adaptive limit of the key learned, for its window.
+    pub fn adaptive_limit(
+        &self,
+        provider: &str,
+        key_fingerprint: &str,
+        window: std::time::Duration,
+        requests: u32,
+    ) {
+        self.cloud_adaptive_limit
+            .get_or_create(&window_labels(provider, key_fingerprint, window))
+            .set(i64::from(requests));
+    }
+
+    /// The key's adaptive limit of `window` is gone.
+    pub fn forget_adaptive_limit(
+        &self,
+        provider: &str,
+        key_fingerprint: &str,
+        window: std::time::Duration,
+    ) {
+        self.cloud_adaptive_limit
+            .remove(&window_labels(provider, key_fingerprint, window));
+    }
+
     /// Drop every series of a key that this process no longer uses, so rotated keys do not pile
     /// up in memory and in the exposition.
     pub fn forget_key(&self, provider: &str, key_fingerprint: &str) {
@@ -229,6 +269,14 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+fn window_labels(provider: &str, key: &str, window: std::time::Duration) -> WindowLabels {
+    WindowLabels {
+        provider: provider.into(),
+        key: key.into(),
+        window: crate::cloud::throttle::format_duration(window),
     }
 }
 

@@ -64,7 +64,7 @@ async fn fifty_computes_under_two_requests_per_second_without_a_429() {
 /// Sandbox and ProviderConfig allow 1 request/second here, not the documented 2: with one request
 /// per window, the kill can follow a request made early in its second, which leaves the new
 /// process more than half a second to start and send within the spent window (at 2/s the second
-/// request of a window comes at least 0.515 s into it, and a restart rarely fits in what is left).
+/// request of a window comes at least 0.525 s into it, and a restart rarely fits in what is left).
 #[tokio::test]
 async fn an_operator_restarted_within_the_second_never_spends_its_predecessors_budget() {
     const LIMIT: u64 = 1;

@@ -648,7 +648,7 @@ async fn default_rate_is_the_documented_two_per_second() {
     for _ in 0..9 {
         c.list_regions(Priority::Routine).await.unwrap();
     }
-    // 8 spacings of ~0.515 s.
+    // 8 spacings of ~0.525 s.
     assert!(
         started.elapsed() >= Duration::from_secs(4),
         "{:?}",

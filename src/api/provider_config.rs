@@ -152,9 +152,10 @@ pub struct RateLimitRule {
     /// of length per holds more than requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<LimitWindow>,
-    /// Requests that may go out back to back after the budget was idle (default 1, at most
-    /// requests). A larger burst makes the steady pace slower: requests are spaced
-    /// per / (requests - burst + 1).
+    /// Requests that may go out back to back after the budget was idle (default 1, at most half
+    /// of requests). A larger burst makes the steady pace slower: requests are spaced
+    /// per / (requests - burst + 1), so a burst of all the requests would leave one request
+    /// per window once spent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub burst: Option<u32>,
@@ -450,11 +451,15 @@ rateLimit: {requestsPerSecond: 2}",
             ),
             (
                 "rateLimits: [{requests: 5, per: 1m, scope: Key, burst: 6}]",
-                "from 1 to requests",
+                "half of requests",
+            ),
+            (
+                "rateLimits: [{requests: 10, per: 1m, scope: Key, burst: 10}]",
+                "from 1 to 5 (half of requests 10)",
             ),
             (
                 "rateLimits: [{requests: 5, per: 1m, scope: Key, burst: 0}]",
-                "from 1 to requests",
+                "from 1 to 2",
             ),
             ("budgetGroup: ''", "non-empty"),
             ("rateLimit: {requestsPerSecond: 0}", "from 0.1 to 1000"),

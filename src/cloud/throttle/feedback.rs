@@ -1,34 +1,66 @@
-//! Server feedback: the rate-limit headers of answers, 429 holds, and reading a reset time.
+//! Server feedback: the rate-limit headers of answers, 429s, and reading a reset time.
 //!
 //! The server knows what it counted; the throttle only paces. A remaining budget of 0 holds every
-//! request of the key until the window resets, a 429 holds it until `Retry-After`/reset. Reset
-//! times are read against the answer's `Date` header ([`until_reset`]), so a skewed local clock
-//! never turns an exhausted window into a long hold; an implausible reset falls back to one
-//! [`DEFAULT_WINDOW`]. A per-second limit the server reports below the configured rate becomes
-//! one more limit on the key's path (started spent, so it never lets two requests out back to
-//! back); one at or above it changes nothing.
+//! request of the key until the window resets, a 429 holds the key (or only its class: see
+//! [`RateLimited`]) until its retry hint. Reset times are read against the answer's `Date` header
+//! ([`until_reset`]), so a skewed local clock never turns an exhausted window into a long hold;
+//! an implausible reset falls back to one window.
+//!
+//! A limit the server reports is over a window ([`RateLimitHeaders::window`]; per second unless
+//! said otherwise): an adaptive limit of that window takes it as its N
+//! ([`adaptive`](super::adaptive)); otherwise one below the configured rate becomes one more
+//! limit on the
+//! key's path (replaying what the window already holds, so it never lets the window exceed it),
+//! and one at or above it changes nothing.
+//!
+//! **Holds are capped** at [`KeyThrottle::max_hold`]: the longest window on the key's path (at
+//! least [`MAX_HEADER_HOLD`], at most [`MAX_PER`]), applied inside every hold function. A daily
+//! quota's 429 asking for 5 hours holds 5 hours; a per-second key cannot be held for a day by a
+//! misread header.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use super::KeyThrottle;
+use super::{KeyThrottle, MAX_PER};
 
 /// Added to a reset time taken from the headers, so the first request after a hold lands in the
 /// new window even with a little clock disagreement.
 pub const RESET_MARGIN: Duration = Duration::from_millis(20);
-/// The longest hold derived from rate-limit headers; a reset further out is not believed (it is
-/// clock skew or a value in the wrong unit) and [`DEFAULT_WINDOW`] is used instead.
+/// The shortest cap of a hold ([`KeyThrottle::max_hold`]), and of a reset time believed from the
+/// headers of a key whose windows are all shorter: a reset further out is clock skew or a value
+/// in the wrong unit, and one window is used instead.
 pub const MAX_HEADER_HOLD: Duration = Duration::from_secs(60);
 /// The API's documented rate-limit window (Strettch: one unix second). How long to hold when the
-/// budget is exhausted and the server gave no usable reset time.
+/// budget is exhausted and the server gave no usable reset time, unless the answer says which
+/// window it counts.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+
+/// A 429, as the caller read it: whose budget it is about, and what the answer said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimited {
+    /// `None`: the key's own budget (per minute, per day...). `Some`: an operation class: only
+    /// that class is held ([`class`](super::class)).
+    pub class: Option<String>,
+    /// What the class is counted for (e.g. the app id of a per-app limit): only that subject is
+    /// held when the class counts per subject.
+    pub subject: Option<String>,
+    /// How long to wait: the error body's hint (Vertra's `details.retry_after`) or the
+    /// `Retry-After`/reset headers, whichever the caller trusts. `None`: one window.
+    pub retry_after: Option<Duration>,
+    /// The limit the answer reports (Vertra's `details.limit`), if any.
+    pub limit: Option<u32>,
+    /// The window that limit (or the exhausted budget) is over (Vertra's `details.scope`
+    /// minute/day, `details.window_seconds`), if the answer says.
+    pub window: Option<Duration>,
+}
 
 impl KeyThrottle {
     /// Feed the rate-limit headers of an answer. `remaining == Some(0)` holds every request of the
-    /// key until the reset ([`until_reset`], read against the answer's `Date`) plus a small
-    /// margin, or for one [`DEFAULT_WINDOW`] when no usable reset was given. A `limit` (read as
-    /// requests per [`DEFAULT_WINDOW`]) lower than the configured rate lowers the pace to it.
+    /// key until the reset ([`until_reset_within`], read against the answer's `Date`) plus a small
+    /// margin, or for one window (`window`, else [`DEFAULT_WINDOW`]) when no usable reset was
+    /// given. A `limit` is over `window` (else per second): it sets the N of an adaptive limit of
+    /// that window, or lowers the pace to it if it is lower than the configured rate.
     pub fn observe_headers(&self, headers: RateLimitHeaders) {
         let RateLimitHeaders {
             limit,
@@ -37,8 +69,7 @@ impl KeyThrottle {
             date,
             window,
         } = headers;
-        // Only a per-second limit is compared with the pace here.
-        let limit = limit.filter(|_| window.is_none_or(|w| w == DEFAULT_WINDOW));
+        let window = window.filter(|w| !w.is_zero()).unwrap_or(DEFAULT_WINDOW);
         if let Some(r) = remaining {
             crate::metrics::global().budget_remaining(
                 &self.provider,
@@ -47,36 +78,140 @@ impl KeyThrottle {
             );
         }
         if let Some(limit) = limit.filter(|l| *l > 0) {
-            let mut st = self.state.lock();
-            if st.server_limit != Some(limit) {
-                st.server_limit = Some(limit);
-                let before = st.server.is_some();
-                st.retune_server(Instant::now());
-                if st.server.is_some() || before {
-                    tracing::debug!(key = %self.fingerprint, server_limit = limit, "pace follows the server's limit");
-                }
-                drop(st);
-                self.changed.notify_waiters();
-            }
+            self.learn_limit(window, limit, false);
         }
         if remaining == Some(0) {
             let wait = match reset {
-                Some(reset) => until_reset(reset, date, SystemTime::now()),
-                None => DEFAULT_WINDOW,
+                Some(reset) => {
+                    let most = self.longest_hold_window().max(window.min(MAX_PER));
+                    until_reset_within(reset, date, SystemTime::now(), most, window)
+                }
+                None => window,
             };
             tracing::debug!(key = %self.fingerprint, hold_ms = wait.as_millis() as u64, "rate-limit budget exhausted; holding the key");
             self.hold_for(wait + RESET_MARGIN);
         }
     }
 
-    /// Pause every request of the key until `until` (after a 429: until reset or Retry-After).
-    /// Only ever extends an existing hold.
-    pub fn hold_until(&self, until: std::time::Instant) {
-        self.hold_until_instant(Instant::from_std(until));
+    /// The server reported `limit` requests per `window` (in headers, or in a 429's body when
+    /// `limited`): an adaptive limit of that window learns it, else it is remembered as the
+    /// server's limit (binding while below the configured rate). A 429 without a limit halves
+    /// the adaptive limit of its window instead ([`rate_limited`](Self::rate_limited)).
+    fn learn_limit(&self, window: Duration, limit: u32, limited: bool) {
+        let now = Instant::now();
+        let mut st = self.state.lock();
+        let mut changed = false;
+        let mut adaptive = false;
+        for a in st.adaptive.iter_mut().filter(|a| a.per() == window) {
+            adaptive = true;
+            changed |= if limited {
+                a.limited(Some(limit), now)
+            } else {
+                a.reported(limit, now)
+            };
+        }
+        if !adaptive && st.server_limits.get(&window) != Some(&limit) {
+            st.server_limits.insert(window, limit);
+            changed = true;
+        }
+        if changed && st.retune(now) {
+            tracing::debug!(key = %self.fingerprint, limit, window_s = window.as_secs_f64(), "pace follows the server's limit");
+        }
+        if changed {
+            self.report_adaptive(&st);
+            drop(st);
+            self.changed.notify_waiters();
+        }
     }
 
-    /// [`hold_until`](Self::hold_until) `now + duration`, on tokio's clock.
+    /// A 429 was answered. Without a class: the key is held for `retry_after` (else one window:
+    /// `window`, else the shortest adaptive window, else [`DEFAULT_WINDOW`]) plus
+    /// [`RESET_MARGIN`], and the adaptive limit of that window takes the reported `limit`, or
+    /// halves without one. With a class: only that class (or that subject of it) is held, and
+    /// only its adaptive limits learn; the key and every other class keep flowing. Every hold is
+    /// capped at [`max_hold`](Self::max_hold). The caller counts the 429 in its metrics.
+    pub fn rate_limited(&self, signal: RateLimited) {
+        let now = Instant::now();
+        let RateLimited {
+            class,
+            subject,
+            retry_after,
+            limit,
+            window,
+        } = signal;
+        let window = window.filter(|w| !w.is_zero());
+        let limit = limit.filter(|l| *l > 0);
+        match class {
+            Some(class) => {
+                let wait = retry_after
+                    .or(window)
+                    .or_else(|| self.state.lock().classes.shortest(&class))
+                    .unwrap_or(DEFAULT_WINDOW);
+                let until = now + (wait + RESET_MARGIN).min(self.max_hold());
+                tracing::debug!(key = %self.fingerprint, class, subject = subject.as_deref(), hold_ms = (until - now).as_millis() as u64, "429 for a class: holding the class");
+                self.state.lock().classes.limited(
+                    &class,
+                    subject.as_deref(),
+                    until,
+                    limit,
+                    window,
+                    now,
+                );
+                self.class_changed.notify_waiters();
+            }
+            None => {
+                let window =
+                    window.or_else(|| self.state.lock().adaptive.iter().map(|a| a.per()).min());
+                match limit {
+                    Some(limit) => self.learn_limit(window.unwrap_or(DEFAULT_WINDOW), limit, true),
+                    None => {
+                        let mut st = self.state.lock();
+                        let mut changed = false;
+                        for a in st.adaptive.iter_mut().filter(|a| Some(a.per()) == window) {
+                            changed |= a.limited(None, now);
+                        }
+                        if changed {
+                            st.retune(now);
+                            self.report_adaptive(&st);
+                            tracing::debug!(key = %self.fingerprint, "429 without a limit: adaptive limit halved");
+                        }
+                    }
+                }
+                let wait = retry_after.or(window).unwrap_or(DEFAULT_WINDOW);
+                tracing::debug!(key = %self.fingerprint, hold_ms = wait.as_millis() as u64, "429: holding the key");
+                self.hold_for(wait + RESET_MARGIN);
+            }
+        }
+    }
+
+    /// The longest a hold of this key may last: the longest window on its path (its limits, the
+    /// windows the server reported, its adaptive and class limits, its groups' limits), at least
+    /// [`MAX_HEADER_HOLD`], at most [`MAX_PER`], plus [`RESET_MARGIN`] (so a hold of a whole
+    /// window still lands in the next one). Every hold is cut to it, so a wrong header can never
+    /// stop a key for longer than one of its windows, and a daily quota's 429 holds as long as it
+    /// asks.
+    pub fn max_hold(&self) -> Duration {
+        self.longest_hold_window() + RESET_MARGIN
+    }
+
+    fn longest_hold_window(&self) -> Duration {
+        self.state
+            .lock()
+            .longest_window()
+            .clamp(MAX_HEADER_HOLD, MAX_PER)
+    }
+
+    /// Pause every request of the key until `until` (after a 429: until reset or Retry-After),
+    /// at most [`max_hold`](Self::max_hold) from now. Only ever extends an existing hold.
+    pub fn hold_until(&self, until: std::time::Instant) {
+        let most = Instant::now() + self.max_hold();
+        self.hold_until_instant(Instant::from_std(until).min(most));
+    }
+
+    /// [`hold_until`](Self::hold_until) `now + duration` (at most
+    /// [`max_hold`](Self::max_hold)), on tokio's clock.
     pub fn hold_for(&self, duration: Duration) {
+        let duration = duration.min(self.max_hold());
         self.hold_until_instant(Instant::now() + duration);
     }
 
@@ -109,7 +244,9 @@ pub struct RateLimitHeaders {
     pub reset: Option<u64>,
     /// The answer's `Date` header, unix seconds: the server's clock, truncated to the second.
     pub date: Option<u64>,
-    /// The window `limit` counts over (`None`: one second).
+    /// The window `limit` and `remaining` are over (e.g. 60 s for Vertra's and CloudAPI's
+    /// per-minute `x-ratelimit-limit`, a day for Vertra's `x-quota-*`). `None`: one second, as
+    /// Strettch's headers are.
     pub window: Option<Duration>,
 }
 
@@ -133,6 +270,25 @@ pub struct Deferred {
 ///
 /// Never zero: a budget reported exhausted is always waited out for a little.
 pub fn until_reset(reset: u64, server_date: Option<u64>, local_now: SystemTime) -> Duration {
+    until_reset_within(
+        reset,
+        server_date,
+        local_now,
+        MAX_HEADER_HOLD,
+        DEFAULT_WINDOW,
+    )
+}
+
+/// [`until_reset`] for a window of another length: a reset further ahead than `most` is not
+/// believed (a key whose longest window is a day may be told to wait hours), and `fallback` (one
+/// window) is used for a reset that is not believed.
+pub fn until_reset_within(
+    reset: u64,
+    server_date: Option<u64>,
+    local_now: SystemTime,
+    most: Duration,
+    fallback: Duration,
+) -> Duration {
     /// Below this (2001-09-09) a "reset" is a number of seconds, not a timestamp.
     const PLAUSIBLE_TIMESTAMP: u64 = 1_000_000_000;
     /// From this (year 5138) on, a "timestamp" is in milliseconds (or nonsense).
@@ -157,8 +313,8 @@ pub fn until_reset(reset: u64, server_date: Option<u64>, local_now: SystemTime) 
     } else {
         Duration::from_secs(reset).checked_sub(local)
     };
-    wait.filter(|d| !d.is_zero() && *d <= MAX_HEADER_HOLD)
-        .unwrap_or(DEFAULT_WINDOW)
+    wait.filter(|d| !d.is_zero() && *d <= most)
+        .unwrap_or(fallback)
 }
 
 #[cfg(test)]

@@ -11,23 +11,41 @@
 //!   path — all Key limits of its key and all limits of its groups — at once, only when all of
 //!   them allow it. Each limit is a GCRA whose cell interval is derived from N, W and b so that
 //!   **no window of length W ever holds more than N** requests, rolling or fixed
-//!   ([`pace`] has the math and its proof sketch): `T = W / ((N - b + 1) × 0.97)`. The 0.97
-//!   ([`PACING_FACTOR`]) keeps requests slightly slower than the limit, so `N + 1` arrivals
-//!   inside one server window would need a few percent of network jitter between them. The
-//!   single-rate form `rateLimit.requestsPerSecond: r` is one Key limit `r per 1s`, burst 1,
-//!   paced exactly as before: one permit every `1 / (r × 0.97)`.
+//!   ([`pace`] has the math and its proof sketch), with room for the network:
+//!   `T = max(W / ((N - b + 1) × 0.97), (W + 50 ms) / (N - b + 1))`, so `N + 1` consecutive
+//!   requests span at least `W + 50 ms` ([`NETWORK_JITTER`]) and `W / 0.97`
+//!   ([`PACING_FACTOR`]). The single-rate form `rateLimit.requestsPerSecond: r` is one Key limit
+//!   `r per 1s`, burst 1, paced the same way (Strettch's 2/s: one permit every 525 ms). A
+//!   ProviderConfig's burst is at most half its requests ([`LimitSpec::validate`]).
 //! * **No budget in hand at start**: a new limit's whole burst is spent when it is made; its
 //!   first permit comes one interval after it was made. A process that replaces another (crash,
 //!   rollout, failover) cannot know what its predecessor spent in the server's current window; a
 //!   predecessor that paced the same way left the limit no fuller than that, so the two
 //!   processes' requests together keep every window within N. The first answers' rate-limit
 //!   headers then tell the real state (a remaining budget of 0 holds the key until the reset).
+//! * **Limits that change keep the promise**: the key, each group and each class budget keep a
+//!   bounded log of when they let requests out ([`pace::PermitLog`]); a limit added or changed at
+//!   run time (an edited ProviderConfig, a second one with a lower limit, a limit the server
+//!   reports, an adaptive limit that learns) starts from that log, so the window holding the
+//!   change holds no more than the new N, and the first request goes as soon as it has room.
 //! * **Who sets the limits**: every ProviderConfig using the key reports its limits and budget
 //!   group ([`ThrottleRegistry::throttle_for`]); the key's path is the union of the *current*
-//!   ones (the lowest rate wins), so relaxing a limit again or deleting a ProviderConfig
+//!   ones (the lowest rate wins; for adaptive and class limits of the same window, the lowest
+//!   figures), so relaxing a limit again or deleting a ProviderConfig
 //!   ([`ThrottleRegistry::release_user`]) restores the pace without a restart. A registry entry
 //!   and its metric series go away once no ProviderConfig uses the key and no client holds its
 //!   throttle; a group goes away with its last key.
+//! * **Adaptive limits** ([`adaptive`]), for clouds that do not publish their limits (Vertra's
+//!   per-minute and per-day budgets depend on the plan): a provider's [`Policy`] may list
+//!   [`AdaptiveLimit`]s, Key limits whose N starts conservative, takes the limit a 429 body or
+//!   the headers report for their window, halves on a 429 that reports none, and grows back by
+//!   10% per clean window. Their N is exported as `stratus_cloud_adaptive_limit`.
+//! * **Operation classes** ([`class`]): a [`ClassLimit`] is taken only by requests of its class
+//!   (deploys per hour; lifecycle calls per app per minute, with `per_subject`).
+//!   [`KeyThrottle::acquire_op`] first waits for the class permit in the class's own queue, then
+//!   queues for the key like any request, so a deploy waiting an hour never stands at the head
+//!   of the key's queue. A 429 for a class ([`KeyThrottle::rate_limited`] with a class) holds
+//!   that class (or one subject of it), never the key.
 //! * **Priority**: a small queue in front of the limits. When a permit is available it goes to
 //!   the highest-priority waiter ([`Priority::Write`] > [`Priority::Urgent`] >
 //!   [`Priority::Routine`]). There is no background task: the waiter at the head of the queue is
@@ -36,25 +54,32 @@
 //!   a permit or blocks the queue. A budget group serves the heads of its keys' queues the same
 //!   way (best priority, then arrival), so priorities hold across every key of a group: a head
 //!   registers with its groups once its own key's limits allow it, and takes the group's cells
-//!   only when no better head of another key is waiting for them.
+//!   only when no better head of another key is waiting for them. A class queue serves in the
+//!   same order, skipping only waiters whose own subject has no budget yet.
 //! * **Fairness between namespaces**: within one priority, requests are served round-robin by
 //!   *flow*, the namespace of the object being reconciled ([`in_flow`], set by the reconciler;
-//!   [`queue`] has the details). One team applying 500 objects delays another team's single
-//!   change by one request, not 500.
+//!   [`queue`] has the details), at the key and in every class queue. One team applying 500
+//!   objects delays another team's single change by one request, not 500.
 //! * **Server feedback** ([`feedback`]): rate-limit headers of every answer go to
-//!   [`KeyThrottle::observe_headers`]; a remaining budget of 0 holds every request of the key
-//!   until the window resets, a 429 holds it until `Retry-After`/reset
-//!   ([`KeyThrottle::hold_until`]). A per-second limit the server reports that is lower than the
+//!   [`KeyThrottle::observe_headers`], with the window their limit counts (per second unless
+//!   [`RateLimitHeaders::window`] says otherwise); a remaining budget of 0 holds every request
+//!   of the key until the window resets; a 429 goes to [`KeyThrottle::rate_limited`] (or, as
+//!   before, [`KeyThrottle::hold_for`]). A limit the server reports that is lower than the
 //!   configured rate lowers the pace to it. Reset times are read against the answer's `Date`
 //!   header ([`until_reset`]), so a skewed local clock never turns an exhausted window into a
-//!   long hold; an implausible reset falls back to one [`DEFAULT_WINDOW`].
-//! * **Routine reads do not wait long**: [`KeyThrottle::acquire_or_defer`] gives a
-//!   [`Priority::Routine`] request up (without spending a permit) when no permit can be had
-//!   within [`ROUTINE_PATIENCE`], so a routine refresh never holds a bounded reconcile worker
-//!   while the key is busy with writes; the caller tries again later.
+//!   long hold; an implausible reset falls back to one window. Every hold is capped at
+//!   [`KeyThrottle::max_hold`], the longest window on the key's path (1 min to 24 h): a daily
+//!   quota's 429 asking for 5 hours holds 5 hours.
+//! * **Routine reads do not wait long**: [`KeyThrottle::acquire_or_defer`] (and
+//!   [`KeyThrottle::acquire_op_or_defer`]) gives a [`Priority::Routine`] request up (without
+//!   spending a permit) when no permit can be had within [`ROUTINE_PATIENCE`], so a routine
+//!   refresh never holds a bounded reconcile worker while the key is busy with writes; the
+//!   caller tries again later.
 //!
 //! Time is `tokio::time`, so tests can run the throttle under `tokio::time::pause`.
 
+pub mod adaptive;
+pub mod class;
 pub mod feedback;
 pub mod pace;
 pub mod queue;
@@ -72,16 +97,21 @@ use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
+pub use adaptive::AdaptiveLimit;
+pub use class::{ClassLimit, Op};
 pub use feedback::{
-    DEFAULT_WINDOW, Deferred, MAX_HEADER_HOLD, RESET_MARGIN, RateLimitHeaders, until_reset,
+    DEFAULT_WINDOW, Deferred, MAX_HEADER_HOLD, RESET_MARGIN, RateLimitHeaders, RateLimited,
+    until_reset, until_reset_within,
 };
 pub use pace::{
-    LimitSpec, MAX_LIMITS, MAX_PER, MIN_PER, MIN_REQUESTS_PER_SECOND, PACING_FACTOR, Scope, Window,
-    format_duration, max_in_any_window, pacing_period,
+    LimitSpec, MAX_LIMITS, MAX_PER, MIN_PER, MIN_REQUESTS_PER_SECOND, NETWORK_JITTER,
+    PACING_FACTOR, Scope, Window, format_duration, max_in_any_window, pacing_period,
 };
 pub use registry::{ThrottleRegistry, registry};
 
-use pace::Gcra;
+use adaptive::Learned;
+use class::Classes;
+use pace::{Gcra, PermitLog};
 use queue::{FairQueue, Ticket};
 
 /// How long a [`Priority::Routine`] request may wait for a permit in
@@ -109,12 +139,17 @@ impl Priority {
     }
 }
 
-/// What one user of a key (a ProviderConfig) asks for: its limits and its budget group.
+/// What one user of a key (a ProviderConfig) asks for: its limits, its budget group, and the
+/// provider's adaptive and class limits.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Policy {
     pub limits: Vec<LimitSpec>,
     /// The budget group whose [`Scope::BudgetGroup`] limits this key shares.
     pub budget_group: Option<String>,
+    /// Key limits whose N is learned from the server ([`adaptive`]).
+    pub adaptive: Vec<AdaptiveLimit>,
+    /// Limits only requests of one operation class take ([`class`]).
+    pub classes: Vec<ClassLimit>,
 }
 
 impl Policy {
@@ -122,6 +157,30 @@ impl Policy {
         Policy {
             limits,
             budget_group: budget_group.filter(|g| !g.is_empty()),
+            adaptive: Vec::new(),
+            classes: Vec::new(),
+        }
+    }
+
+    /// One more adaptive Key limit.
+    pub fn with_adaptive(mut self, limit: AdaptiveLimit) -> Self {
+        self.adaptive.push(limit.normalized());
+        self
+    }
+
+    /// One more class limit.
+    pub fn with_class(mut self, limit: ClassLimit) -> Self {
+        self.classes.push(limit);
+        self
+    }
+
+    /// The key's part of the policy: its Key limits, adaptive and class limits, no group.
+    pub fn key_part(&self) -> Policy {
+        Policy {
+            limits: self.key_limits(),
+            budget_group: None,
+            adaptive: self.adaptive.clone(),
+            classes: self.classes.clone(),
         }
     }
 
@@ -191,6 +250,8 @@ pub struct Group {
 
 struct GroupState {
     limits: Vec<Gcra>,
+    /// When the group let requests out, for limits made later.
+    log: PermitLog,
     /// key id → the (priority, ticket) of its queue's head, for heads whose own key's limits
     /// allow them now.
     waiting: BTreeMap<u64, (Priority, Ticket)>,
@@ -243,12 +304,16 @@ impl std::fmt::Debug for Group {
 impl Group {
     /// A group budget of its own (tests, tools); the registry shares one per name.
     pub fn new(name: &str, limits: &[LimitSpec]) -> Arc<Self> {
+        let now = Instant::now();
         let mut gcras = Vec::new();
-        pace::respec(&mut gcras, limits, Instant::now());
+        let mut log = PermitLog::new(now);
+        pace::respec(&mut gcras, limits, now, &log);
+        log.set_bounds_for(limits, 0, now);
         Arc::new(Group {
             name: name.to_string(),
             state: Mutex::new(GroupState {
                 limits: gcras,
+                log,
                 waiting: BTreeMap::new(),
             }),
             changed: Notify::new(),
@@ -264,51 +329,113 @@ impl Group {
         self.state.lock().limits.iter().map(|l| *l.spec()).collect()
     }
 
-    /// Replace the limits; those that stay keep their state, new ones start spent.
+    /// Replace the limits; those that stay keep their state, a new one counts what the group
+    /// let out in its window ([`pace`]).
     pub fn set_limits(&self, limits: &[LimitSpec]) {
-        if pace::respec(&mut self.state.lock().limits, limits, Instant::now()) {
+        let now = Instant::now();
+        let mut st = self.state.lock();
+        let st = &mut *st;
+        let changed = pace::respec(&mut st.limits, limits, now, &st.log);
+        st.log.set_bounds_for(limits, 0, now);
+        if changed {
             self.changed.notify_waiters();
         }
     }
 }
 
 struct State {
-    key_limits: Vec<Gcra>,
-    /// The per-second limit the server last reported, if any.
-    server_limit: Option<u32>,
-    /// The server's limit as a limiter, while it is lower than the configured rate.
-    server: Option<Gcra>,
+    /// The Key limits the key's users set.
+    configured: Vec<LimitSpec>,
+    /// The limits the server reported, by the window they are over (headers, 429 bodies).
+    server_limits: BTreeMap<Duration, u32>,
+    /// Key limits whose N is learned.
+    adaptive: Vec<Learned>,
+    /// Every Key limit on the path as a limiter: the configured ones, the server's that bind
+    /// (below the configured rate, no adaptive limit of their window) and the adaptive ones.
+    limits: Vec<Gcra>,
+    /// When the key let requests out, for limits made later.
+    log: PermitLog,
     /// The budget groups on the key's path, ordered by name (the order their locks are taken).
     groups: Vec<Arc<Group>>,
     queue: FairQueue,
     /// No request of the key is released before this instant.
     hold: Option<Instant>,
+    classes: Classes,
 }
 
 impl State {
     fn configured_rps(&self) -> f64 {
-        self.key_limits
+        self.configured
             .iter()
-            .map(|l| l.spec().rate())
+            .map(LimitSpec::rate)
             .reduce(f64::min)
             .unwrap_or(f64::INFINITY)
     }
 
-    /// Follow the server's reported per-second limit when it is below the configured rate; a
-    /// new server limiter starts spent, so a change never lets two requests out back to back.
-    fn retune_server(&mut self, now: Instant) {
-        let binding = self
-            .server_limit
-            .filter(|l| f64::from(*l) < self.configured_rps());
-        match binding {
-            None => self.server = None,
-            Some(l) => {
-                let spec = LimitSpec::per_second(f64::from(l));
-                if self.server.as_ref().is_none_or(|g| *g.spec() != spec) {
-                    self.server = Some(Gcra::spent(spec, now));
-                }
-            }
+    /// A limit the server reported, as a limit: per second as the single-rate form has it.
+    fn server_spec(per: Duration, limit: u32) -> LimitSpec {
+        if per == DEFAULT_WINDOW {
+            LimitSpec::per_second(f64::from(limit))
+        } else {
+            LimitSpec::key(limit, per)
         }
+    }
+
+    /// The server's limits that bind: below the configured rate, and not learned by an adaptive
+    /// limit of the same window.
+    fn binding_server_specs(&self) -> Vec<LimitSpec> {
+        let configured = self.configured_rps();
+        self.server_limits
+            .iter()
+            .filter(|(per, _)| !self.adaptive.iter().any(|a| a.per() == **per))
+            .map(|(per, l)| Self::server_spec(*per, *l))
+            .filter(|spec| spec.rate() < configured)
+            .collect()
+    }
+
+    /// Bring the limiters in line with the configured, server and adaptive limits; a new
+    /// limiter replays the log, so no change lets a window hold more than its N. Whether
+    /// anything changed.
+    fn retune(&mut self, now: Instant) -> bool {
+        let mut specs = self.configured.clone();
+        specs.extend(self.binding_server_specs());
+        specs.extend(self.adaptive.iter().map(Learned::spec));
+        let changed = pace::respec(&mut self.limits, &specs, now, &self.log);
+        let most = self
+            .adaptive
+            .iter()
+            .map(|a| a.bounds.max)
+            .max()
+            .unwrap_or(0);
+        self.log.set_bounds_for(&specs, most, now);
+        changed
+    }
+
+    /// The longest window on the key's path: its limits, the windows the server reported, its
+    /// groups' limits and its class limits.
+    fn longest_window(&self) -> Duration {
+        let key = self
+            .limits
+            .iter()
+            .map(|l| l.spec().per)
+            .chain(self.server_limits.keys().copied())
+            .chain(self.adaptive.iter().map(Learned::per))
+            .max()
+            .unwrap_or_default();
+        let groups = self
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.state
+                    .lock()
+                    .limits
+                    .iter()
+                    .map(|l| l.spec().per)
+                    .collect::<Vec<_>>()
+            })
+            .max()
+            .unwrap_or_default();
+        key.max(groups).max(self.classes.longest())
     }
 
     /// This key no longer waits at its groups (`ticket`: only if that is what it registered).
@@ -337,6 +464,8 @@ pub struct KeyThrottle {
     state: Mutex<State>,
     /// Woken whenever the head of the queue, the hold or the limits may have changed.
     changed: Notify,
+    /// Woken whenever a class queue, budget or hold may have changed.
+    class_changed: Notify,
     /// Permits handed out so far.
     granted: AtomicU64,
 }
@@ -344,7 +473,11 @@ pub struct KeyThrottle {
 impl Drop for KeyThrottle {
     /// The key is gone from this process: so are its metric series.
     fn drop(&mut self) {
-        crate::metrics::global().forget_key(&self.provider, &self.fingerprint);
+        let metrics = crate::metrics::global();
+        metrics.forget_key(&self.provider, &self.fingerprint);
+        for a in &self.state.get_mut().adaptive {
+            metrics.forget_adaptive_limit(&self.provider, &self.fingerprint, a.per());
+        }
     }
 }
 
@@ -357,9 +490,24 @@ impl std::fmt::Debug for KeyThrottle {
             .field("requests_per_second", &st.configured_rps())
             .field(
                 "limits",
-                &st.key_limits
+                &st.limits
                     .iter()
                     .map(|l| l.spec().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "adaptive",
+                &st.adaptive
+                    .iter()
+                    .map(|a| format!("{} per {}", a.n, format_duration(a.per())))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "classes",
+                &st.classes
+                    .rules()
+                    .iter()
+                    .map(ClassLimit::to_string)
                     .collect::<Vec<_>>(),
             )
             .field(
@@ -390,43 +538,75 @@ impl KeyThrottle {
             Some(name) => vec![Group::new(name, &policy.group_limits())],
             None => Vec::new(),
         };
-        Self::with_path(provider, fingerprint, &policy.key_limits(), groups)
+        Self::with_path(provider, fingerprint, &policy.key_part(), groups)
     }
 
-    /// A throttle with these key limits and groups (the registry's constructor).
+    /// A throttle with this key policy ([`Policy::key_part`]) and groups (the registry's
+    /// constructor).
     pub(crate) fn with_path(
         provider: &str,
         fingerprint: &str,
-        key_limits: &[LimitSpec],
-        mut groups: Vec<Arc<Group>>,
+        key: &Policy,
+        groups: Vec<Arc<Group>>,
     ) -> Arc<Self> {
-        let mut limits = Vec::new();
-        pace::respec(&mut limits, key_limits, Instant::now());
-        groups.sort_by(|a, b| a.name.cmp(&b.name));
-        Arc::new(KeyThrottle {
+        let now = Instant::now();
+        let t = Arc::new(KeyThrottle {
             id: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             provider: provider.to_string(),
             fingerprint: fingerprint.to_string(),
             state: Mutex::new(State {
-                key_limits: limits,
-                server_limit: None,
-                server: None,
-                groups,
+                configured: Vec::new(),
+                server_limits: BTreeMap::new(),
+                adaptive: Vec::new(),
+                limits: Vec::new(),
+                log: PermitLog::new(now),
+                groups: Vec::new(),
                 queue: FairQueue::default(),
                 hold: None,
+                classes: Classes::new(now),
             }),
             changed: Notify::new(),
+            class_changed: Notify::new(),
             granted: AtomicU64::new(0),
-        })
+        });
+        t.set_path(key, groups);
+        t
     }
 
-    /// Replace the key's limits and groups (the registry calls it as the ProviderConfigs using
-    /// the key change). Limits that stay keep their state; new ones start spent.
-    pub(crate) fn set_path(&self, key_limits: &[LimitSpec], mut groups: Vec<Arc<Group>>) {
+    /// Replace the key's policy ([`Policy::key_part`]: Key, adaptive and class limits) and
+    /// groups (the registry calls it as the ProviderConfigs using the key change). Limits that
+    /// stay keep their state, adaptive ones what they learned; a new one counts what the key
+    /// let out in its window ([`pace`]).
+    pub(crate) fn set_path(&self, key: &Policy, mut groups: Vec<Arc<Group>>) {
         groups.sort_by(|a, b| a.name.cmp(&b.name));
         let mut st = self.state.lock();
         let now = Instant::now();
-        let mut changed = pace::respec(&mut st.key_limits, key_limits, now);
+        let mut configured = key.key_limits();
+        configured.sort();
+        configured.dedup();
+        st.configured = configured;
+        let adaptive = merge_adaptive(&key.adaptive);
+        let mut learned = std::mem::take(&mut st.adaptive);
+        let metrics = crate::metrics::global();
+        for gone in learned
+            .iter()
+            .filter(|l| !adaptive.iter().any(|a| a.per == l.per()))
+        {
+            metrics.forget_adaptive_limit(&self.provider, &self.fingerprint, gone.per());
+        }
+        st.adaptive = adaptive
+            .into_iter()
+            .map(|a| match learned.iter().position(|l| l.per() == a.per) {
+                Some(i) => {
+                    let mut l = learned.swap_remove(i);
+                    l.rebound(a);
+                    l
+                }
+                None => Learned::new(a, now),
+            })
+            .collect();
+        let mut changed = st.retune(now);
+        changed |= st.classes.set_rules(&merge_classes(&key.classes), now);
         let same_groups = st.groups.len() == groups.len()
             && st
                 .groups
@@ -444,10 +624,36 @@ impl KeyThrottle {
             st.groups = groups;
             changed = true;
         }
+        self.report_adaptive(&st);
+        drop(st);
         if changed {
-            st.retune_server(now);
-            drop(st);
             self.changed.notify_waiters();
+            self.class_changed.notify_waiters();
+        }
+    }
+
+    /// Replace only the key's configured limits.
+    fn set_key_limits(&self, limits: &[LimitSpec]) {
+        let (mut key, groups) = {
+            let st = self.state.lock();
+            (
+                Policy {
+                    adaptive: st.adaptive.iter().map(|a| a.bounds).collect(),
+                    classes: st.classes.rules(),
+                    ..Policy::default()
+                },
+                st.groups.clone(),
+            )
+        };
+        key.limits = limits.to_vec();
+        self.set_path(&key, groups);
+    }
+
+    /// The adaptive limits' N, to the metrics.
+    fn report_adaptive(&self, st: &State) {
+        let metrics = crate::metrics::global();
+        for a in &st.adaptive {
+            metrics.adaptive_limit(&self.provider, &self.fingerprint, a.per(), a.n);
         }
     }
 
@@ -473,16 +679,15 @@ impl KeyThrottle {
 
     /// A lower bound of how long a request arriving now at the back of the queue waits: the
     /// hold, then one interval of the slowest limit on the path per waiter ahead.
-    fn backlog(&self) -> Duration {
+    pub(crate) fn backlog(&self) -> Duration {
         let st = self.state.lock();
         let hold = st
             .hold
             .map(|h| h.saturating_duration_since(Instant::now()))
             .unwrap_or_default();
         let slowest = st
-            .key_limits
+            .limits
             .iter()
-            .chain(st.server.iter())
             .map(Gcra::interval)
             .chain(st.groups.iter().flat_map(|g| {
                 g.state
@@ -498,7 +703,7 @@ impl KeyThrottle {
         hold.saturating_add(slowest.saturating_mul(waiters))
     }
 
-    fn defer(&self, backlog: Duration) -> Deferred {
+    pub(crate) fn defer(&self, backlog: Duration) -> Deferred {
         let retry_in = backlog.max(ROUTINE_PATIENCE);
         tracing::trace!(key = %self.fingerprint, retry_in_ms = retry_in.as_millis() as u64, "routine read deferred: no budget now");
         Deferred { retry_in }
@@ -582,13 +787,7 @@ impl KeyThrottle {
             }
             st.hold = None;
         }
-        let key_ready = st
-            .key_limits
-            .iter()
-            .chain(st.server.iter())
-            .map(Gcra::earliest)
-            .max()
-            .unwrap_or(now);
+        let key_ready = st.limits.iter().map(Gcra::earliest).max().unwrap_or(now);
         if key_ready > now {
             // Not waiting at the groups while the key itself is not ready: a head of another
             // key that is ready may have the group's cells meanwhile.
@@ -621,15 +820,25 @@ impl KeyThrottle {
             for l in gs.limits.iter_mut() {
                 l.consume(now);
             }
+            gs.log.record(now);
             gs.waiting.remove(&self.id);
             g.changed.notify_waiters();
         }
         drop(guards);
         let st = &mut *st;
-        for l in st.key_limits.iter_mut().chain(st.server.iter_mut()) {
+        for l in st.limits.iter_mut() {
             l.consume(now);
         }
+        st.log.record(now);
         st.queue.served(ticket);
+        let mut recovered = false;
+        for a in st.adaptive.iter_mut() {
+            recovered |= a.recover(now);
+        }
+        if recovered {
+            st.retune(now);
+            self.report_adaptive(st);
+        }
         Step::Granted
     }
 
@@ -645,8 +854,7 @@ impl KeyThrottle {
     /// ProviderConfigs using the key change; use [`ThrottleRegistry::throttle_for`] rather than
     /// calling it directly.
     pub fn set_rate(&self, requests_per_second: f64) {
-        let groups = self.state.lock().groups.clone();
-        self.set_path(&[LimitSpec::per_second(requests_per_second)], groups);
+        self.set_key_limits(&[LimitSpec::per_second(requests_per_second)]);
     }
 
     /// How many permits were handed out so far (every request sent through the key).
@@ -668,14 +876,25 @@ impl KeyThrottle {
         &self.provider
     }
 
-    /// The key's own limits now.
+    /// The key's own limits now, as its users configured them.
     pub fn key_limits(&self) -> Vec<LimitSpec> {
+        self.state.lock().configured.clone()
+    }
+
+    /// The adaptive limits as they stand: (window, N now).
+    pub fn adaptive_limits(&self) -> Vec<(Duration, u32)> {
         self.state
             .lock()
-            .key_limits
+            .adaptive
             .iter()
-            .map(|l| *l.spec())
+            .map(|a| (a.per(), a.n))
             .collect()
+    }
+
+    /// The class limits (merged), and what the adaptive ones learned: (class, window, N now).
+    pub fn class_limits(&self) -> (Vec<ClassLimit>, Vec<(String, Duration, u32)>) {
+        let st = self.state.lock();
+        (st.classes.rules(), st.classes.learned())
     }
 
     /// The budget groups on the key's path.
@@ -688,13 +907,16 @@ impl KeyThrottle {
         self.state.lock().configured_rps()
     }
 
-    /// The long-run rate actually allowed: the lowest of the key's limits, its groups' limits
-    /// and the server's reported per-second limit.
+    /// The long-run rate actually allowed: the lowest of the key's limits (configured, reported
+    /// by the server, adaptive) and its groups' limits.
     pub fn effective_requests_per_second(&self) -> f64 {
         let st = self.state.lock();
         let mut rps = st.configured_rps();
-        if let Some(l) = st.server_limit {
-            rps = rps.min(f64::from(l));
+        for (per, l) in &st.server_limits {
+            rps = rps.min(State::server_spec(*per, *l).rate());
+        }
+        for a in &st.adaptive {
+            rps = rps.min(a.spec().rate());
         }
         for g in &st.groups {
             for l in &g.state.lock().limits {
@@ -703,6 +925,34 @@ impl KeyThrottle {
         }
         rps
     }
+}
+
+/// The adaptive limits of several users, one per window, the lowest figures winning.
+fn merge_adaptive(limits: &[AdaptiveLimit]) -> Vec<AdaptiveLimit> {
+    let mut out: Vec<AdaptiveLimit> = Vec::new();
+    for l in limits {
+        let l = l.normalized();
+        match out.iter_mut().find(|o| o.per == l.per) {
+            Some(o) => *o = o.merge(l),
+            None => out.push(l),
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The class limits of several users, one per class, window and scope, the lowest figures
+/// winning.
+fn merge_classes(limits: &[ClassLimit]) -> Vec<ClassLimit> {
+    let mut out: Vec<ClassLimit> = Vec::new();
+    for l in limits {
+        match out.iter_mut().find(|o| o.same_rule(l)) {
+            Some(o) => *o = o.merge(l),
+            None => out.push(l.clone()),
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A waiter's place in the queue; leaving it (by cancellation) frees the place for the next one.
@@ -731,3 +981,5 @@ impl Drop for QueueSlot<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_adaptive;

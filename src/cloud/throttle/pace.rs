@@ -1,5 +1,5 @@
-//! Limiter math: what one limit ("N requests per W, burst b") means as a GCRA, and why no
-//! window of length W can then hold more than N requests.
+//! Limiter math: what one limit ("N requests per W, burst b") means as a GCRA, why no window of
+//! length W can then hold more than N requests, and how a limit that changes keeps that promise.
 //!
 //! # N per W, in any window
 //!
@@ -24,17 +24,28 @@
 //! and the bound is tight (at `T = W / (N - b + 1)` a burst of `b` followed by requests every `T`
 //! puts exactly `N` in a window). So a plain `per_minute(N)` quota (`b = N`, `T = W/N`) lets
 //! `2N - 1` through in a minute after idling, and `per_second(2)` (`b = 2`, `T = 0.5 s`) lets 3
-//! through in a second. The throttle paces at
+//! through in a second.
+//!
+//! # Room for the network
+//!
+//! The server counts requests by when they *arrive*. Requests sent `T` apart arrive a little
+//! closer or further apart (queueing, retransmits, the operator's and the server's clocks), so
+//! the throttle keeps two margins and paces at the larger interval:
 //!
 //! ```text
-//!     T = W / ((N - b + 1) · PACING_FACTOR)        PACING_FACTOR = 0.97
+//!     T = max( W / ((N - b + 1) · PACING_FACTOR),  (W + NETWORK_JITTER) / (N - b + 1) )
+//!     PACING_FACTOR = 0.97, NETWORK_JITTER = 50 ms
 //! ```
 //!
-//! the 3% margin absorbing network jitter between the operator's clock and the server's (one
-//! request arriving a few ms late or early at the server never makes `N + 1`). With `b = 1` and
-//! `W = 1 s` this is exactly the pacing of the single-rate throttle it replaced
-//! (`1 / (rps · 0.97)`). Fixed windows get the same interval: their boundaries are on the
-//! server's clock, unknown here, and the rolling bound covers every possible alignment.
+//! By the claim, `N + 1` consecutive requests `i..=i+N` span `t_{i+N} - t_i ≥ (N - b + 1)·T ≥
+//! W + NETWORK_JITTER`: for them to land in one server window of `W`, arrivals would have to be
+//! compressed by more than 50 ms (and by 3% of `W` for long windows, where 50 ms is nothing).
+//! The relative margin alone was a few ms for a 1 s window. The single-rate form
+//! (`rateLimit.requestsPerSecond: r`) is the limit [`LimitSpec::per_second`] makes of it and gets
+//! the same interval: `r per 1s` for a whole `r` (Strettch's 2 per second: a request every
+//! 525 ms, three of them span 1.05 s), `1 per 1/r` for a fractional one. Fixed windows get the
+//! same interval as rolling ones: their boundaries are on the server's clock, unknown here, and
+//! the rolling bound covers every possible alignment.
 //!
 //! # No budget in hand at start
 //!
@@ -42,14 +53,44 @@
 //! one interval after it was made and the burst is earned back only by idling. A predecessor
 //! process that paced with the same limit had `TAT ≤ t_last + τ + T` when it died, so the two
 //! processes' requests together still conform to one GCRA and the bound above holds across a
-//! restart. The same applies to a limit added or changed at run time.
+//! restart.
+//!
+//! # A limit that changes
+//!
+//! A limit added or changed at run time (a ProviderConfig edits its `rateLimits`, a second one
+//! adds a lower limit, the server reports a lower limit, an adaptive limit learns) must count
+//! what was already sent in its window, or the window holding the change could hold more than
+//! its `N`. Every throttle keeps a [`PermitLog`] of the instants it let requests out (its last
+//! `N` for the largest `N` on its path, none older than its longest window), and a new limit
+//! starts from what the log says ([`PermitLog::replay`]): if the `c`-th newest logged request was
+//! sent at `t`, the `m`-th request from now on may share a window with it only while
+//! `c + m ≤ N`; so the new limiter's `TAT` is at least `t + S + τ - (N - c)·T` for every logged
+//! request, `S = (N - b + 1)·T ≥ W + NETWORK_JITTER` the span the limit keeps `N + 1`
+//! consecutive requests apart (the `m`-th one is let out at `TAT - τ + (m - 1)·T` at the
+//! earliest). With the claim above for the requests after the change, no window of the new spec
+//! holding a request after the change holds more than `N`, and the first one goes as soon as the
+//! window has room, not a whole window later. Requests the log no longer has cannot share such a
+//! window when the last one dropped is older than `W`, or the log still holds `N` newer ones.
+//! Otherwise (a new limit with a longer window or a larger `N` than any on the path) they are
+//! counted as the most the limits in force before the change allowed since the log began (or `W`
+//! ago), all at the last dropped instant, which is never fewer or earlier than they were.
+//! A new limit is also born spent when the log began, as at start.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Requests are paced at this fraction of the configured rate (see the module docs).
+/// Requests are paced at this fraction of the configured rate (see the module docs): 3% of the
+/// window for clock and network disagreement, which matters for long windows.
 pub const PACING_FACTOR: f64 = 0.97;
+/// How far the network may compress arrivals at the server: `N + 1` consecutive requests of a
+/// limit always span at least `W` plus this (see the module docs), which matters for short
+/// windows, where 3% is a few ms.
+pub const NETWORK_JITTER: Duration = Duration::from_millis(50);
+/// The most permit instants a [`PermitLog`] keeps, whatever the limits (1 MiB per log): a larger
+/// `N` (a daily quota of a million) is replayed from the bound of the limits in force instead.
+pub const MAX_PERMIT_LOG: usize = 1 << 16;
 /// The slowest rate a throttle accepts; lower (or invalid) values are raised to it.
 pub const MIN_REQUESTS_PER_SECOND: f64 = 0.01;
 /// The shortest and longest window a configured limit may have.
@@ -162,11 +203,15 @@ impl LimitSpec {
         self.burst.clamp(1, self.requests.max(1))
     }
 
-    /// The GCRA cell interval `W / ((N - b + 1) · PACING_FACTOR)` (see the module docs).
+    /// The GCRA cell interval `max(W / ((N - b + 1) · PACING_FACTOR), (W + NETWORK_JITTER) /
+    /// (N - b + 1))` (see the module docs).
     pub fn interval(&self) -> Duration {
         let n = self.requests.max(1);
         let cells = f64::from(n - self.effective_burst() + 1);
-        Duration::try_from_secs_f64(self.per.as_secs_f64() / (cells * PACING_FACTOR))
+        let w = self.per.as_secs_f64();
+        let relative = w / (cells * PACING_FACTOR);
+        let absolute = (w + NETWORK_JITTER.as_secs_f64()) / cells;
+        Duration::try_from_secs_f64(relative.max(absolute))
             .unwrap_or(Duration::from_secs(100 * 24 * 3600))
             .max(Duration::from_nanos(1))
     }
@@ -194,8 +239,16 @@ impl LimitSpec {
         u64::from(self.effective_burst()) + (window.as_nanos().div_ceil(t) as u64).max(1) - 1
     }
 
+    /// The largest burst a ProviderConfig may set: half of `requests` (1 for 1 or 2 requests).
+    /// A limit paces its `N - b` other requests over the window after a burst of `b`, so a burst
+    /// near `N` leaves a crawl: `burst == requests` lets one request per window through once the
+    /// burst is spent. At half, the steady pace is still more than half the limit's rate.
+    pub fn max_burst(&self) -> u32 {
+        (self.requests / 2).max(1)
+    }
+
     /// A limit a ProviderConfig may set: requests ≥ 1, per within 1s..=24h, 1 ≤ burst ≤
-    /// requests. The message says what to change.
+    /// [`max_burst`](Self::max_burst). The message says what to change.
     pub fn validate(&self) -> Result<(), String> {
         if self.requests == 0 {
             return Err("requests must be at least 1".into());
@@ -206,10 +259,16 @@ impl LimitSpec {
                 format_duration(self.per)
             ));
         }
-        if self.burst == 0 || self.burst > self.requests {
+        if self.burst == 0 || self.burst > self.max_burst() {
             return Err(format!(
-                "burst {} must be from 1 to requests ({}); omit it for 1",
-                self.burst, self.requests
+                "burst {} must be from 1 to {} (half of requests {}): after a burst, the other \
+                 requests - burst are spread over the window, so a burst near requests leaves a \
+                 crawl (burst = requests: one request per {} once spent); omit burst for 1, or \
+                 raise requests",
+                self.burst,
+                self.max_burst(),
+                self.requests,
+                format_duration(self.per)
             ));
         }
         Ok(())
@@ -280,9 +339,10 @@ impl Gcra {
     }
 }
 
-/// Keep the state of limits that stay, make the new ones spent. `limits` ends up in the order of
-/// `specs`, one per distinct spec.
-pub fn respec(limits: &mut Vec<Gcra>, specs: &[LimitSpec], now: Instant) -> bool {
+/// Keep the state of limits that stay; a new one is `log` replayed into it (see the module
+/// docs), with the limits being replaced bounding what the log no longer has. `limits` ends up in
+/// the order of `specs`, sorted, one per distinct spec. Whether anything changed.
+pub fn respec(limits: &mut Vec<Gcra>, specs: &[LimitSpec], now: Instant, log: &PermitLog) -> bool {
     let mut wanted: Vec<LimitSpec> = specs.to_vec();
     wanted.sort();
     wanted.dedup();
@@ -290,13 +350,145 @@ pub fn respec(limits: &mut Vec<Gcra>, specs: &[LimitSpec], now: Instant) -> bool
         return false;
     }
     let mut old = std::mem::take(limits);
+    let before: Vec<LimitSpec> = old.iter().map(|l| l.spec).collect();
     for spec in wanted {
         match old.iter().position(|l| l.spec == spec) {
             Some(i) => limits.push(old.swap_remove(i)),
-            None => limits.push(Gcra::spent(spec, now)),
+            None => limits.push(log.replay(spec, &before, now)),
         }
     }
     true
+}
+
+/// The instants a throttle (a key, a group, a class) let requests out, newest last, so that a
+/// limit made later knows what its window already holds ([`replay`](Self::replay)). Bounded:
+/// at most [`capacity`](Self::set_bounds) instants (the largest `N` on the path), none older than
+/// the longest window on the path.
+#[derive(Debug, Clone)]
+pub struct PermitLog {
+    times: VecDeque<Instant>,
+    /// When logging began: nothing sent before is known (another process may have sent it).
+    began: Instant,
+    /// The newest instant dropped from the log, if any.
+    dropped: Option<Instant>,
+    capacity: usize,
+    horizon: Duration,
+}
+
+impl PermitLog {
+    /// An empty log that began at `now`.
+    pub fn new(now: Instant) -> Self {
+        PermitLog {
+            times: VecDeque::new(),
+            began: now,
+            dropped: None,
+            capacity: 0,
+            horizon: Duration::ZERO,
+        }
+    }
+
+    /// Keep the last `capacity` instants (at most [`MAX_PERMIT_LOG`]), none older than
+    /// `horizon`: the largest `N` and the longest `W` of the limits the log serves.
+    pub fn set_bounds(&mut self, capacity: usize, horizon: Duration, now: Instant) {
+        self.capacity = capacity.min(MAX_PERMIT_LOG);
+        self.horizon = horizon;
+        self.prune(now);
+    }
+
+    /// The bounds for `specs`, with `max_requests` the largest `N` any of them may come to have
+    /// (an adaptive limit's ceiling).
+    pub fn set_bounds_for(&mut self, specs: &[LimitSpec], max_requests: u32, now: Instant) {
+        let capacity = specs
+            .iter()
+            .map(|s| s.requests)
+            .chain([max_requests])
+            .max()
+            .unwrap_or(0);
+        let horizon = specs.iter().map(|s| s.per).max().unwrap_or_default();
+        self.set_bounds(capacity as usize, horizon, now);
+    }
+
+    /// A request was let out at `now`.
+    pub fn record(&mut self, now: Instant) {
+        if self.capacity == 0 {
+            self.dropped = Some(now);
+            return;
+        }
+        self.times.push_back(now);
+        self.prune(now);
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some(&t) = self.times.front() {
+            if self.times.len() > self.capacity || now.saturating_duration_since(t) >= self.horizon
+            {
+                self.times.pop_front();
+                self.dropped = Some(self.dropped.map_or(t, |d| d.max(t)));
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// How many instants the log holds.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// The newest instant logged.
+    pub fn last(&self) -> Option<Instant> {
+        self.times.back().copied()
+    }
+
+    /// A limiter for `spec` that counts what the log knows was sent (see the module docs):
+    /// born spent when the log began, and no earlier than every logged request allows. `before`
+    /// are the limits that were in force (they bound what the log dropped, if that can matter).
+    pub fn replay(&self, spec: LimitSpec, before: &[LimitSpec], now: Instant) -> Gcra {
+        let mut g = Gcra::spent(spec, self.began);
+        // What was sent, newest first: (when, how many).
+        let mut sent: Vec<(Instant, u32)> = self.times.iter().rev().map(|t| (*t, 1)).collect();
+        if let Some(dropped) = self.dropped {
+            let may_share_a_window = now.saturating_duration_since(dropped) < spec.per
+                && self.times.len() < spec.requests as usize;
+            if may_share_a_window {
+                // Dropped instants inside the new window (and after the log began): at most what
+                // the old limits allowed in that span, counted at the latest they can have been.
+                let from = self
+                    .began
+                    .max(now.checked_sub(spec.per).unwrap_or(self.began));
+                let span = dropped.saturating_duration_since(from) + Duration::from_nanos(1);
+                match before.iter().map(|l| l.worst_case_in(span)).min() {
+                    Some(n) => sent.push((dropped, u32::try_from(n).unwrap_or(u32::MAX))),
+                    // Nothing bounded them: as before logs existed, spent from now.
+                    None => g.tat = g.tat.max(now + g.tolerance + g.interval),
+                }
+            }
+        }
+        // The c-th newest request sent at t, and the m-th request from now on, may share a window
+        // only if c + m ≤ N: the m-th (earliest at TAT - τ + (m - 1)·T) must be a paced span
+        // (N - b + 1)·T ≥ W + jitter after t once c + m > N, so TAT ≥ t + span + τ - (N - c)·T.
+        let n = u64::from(spec.requests.max(1));
+        let span = g.interval * (spec.requests.max(1) - spec.effective_burst() + 1);
+        let mut count = 0u64;
+        for (t, k) in sent {
+            count += u64::from(k);
+            let ahead = u32::try_from(n.saturating_sub(count)).unwrap_or(u32::MAX);
+            if let Some(tat) =
+                (t + span + g.tolerance).checked_sub(g.interval.saturating_mul(ahead))
+            {
+                g.tat = g.tat.max(tat);
+            }
+            if count >= n {
+                // Older ones were sent earlier still: they ask for less.
+                break;
+            }
+        }
+        g
+    }
 }
 
 /// The largest number of `times` (sorted) inside any half-open window `[s, s + window)`.
@@ -337,20 +529,53 @@ mod tests {
                 "{spec}: {}",
                 spec.worst_case_per_window()
             );
-            // Tight up to the pacing margin: without it, exactly N.
-            let t = per.as_secs_f64() / f64::from(n - b + 1);
-            assert!((spec.interval().as_secs_f64() * PACING_FACTOR - t).abs() < 1e-6);
+            // Tight up to the margins: without them, exactly N.
+            let cells = f64::from(n - b + 1);
+            let relative = per.as_secs_f64() / cells / PACING_FACTOR;
+            let absolute = (per + NETWORK_JITTER).as_secs_f64() / cells;
+            assert!((spec.interval().as_secs_f64() - relative.max(absolute)).abs() < 1e-6);
         }
     }
 
     #[test]
-    fn the_single_rate_form_paces_as_before() {
+    fn n_plus_one_consecutive_requests_span_the_window_and_the_network_jitter() {
+        for (n, per, b) in [
+            (2, S, 1),
+            (10, S, 5),
+            (1, S, 1),
+            (30, M, 5),
+            (1000, M, 1),
+            (5, Duration::from_secs(3), 2),
+        ] {
+            let spec = LimitSpec::key(n, per).with_burst(b);
+            // By the claim, requests i and i + N are at least (N - b + 1)·T apart.
+            let span = spec.interval() * (n - b + 1);
+            assert!(span >= per + NETWORK_JITTER, "{spec}: {span:?}");
+            // (within the nanoseconds an interval is rounded to)
+            assert!(span.as_secs_f64() * PACING_FACTOR >= per.as_secs_f64() - 1e-6);
+        }
+        // Strettch's 2 per second: 525 ms apart (the 3% alone gave 515 ms).
+        assert_eq!(
+            LimitSpec::per_second(2.0).interval(),
+            Duration::from_millis(525)
+        );
+    }
+
+    #[test]
+    fn the_single_rate_form_paces_as_the_per_second_limit_it_is() {
+        let jitter = NETWORK_JITTER.as_secs_f64();
         for rps in [2.0, 0.5, 10.0, 40.0, 0.4, 2.5] {
-            let old = Duration::from_secs_f64(1.0 / (rps * PACING_FACTOR));
+            // A whole rate is r per 1s, a fractional one 1 per 1/r.
+            let absolute = if f64::fract(rps) == 0.0 {
+                (1.0 + jitter) / rps
+            } else {
+                1.0 / rps + jitter
+            };
+            let expected = Duration::from_secs_f64(f64::max(1.0 / (rps * PACING_FACTOR), absolute));
             let new = pacing_period(rps);
             assert!(
-                old.abs_diff(new) < Duration::from_micros(1),
-                "{rps}: {old:?} {new:?}"
+                expected.abs_diff(new) < Duration::from_micros(1),
+                "{rps}: {expected:?} {new:?}"
             );
             assert!((LimitSpec::per_second(rps).rate() - rps).abs() < 1e-9);
         }
@@ -375,7 +600,16 @@ mod tests {
         let e = LimitSpec::key(5, 25 * 60 * M).validate().unwrap_err();
         assert!(e.contains("1s to 24h"), "{e}");
         let e = LimitSpec::key(5, M).with_burst(6).validate().unwrap_err();
-        assert!(e.contains("from 1 to requests"), "{e}");
+        assert!(e.contains("from 1 to 2 (half of requests 5)"), "{e}");
+        // A burst of all the requests would pace at one request per window once spent.
+        let e = LimitSpec::key(10, M).with_burst(10).validate().unwrap_err();
+        assert!(e.contains("one request per 1m"), "{e}");
+        assert!(LimitSpec::key(10, M).with_burst(5).validate().is_ok());
+        assert!(LimitSpec::key(10, M).with_burst(6).validate().is_err());
+        assert!(LimitSpec::key(1, M).validate().is_ok());
+        assert!(LimitSpec::key(2, S).validate().is_ok());
+        assert!(LimitSpec::key(2, S).with_burst(2).validate().is_err());
+        assert!(LimitSpec::key(3, S).with_burst(0).validate().is_err());
         assert_eq!(format_duration(10 * M), "10m");
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
@@ -460,14 +694,104 @@ mod tests {
         let now = Instant::now();
         let a = LimitSpec::key(2, S);
         let b = LimitSpec::key(30, M).with_burst(5);
+        let log = PermitLog::new(now);
         let mut limits = vec![Gcra::spent(a, now)];
         limits[0].tat = now; // used: no longer spent
-        assert!(!respec(&mut limits, &[a, a], now));
-        assert!(respec(&mut limits, &[b, a], now));
+        assert!(!respec(&mut limits, &[a, a], now, &log));
+        assert!(respec(&mut limits, &[b, a], now, &log));
         assert_eq!(limits.len(), 2);
         let kept = limits.iter().find(|l| l.spec == a).unwrap();
         assert_eq!(kept.tat, now);
+        // Nothing logged, the log began now: the new limit is born spent.
         let new = limits.iter().find(|l| l.spec == b).unwrap();
         assert_eq!(new.earliest(), now + b.interval());
+    }
+
+    /// Lets `spec`'s limiter out as fast as it allows until `until`, logging every permit.
+    async fn drive(
+        limits: &mut [Gcra],
+        log: &mut PermitLog,
+        times: &mut Vec<Instant>,
+        until: Instant,
+    ) {
+        loop {
+            let at = limits.iter().map(Gcra::earliest).max().unwrap();
+            if at >= until {
+                tokio::time::sleep_until(until).await;
+                return;
+            }
+            tokio::time::sleep_until(at).await;
+            let now = Instant::now();
+            for l in limits.iter_mut() {
+                l.consume(now);
+            }
+            log.record(now);
+            times.push(now);
+        }
+    }
+
+    /// The largest number of `times` in a window of `window` that holds one at or after `from`.
+    fn max_in_a_window_reaching(times: &[Instant], window: Duration, from: Instant) -> usize {
+        times
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t >= from)
+            .map(|(j, t)| {
+                times[..=j]
+                    .iter()
+                    .filter(|s| t.duration_since(**s) < window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_replayed_from_the_log_counts_what_its_window_already_holds() {
+        // A key limit is replaced by a stricter one of a window that the log covers, and by one
+        // of a longer window that it does not: neither lets a window of it exceed its N.
+        for (a, b) in [
+            (LimitSpec::key(60, M), LimitSpec::key(30, M)),
+            (LimitSpec::key(2, S), LimitSpec::key(30, M)),
+            (LimitSpec::key(10, S).with_burst(5), LimitSpec::key(4, S)),
+        ] {
+            let start = Instant::now();
+            let mut log = PermitLog::new(start);
+            log.set_bounds_for(&[a], 0, start);
+            let mut limits = vec![Gcra::spent(a, start)];
+            let mut times = Vec::new();
+            drive(
+                &mut limits,
+                &mut log,
+                &mut times,
+                start + 2 * a.per + S * 10,
+            )
+            .await;
+            let change = Instant::now();
+            assert!(respec(&mut limits, &[a, b], change, &log));
+            log.set_bounds_for(&[a, b], 0, change);
+            drive(&mut limits, &mut log, &mut times, change + 3 * b.per).await;
+            let worst = max_in_a_window_reaching(&times, b.per, change);
+            assert!(worst <= b.requests as usize, "{a} then {b}: {worst}");
+            // Yet not stalled: the new limit is used up to its N.
+            assert!(worst + 1 >= b.requests as usize, "{a} then {b}: {worst}");
+        }
+    }
+
+    #[test]
+    fn the_permit_log_keeps_the_largest_n_within_the_longest_window() {
+        let t0 = Instant::now();
+        let mut log = PermitLog::new(t0);
+        log.set_bounds(3, S, t0);
+        for ms in [0, 100, 200, 300, 400] {
+            log.record(t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(log.len(), 3);
+        log.record(t0 + Duration::from_millis(1350));
+        // 0 and 100 went for the capacity; 200 and 300 are a second old by then.
+        assert_eq!(log.len(), 2);
+        assert_eq!(log.last(), Some(t0 + Duration::from_millis(1350)));
+        log.set_bounds(usize::MAX, S, t0);
+        assert_eq!(log.capacity, MAX_PERMIT_LOG);
     }
 }

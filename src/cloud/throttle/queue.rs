@@ -16,7 +16,7 @@ use super::Priority;
 /// A waiter's number: unique in the process, increasing with arrival.
 pub type Ticket = u64;
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Level {
     flows: HashMap<Arc<str>, VecDeque<Ticket>>,
     /// Flows with waiters, in turn order.
@@ -24,7 +24,7 @@ struct Level {
 }
 
 /// See the module docs.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct FairQueue {
     levels: BTreeMap<Priority, Level>,
     where_: HashMap<Ticket, (Priority, Arc<str>)>,
@@ -48,7 +48,31 @@ impl FairQueue {
         level.flows.get(flow)?.front().map(|t| (*priority, *t))
     }
 
-    /// The head was served: it leaves, and its flow goes to the back of the line.
+    /// Every waiter, in the order they would be served if none came and none left: by
+    /// priority, then the flows taking turns (each flow's first waiter, then each one's second,
+    /// ...), FIFO within a flow.
+    pub fn in_order(&self) -> Vec<(Priority, Ticket)> {
+        let mut out = Vec::with_capacity(self.where_.len());
+        for (priority, level) in &self.levels {
+            let flows: Vec<&VecDeque<Ticket>> = level
+                .turns
+                .iter()
+                .filter_map(|f| level.flows.get(f))
+                .collect();
+            let deepest = flows.iter().map(|w| w.len()).max().unwrap_or(0);
+            for round in 0..deepest {
+                for waiters in &flows {
+                    if let Some(t) = waiters.get(round) {
+                        out.push((*priority, *t));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A waiter was served (the head, or one the head let pass): it leaves, and its flow goes to
+    /// the back of the line.
     pub fn served(&mut self, ticket: Ticket) {
         let Some((priority, flow)) = self.where_.remove(&ticket) else {
             return;
@@ -133,6 +157,19 @@ mod tests {
         q.push(Priority::Write, "b".into(), 4);
         q.push(Priority::Write, "b".into(), 5);
         assert_eq!(drain(&mut q), [4, 5, 3, 1, 2]);
+    }
+
+    #[test]
+    fn the_order_is_the_order_of_service() {
+        let mut q = FairQueue::default();
+        q.push(Priority::Routine, "a".into(), 1);
+        q.push(Priority::Write, "a".into(), 2);
+        q.push(Priority::Write, "a".into(), 3);
+        q.push(Priority::Write, "b".into(), 4);
+        q.push(Priority::Urgent, "c".into(), 5);
+        let order: Vec<Ticket> = q.in_order().into_iter().map(|(_, t)| t).collect();
+        assert_eq!(order, [2, 4, 3, 5, 1]);
+        assert_eq!(drain(&mut q), order);
     }
 
     #[test]

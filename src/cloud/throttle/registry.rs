@@ -50,15 +50,22 @@ impl Entry {
         }
     }
 
-    fn key_limits(&self) -> Vec<LimitSpec> {
-        let mut limits: Vec<_> = self
-            .policies()
-            .iter()
-            .flat_map(|p| p.key_limits())
-            .collect();
-        limits.sort();
-        limits.dedup();
-        limits
+    /// The key's part of its users' policies together: every Key limit, adaptive and class
+    /// limit (merged by the throttle, the lowest figures winning).
+    fn key_policy(&self) -> Policy {
+        let mut key = Policy::default();
+        for p in self.policies() {
+            key.limits.extend(p.key_limits());
+            key.adaptive.extend(p.adaptive.iter().copied());
+            key.classes.extend(p.classes.iter().cloned());
+        }
+        key.limits.sort();
+        key.limits.dedup();
+        key.adaptive.sort();
+        key.adaptive.dedup();
+        key.classes.sort();
+        key.classes.dedup();
+        key
     }
 
     fn group_names(&self) -> BTreeSet<String> {
@@ -77,6 +84,12 @@ fn merge(into: &mut Policy, more: &Policy) {
     into.limits.extend(more.limits.iter().copied());
     into.limits.sort();
     into.limits.dedup();
+    into.adaptive.extend(more.adaptive.iter().copied());
+    into.adaptive.sort();
+    into.adaptive.dedup();
+    into.classes.extend(more.classes.iter().cloned());
+    into.classes.sort();
+    into.classes.dedup();
     if into.budget_group.is_none() {
         into.budget_group = more.budget_group.clone();
     }
@@ -162,7 +175,7 @@ impl ThrottleRegistry {
         let throttle = match entry.throttle.upgrade() {
             Some(t) => t,
             None => {
-                let t = KeyThrottle::with_path(provider, fingerprint, &entry.key_limits(), vec![]);
+                let t = KeyThrottle::with_path(provider, fingerprint, &entry.key_policy(), vec![]);
                 entry.throttle = Arc::downgrade(&t);
                 t
             }
@@ -209,7 +222,7 @@ impl ThrottleRegistry {
                 };
                 groups.push(group);
             }
-            throttle.set_path(&entry.key_limits(), groups);
+            throttle.set_path(&entry.key_policy(), groups);
         }
         inner.groups.retain(|_, g| g.strong_count() > 0);
     }

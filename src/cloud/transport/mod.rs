@@ -49,8 +49,8 @@ pub use wire::{
     Success, Wire,
 };
 
-use crate::cloud::retry::{MAX_RETRY_AFTER, RetryPolicy};
-use crate::cloud::throttle::{DEFAULT_WINDOW, KeyThrottle, Policy, RESET_MARGIN, registry};
+use crate::cloud::retry::RetryPolicy;
+use crate::cloud::throttle::{KeyThrottle, Op, Policy, RateLimited, registry};
 use crate::cloud::{ApiKey, CloudError};
 
 /// Per-request timeout (connect, send and read the whole answer).
@@ -276,19 +276,23 @@ impl<W: Wire> Transport<W> {
         url
     }
 
-    /// Wait for the budget the request needs.
+    /// Wait for the budget the request needs: its class's (if it has one), then the key's.
     async fn permit(&self, request: &Request) -> Result<(), CloudError> {
         let throttle = &self.inner.throttle;
+        let mut op = Op::new(request.priority);
+        if let Some((class, subject)) = &request.class {
+            op = op.class(class, subject.as_deref());
+        }
         if request.may_defer {
             throttle
-                .acquire_or_defer(request.priority)
+                .acquire_op_or_defer(&op)
                 .await
                 .map_err(|d| CloudError::Deferred {
                     operation: request.operation.to_string(),
                     retry_in: d.retry_in,
                 })
         } else {
-            throttle.acquire(request.priority).await;
+            throttle.acquire_op(&op).await;
             Ok(())
         }
     }
@@ -376,7 +380,7 @@ impl<W: Wire> Transport<W> {
             metrics.cloud_request(provider, request.operation, &status.to_string(), seconds());
             let decoded = decode::<W, T>(&inner.wire, request.operation, status, &headers, &body);
             if request.authenticated && status == 429 {
-                self.rate_limited(&decoded);
+                self.rate_limited(request, &decoded);
             }
             let result = decoded.result;
             let span = tracing::Span::current();
@@ -407,22 +411,32 @@ impl<W: Wire> Transport<W> {
         }
     }
 
-    /// A 429: hold the budget it names for as long as it asks.
-    fn rate_limited<T>(&self, result: &Decoded<T>) {
+    /// A 429: hold the budget it names (the key, or one operation class) for as long as it
+    /// asks, and let an adaptive limit learn from it.
+    fn rate_limited<T>(&self, request: &Request, decoded: &Decoded<T>) {
         let throttle = &self.inner.throttle;
-        let retry_after = match &result.result {
+        let retry_after = match &decoded.result {
             Err(CloudError::Api { retry_after, .. }) => *retry_after,
             _ => None,
         };
-        let hint = result.hint.clone();
-        let wait = hint
-            .as_ref()
-            .and_then(|h| h.retry_after)
-            .or(retry_after)
-            .unwrap_or(DEFAULT_WINDOW);
+        let hint = decoded.hint.clone().unwrap_or_default();
+        let (class, subject) = match hint.scope {
+            LimitedScope::Key => (None, None),
+            LimitedScope::RequestClass => match &request.class {
+                Some((class, subject)) => (Some(class.to_string()), subject.clone()),
+                // A route limit on a request without a class: the key is all there is to hold.
+                None => (None, None),
+            },
+            LimitedScope::Class(class) => (Some(class.to_string()), None),
+        };
         crate::metrics::global().rate_limited(self.inner.wire.provider(), throttle.fingerprint());
-        tracing::debug!(key = %throttle.fingerprint(), hold_ms = wait.as_millis() as u64, "429: holding the key");
-        throttle.hold_for(wait.min(MAX_RETRY_AFTER) + RESET_MARGIN);
+        throttle.rate_limited(RateLimited {
+            class,
+            subject,
+            retry_after: hint.retry_after.or(retry_after),
+            limit: hint.limit,
+            window: hint.window,
+        });
     }
 }
 

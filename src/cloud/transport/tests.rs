@@ -16,6 +16,7 @@ use super::*;
 use crate::cloud::ErrorClass;
 use crate::cloud::error::classify_status;
 use crate::cloud::throttle::{Policy, Priority};
+use reqwest::Method;
 
 #[derive(Clone)]
 struct TestWire {
@@ -79,10 +80,15 @@ impl Wire for TestWire {
         let e: ErrorEnvelope =
             serde_json::from_slice(body).map_err(|e| wire::shape_problem("{error}", body, &e))?;
         Ok(ApiErrorBody {
-            code: e.error.code,
+            code: e.error.code.clone(),
             message: e.error.message,
             request_id: None,
             rate_limit: RateLimitHint {
+                scope: match e.error.code.as_str() {
+                    "DEPLOYS_LIMITED" => LimitedScope::Class("deploy"),
+                    "ROUTE_LIMITED" => LimitedScope::RequestClass,
+                    _ => LimitedScope::Key,
+                },
                 retry_after: e
                     .error
                     .retry_after
@@ -351,6 +357,43 @@ async fn error_bodies_become_typed_errors_and_the_body_retry_hint_wins_over_retr
         other => panic!("{other}"),
     }
     assert!(t.throttle().held_until().is_some(), "the 429 holds the key");
+}
+
+#[tokio::test]
+async fn a_429_for_an_operation_class_holds_that_class_only_and_never_the_key() {
+    let (url, script) = serve(vec![
+        (
+            429,
+            vec![],
+            r#"{"error":{"code":"DEPLOYS_LIMITED","retry_after":30}}"#.into(),
+        ),
+        ok(r#"{"data":{"id":"t1"}}"#),
+    ])
+    .await;
+    let t = transport(cursor_wire(), &url, "sk-class-429").with_retry(RetryPolicy::no_retries());
+    let deploy = Request::write(Method::POST, "things.deploy", &["things", "t1", "deploy"])
+        .once()
+        .class("deploy", None);
+    let e = t.no_data(deploy).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::RateLimited, "{e}");
+    assert!(t.throttle().held_until().is_none(), "the key is not held");
+    // Another request of the key goes out at once.
+    let started = std::time::Instant::now();
+    t.data::<Thing>(Request::get(
+        "things.get",
+        &["things", "t1"],
+        Priority::Urgent,
+    ))
+    .await
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The next deploy waits for the class: it is not sent within the hold.
+    let deploy = Request::write(Method::POST, "things.deploy", &["things", "t1", "deploy"])
+        .once()
+        .class("deploy", None);
+    let waited = tokio::time::timeout(Duration::from_millis(500), t.no_data(deploy)).await;
+    assert!(waited.is_err(), "the deploy class is held");
+    assert_eq!(script.seen.lock().len(), 2);
 }
 
 #[tokio::test]

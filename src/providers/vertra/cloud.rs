@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::client::{DEFAULT_ENDPOINT, VertraClient, default_limits};
+use super::client::{DEFAULT_ENDPOINT, VertraClient, default_limits, with_vertra_limits};
 use super::model::{App, Database, Workspace};
 use crate::api::provider_config::{Provider, ProviderConfigSpec};
 use crate::cloud::throttle::Priority;
@@ -57,7 +57,7 @@ impl Connect for VertraCloud {
         // Before any client exists, so a refused endpoint never sees a request (nor the key).
         spec.check_endpoint(DEFAULT_ENDPOINT).map_err(invalid)?;
         let endpoint = spec.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
-        let policy = spec.throttle_policy(&default_limits()).map_err(invalid)?;
+        let policy = with_vertra_limits(spec.throttle_policy(&default_limits()).map_err(invalid)?);
         let workspace = spec.vertra.as_ref().and_then(|v| v.workspace_id.clone());
         let client =
             VertraClient::for_provider_config(config_name, endpoint, key, policy, workspace)

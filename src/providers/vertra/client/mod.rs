@@ -19,7 +19,7 @@ mod workspaces;
 use std::time::Duration;
 
 use crate::cloud::retry::RetryPolicy;
-use crate::cloud::throttle::{KeyThrottle, LimitSpec, Policy};
+use crate::cloud::throttle::{AdaptiveLimit, ClassLimit, KeyThrottle, LimitSpec, Policy};
 use crate::cloud::transport::{Request, Transport};
 use crate::cloud::{ApiKey, CloudError};
 
@@ -28,11 +28,41 @@ pub use apps::{AppCreate, AppSource};
 
 pub const DEFAULT_ENDPOINT: &str = "https://api.vertracloud.app";
 
-/// The limits used for what a ProviderConfig does not set. Vertra's per-minute limit depends
-/// on the plan and is not published to the client: start at the smallest plan's 30 per minute;
-/// the `X-RateLimit-Limit` header of the first answers tells the real one.
+/// Fixed limits used for what a ProviderConfig does not set: none. Vertra's limits depend on
+/// the plan and are not published to the client; [`with_vertra_limits`] adds what adapts to
+/// them.
 pub fn default_limits() -> Vec<LimitSpec> {
-    vec![LimitSpec::key(30, Duration::from_secs(60))]
+    Vec::new()
+}
+
+/// The smallest plan's per-minute limit: where the adaptive limit starts.
+pub const START_PER_MINUTE: u32 = 30;
+/// The largest plan's per-minute limit: the most the adaptive limit learns.
+pub const MAX_PER_MINUTE: u32 = 480;
+/// Deploys per hour on the largest plans; a smaller plan's 429 (`details.limit`) teaches its own.
+pub const MAX_DEPLOYS_PER_HOUR: u32 = 60;
+/// Lifecycle calls per app per minute, on every plan.
+pub const LIFECYCLE_PER_APP_PER_MINUTE: u32 = 10;
+
+/// `policy` with Vertra's own limits: the per-minute account limit, adaptive (it starts at the
+/// smallest plan's 30, takes the `X-RateLimit-Limit` the answers report, halves on a 429 that
+/// says nothing and recovers slowly); deploys per hour, adaptive from the largest plan's 60
+/// down to what a `DEPLOY_RATE_LIMITED` answer reports — holding deploys only; and lifecycle
+/// calls, 10 per minute per app — holding that app's calls only.
+pub fn with_vertra_limits(policy: Policy) -> Policy {
+    let minute = Duration::from_secs(60);
+    policy
+        .with_adaptive(AdaptiveLimit::new(
+            minute,
+            START_PER_MINUTE,
+            1,
+            MAX_PER_MINUTE,
+        ))
+        .with_class(
+            ClassLimit::new(DEPLOY, MAX_DEPLOYS_PER_HOUR, Duration::from_secs(3600))
+                .adaptive(MAX_DEPLOYS_PER_HOUR),
+        )
+        .with_class(ClassLimit::new(LIFECYCLE, LIFECYCLE_PER_APP_PER_MINUTE, minute).per_subject())
 }
 
 /// A Vertra Cloud API client bound to one endpoint, key and (optionally) workspace. Cheap to
