@@ -79,6 +79,7 @@ impl Env {
             backoffs: Default::default(),
             settings,
             peers: vec![store],
+            unwritten: Default::default(),
         });
         (ctx, writer)
     }
