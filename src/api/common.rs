@@ -103,7 +103,8 @@ pub struct ConnectionSecretStatus {
     /// The keys of the value in the Secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
-    /// The `spec.connectionSecretRotation` the value answers.
+    /// The `spec.connectionSecretRotation` the value answers (for a kind that cannot replace
+    /// its credential: the last one seen, which a Warning event said had no effect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<String>,
     /// The version kept under `previous-` keys during the grace period.
@@ -119,8 +120,9 @@ pub struct ConnectionSecretStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<String>,
     /// When the operator asked the cloud for a new value whose answer is not in the Secret yet
-    /// (recorded before the call). Set at the start of a reconcile: the operator stopped
-    /// before writing that answer.
+    /// (recorded before the call). Found by a later reconcile, it means the operator stopped
+    /// before writing that answer: for a resource the operator created, that value is revoked
+    /// with the next grace period; for an adopted one, a Warning event says to revoke it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacing: Option<String>,
     /// A value the cloud issued whose write to the Secret failed: the operator holds it in

@@ -1588,7 +1588,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 ..r
             })
             .await?;
-            self.event(
+            if own || !issued.is_empty() {
+                self.event(
                 EventType::Normal,
                 "CredentialRevoked",
                 "Update",
@@ -1604,6 +1605,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 },
             )
             .await;
+            }
         }
 
         // 2. The Secret still holds the value recorded: someone may have deleted it (the
@@ -1671,7 +1673,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 held = None;
                 self.record_connection_checked(r.clone()).await?;
                 if let Some(step) = self
-                    .revoke_values(cloud, observed, Revocation::Only(&[version.clone()]))
+                    .revoke_values(
+                        cloud,
+                        observed,
+                        Revocation::Only(std::slice::from_ref(version)),
+                    )
                     .await?
                 {
                     return Ok(Maintained::Done(step));
@@ -1760,12 +1766,26 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             // asking the cloud for another; the record names it, so a restart revokes it.
             let version = details.version.clone();
             self.ctx.unwritten.hold(&me, details);
-            let gone = matches!(e, SecretError::Gone | SecretError::Conflict);
+            let record = if matches!(e, SecretError::Gone | SecretError::Conflict) {
+                // Deleted, or another Secret took its name: the value it held is no longer in
+                // it (revoked once a new one is written), and the next attempt claims it anew
+                // and writes the held value whole.
+                let mut retired = base.retired.clone();
+                retired.extend(base.version.clone());
+                ConnectionSecretStatus {
+                    uid: None,
+                    version: None,
+                    keys: Vec::new(),
+                    retired,
+                    ..base
+                }
+            } else {
+                base
+            };
             self.record_connection(ConnectionSecretStatus {
-                uid: if gone { None } else { Some(uid) },
                 replacing: None,
                 unwritten: Some(version),
-                ..base
+                ..record
             })
             .await?;
             return Ok(Maintained::Done(

@@ -414,11 +414,23 @@ async fn values_never_appear_in_events_status_annotations_or_debug() {
 async fn a_secret_name_or_rotation_outside_the_schema_bounds_is_refused_by_the_api_server() {
     let env = Env::start_with("eng-conn-schema", settings()).await;
     let bad = [
-        ("upper", json!({"writeConnectionSecretToRef": {"name": "Bad_Name"}})),
-        ("slash", json!({"writeConnectionSecretToRef": {"name": "a/b"}})),
+        (
+            "upper",
+            json!({"writeConnectionSecretToRef": {"name": "Bad_Name"}}),
+        ),
+        (
+            "slash",
+            json!({"writeConnectionSecretToRef": {"name": "a/b"}}),
+        ),
         ("empty", json!({"writeConnectionSecretToRef": {"name": ""}})),
-        ("long-name", json!({"writeConnectionSecretToRef": {"name": "a".repeat(254)}})),
-        ("long-nonce", json!({"connectionSecretRotation": "x".repeat(254)})),
+        (
+            "long-name",
+            json!({"writeConnectionSecretToRef": {"name": "a".repeat(254)}}),
+        ),
+        (
+            "long-nonce",
+            json!({"connectionSecretRotation": "x".repeat(254)}),
+        ),
         ("newline", json!({"connectionSecretRotation": "2026\n12"})),
     ];
     for (name, spec) in bad {
@@ -575,12 +587,17 @@ async fn a_value_whose_write_failed_is_revoked_when_a_restart_loses_it() {
     env.patch_spec("w", json!({"connectionSecretRotation": "r1"}))
         .await;
     let failed = env.step("w").await;
-    let unwritten = record(&failed).unwritten.expect("the value is recorded as unwritten");
+    let unwritten = record(&failed)
+        .unwritten
+        .expect("the value is recorded as unwritten");
 
     env.restart();
     let done = env.until("w", 2, "written", written).await;
     let new = record(&done).version.unwrap();
-    assert!(!env.cloud.valid(&id).contains(&unwritten), "the lost value is revoked");
+    assert!(
+        !env.cloud.valid(&id).contains(&unwritten),
+        "the lost value is revoked"
+    );
     assert!(
         env.cloud
             .revocations()
@@ -655,7 +672,10 @@ async fn a_reconcile_of_a_stale_copy_never_revokes_the_value_in_the_secret() {
     valid.sort();
     let mut expected = vec![second.clone(), third.clone()];
     expected.sort();
-    assert_eq!(valid, expected, "the value in the Secret, and the previous one in its grace");
+    assert_eq!(
+        valid, expected,
+        "the value in the Secret, and the previous one in its grace"
+    );
     let s = secret(&env, "w-conn").await.unwrap();
     assert_eq!(data(&s, "token"), env.cloud.value(&third));
     env.stop().await;
@@ -720,15 +740,15 @@ async fn a_deleted_connection_secret_keeps_the_widget_from_ready_and_is_written_
 #[tokio::test]
 async fn an_adopted_widget_gets_a_value_of_its_own_and_values_issued_before_are_never_revoked() {
     let env = Env::start_with("eng-conn-adopt", settings()).await;
-    env.cloud
-        .insert(Thing::made_elsewhere("w-77", "w", 1, Duration::from_secs(3600)));
-    let theirs = env.cloud.issue_elsewhere("w-77");
-    env.create(
+    env.cloud.insert(Thing::made_elsewhere(
+        "w-77",
         "w",
-        with_secret("w-conn"),
-        json!({EXTERNAL_NAME: "w-77"}),
-    )
-    .await;
+        1,
+        Duration::from_secs(3600),
+    ));
+    let theirs = env.cloud.issue_elsewhere("w-77");
+    env.create("w", with_secret("w-conn"), json!({EXTERNAL_NAME: "w-77"}))
+        .await;
     let adopted = env.until("w", 4, "written", written).await;
     let first = record(&adopted).version.unwrap();
     let s = secret(&env, "w-conn").await.unwrap();

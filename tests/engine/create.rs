@@ -441,7 +441,13 @@ async fn a_create_answered_after_its_object_was_deleted_and_created_again_is_not
                 .await;
                 assert!(gone, "the Widget was not deleted");
                 let meta = fresh["metadata"].as_object_mut().unwrap();
-                for k in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "finalizers"] {
+                for k in [
+                    "uid",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "managedFields",
+                    "finalizers",
+                ] {
                     meta.remove(k);
                 }
                 let obj: Widget = serde_json::from_value(fresh).unwrap();

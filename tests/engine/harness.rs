@@ -279,7 +279,14 @@ pub struct KubeFaults {
 }
 
 impl KubeFaults {
-    pub fn add(&self, method: http::Method, path_end: &str, body_has: &str, times: usize, fault: KubeFault) {
+    pub fn add(
+        &self,
+        method: http::Method,
+        path_end: &str,
+        body_has: &str,
+        times: usize,
+        fault: KubeFault,
+    ) {
         self.rules.lock().push(KubeRule {
             method,
             path_end: path_end.into(),
