@@ -313,7 +313,11 @@ fn secret_sync(err: &SecretError, namespace: &str, name: &str) -> Sync {
             reason: "SecretWriteFailed".into(),
             message: format!(
                 "writing Secret {namespace}/{name} failed ({}); retrying with backoff",
-                truncate(&e.to_string(), 200)
+                match e {
+                    // A serde message can quote the data it failed on.
+                    kube::Error::SerdeError(_) => "the write could not be encoded".to_string(),
+                    e => truncate(&e.to_string(), 200),
+                }
             ),
         },
         SecretError::Gone => Sync::Error {
@@ -1588,23 +1592,19 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 ..r
             })
             .await?;
+            let message = if own {
+                format!(
+                    "Revoked every value of {id}'s credential but {version}, the one in Secret {name}"
+                )
+            } else {
+                format!(
+                    "Revoked value(s) {} of {id}'s credential, issued by the operator; {version} stays, and values issued before {id} was adopted are left alone",
+                    issued.join(", ")
+                )
+            };
             if own || !issued.is_empty() {
-                self.event(
-                EventType::Normal,
-                "CredentialRevoked",
-                "Update",
-                if own {
-                    format!(
-                        "Revoked every value of {id}'s credential but {version}, the one in Secret {name}"
-                    )
-                } else {
-                    format!(
-                        "Revoked value(s) {} of {id}'s credential, issued by the operator; {version} stays, and values issued before {id} was adopted are left alone",
-                        issued.join(", ")
-                    )
-                },
-            )
-            .await;
+                self.event(EventType::Normal, "CredentialRevoked", "Update", message)
+                    .await;
             }
         }
 
@@ -1664,6 +1664,12 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         //     holds it and it is still wanted; otherwise (a restart lost it, the spec changed)
         //     revoked now, so it is never left valid and forgotten.
         let me = self.uid();
+        // Whatever ends this step early keeps a held value for the next attempt.
+        let keep = |held: Option<ConnectionDetails>| {
+            if let Some(d) = held {
+                self.ctx.unwritten.hold(&me, d);
+            }
+        };
         let mut held = None;
         if let Some(r) = current.clone()
             && let Some(version) = &r.unwritten
@@ -1691,14 +1697,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             }
         }
         if !wanted {
+            // Not revoked above only while managementPolicies forbid it: still held.
+            keep(held);
             return Ok(Maintained::Continue);
         }
-        // Whatever ends this step early keeps the held value for the next attempt.
-        let keep = |held: Option<ConnectionDetails>| {
-            if let Some(d) = held {
-                self.ctx.unwritten.hold(&me, d);
-            }
-        };
 
         // 3b. The Secret is ours and may be written, before the cloud is asked for anything:
         //     a Secret the operator cannot write never costs a credential.
