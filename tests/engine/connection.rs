@@ -779,3 +779,38 @@ async fn an_adopted_widget_gets_a_value_of_its_own_and_values_issued_before_are_
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_value_that_cannot_be_revoked_is_named_in_a_warning() {
+    let mut env = Env::start_with("eng-conn-no-revoke", settings()).await;
+    env.cloud.without_revoke();
+    env.create("w", with_secret("w-conn"), json!({})).await;
+    env.until("w", 3, "settled", written).await;
+    env.kube_faults.add(
+        http::Method::PATCH,
+        "/secrets/w-conn",
+        "\"/data",
+        1,
+        KubeFault::Answer(500),
+    );
+    env.patch_spec("w", json!({"connectionSecretRotation": "r1"}))
+        .await;
+    let failed = env.step("w").await;
+    let unwritten = record(&failed).unwritten.expect("recorded as unwritten");
+    // The held value is lost with the process; this kind cannot revoke it.
+    env.restart();
+    env.until("w", 2, "written", written).await;
+    let events = events_of(&env, "w").await;
+    let warning = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("CredentialNotRevoked"))
+        .unwrap_or_else(|| panic!("no CredentialNotRevoked event: {events:?}"));
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
+    let note = warning.note.as_deref().unwrap_or("");
+    assert!(
+        note.contains(&unwritten) && note.contains("Revoke them in the cloud"),
+        "{note}"
+    );
+    assert_eq!(env.cloud.count(Method::Revoke), 0);
+    env.stop().await;
+}

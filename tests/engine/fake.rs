@@ -150,6 +150,8 @@ pub struct FakeCloud {
     next_version: AtomicU64,
     /// The adapter offers no `replace` (like an API that shows a value once and never again).
     no_replace: AtomicBool,
+    /// The adapter cannot revoke (its `revoke` answers `false`, calling nothing).
+    no_revoke: AtomicBool,
 }
 
 /// Fake clouds by ProviderConfig name: what [`Connect`] hands the engine.
@@ -230,6 +232,10 @@ impl FakeCloud {
 
     pub fn without_replace(&self) {
         self.no_replace.store(true, Ordering::SeqCst);
+    }
+
+    pub fn without_revoke(&self) {
+        self.no_revoke.store(true, Ordering::SeqCst);
     }
 
     /// Issue a new credential value for widget `id`.
@@ -622,6 +628,9 @@ impl Adapter for FakeAdapter {
         observed: &Thing,
         which: Revocation<'_>,
     ) -> Result<bool, CloudError> {
+        if cloud.0.no_revoke.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
         cloud.0.revoke(&observed.id, which).map(|()| true)
     }
 
