@@ -45,10 +45,25 @@ impl Default for ProviderConfigReference {
     }
 }
 
+/// A Secret name: a DNS subdomain (RFC 1123) of lowercase letters, digits, `-` and `.`, every
+/// dot-separated part starting and ending with a letter or digit; at most
+/// [`SECRET_NAME_MAX`] characters.
+pub const SECRET_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// The longest Secret name Kubernetes accepts.
+pub const SECRET_NAME_MAX: usize = 253;
+/// `spec.connectionSecretRotation`: any characters but control characters (a date, a counter).
+pub const ROTATION_PATTERN: &str = r"^[^\x00-\x1F\x7F]*$";
+/// The longest `spec.connectionSecretRotation`: it is copied to an annotation and the status on
+/// every write, so it stays small.
+pub const ROTATION_MAX: usize = 253;
+
 /// A Secret in the object's own namespace (Crossplane's `writeConnectionSecretToRef`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct SecretReference {
-    /// Name of the Secret.
+    /// Name of the Secret: a DNS subdomain (lowercase letters, digits, `-` and `.`, at most 253
+    /// characters).
+    #[schemars(length(min = 1, max = SECRET_NAME_MAX), pattern(SECRET_NAME_PATTERN))]
     pub name: String,
 }
 
@@ -64,8 +79,10 @@ pub struct ConnectionSecretSpec {
     pub write_connection_secret_to_ref: Option<SecretReference>,
     /// Change this to any new string (a date, a counter) to replace the credential: the new
     /// value is written to the Secret, the previous one is kept under `previous-`-prefixed keys
-    /// for the operator's grace period and then revoked.
+    /// for the operator's grace period and then revoked. At most 253 characters, no control
+    /// characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = ROTATION_MAX), pattern(ROTATION_PATTERN))]
     pub connection_secret_rotation: Option<String>,
 }
 
@@ -86,15 +103,37 @@ pub struct ConnectionSecretStatus {
     /// The keys of the value in the Secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
-    /// The `spec.connectionSecretRotation` the value answers.
+    /// The `spec.connectionSecretRotation` the value answers (for a kind that cannot replace
+    /// its credential: the last one seen, which a Warning event said had no effect).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<String>,
     /// The version kept under `previous-` keys during the grace period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_version: Option<String>,
-    /// When every value but `version` is revoked (and the `previous-` keys removed).
+    /// When every value but `version` is revoked (and the `previous-` keys removed). For an
+    /// adopted resource, only the values the operator issued are: `previousVersion` and
+    /// `retired`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_others_after: Option<String>,
+    /// Other values the operator issued that are no longer in the Secret (it was deleted or
+    /// replaced by someone): revoked with the previous one, at `revokeOthersAfter`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+    /// When the operator asked the cloud for a new value whose answer is not in the Secret yet
+    /// (recorded before the call). Found by a later reconcile, it means the operator stopped
+    /// before writing that answer: for a resource the operator created, that value is revoked
+    /// with the next grace period; for an adopted one, a Warning event says to revoke it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacing: Option<String>,
+    /// A value the cloud issued whose write to the Secret failed: the operator holds it in
+    /// memory and retries the write (with backoff) instead of asking for another; after a
+    /// restart it is revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unwritten: Option<String>,
+    /// The Secret does not hold the value and this kind cannot issue a new one: delete the
+    /// object and create it again to get a new credential.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
 }
 
 /// What happens to the cloud resource when the Kubernetes object is deleted.

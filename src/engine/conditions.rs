@@ -1,12 +1,17 @@
 //! Pure construction of the kstatus-compatible conditions (Ready, Synced, Reconciling, Stalled)
 //! from what a reconcile found. No I/O here; unit-tested without a cluster.
 
-use crate::api::common::Condition;
+use crate::api::common::{Condition, ConnectionSecretStatus};
 
 pub const READY: &str = "Ready";
 pub const SYNCED: &str = "Synced";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
+/// The condition type reporting the connection Secret (for kinds that write one).
+pub const CONNECTION_SECRET: &str = "ConnectionSecret";
+/// Ready's reason while the cloud resource is available but the connection Secret does not
+/// hold the credential's value: what consumes the Secret cannot work yet.
+pub const WAITING_FOR_CONNECTION_SECRET: &str = "WaitingForConnectionSecret";
 
 /// Availability of the cloud resource (the `Ready` condition).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +144,92 @@ pub fn conditions(
     out
 }
 
+/// What the connection Secret `namespace/name` that the spec names holds, as `record` (the
+/// engine's record of it, if it is for that name) says: whether it holds the credential's
+/// value, a reason and a message saying what happens next or what to do.
+pub fn connection_secret(
+    namespace: &str,
+    name: &str,
+    record: Option<&ConnectionSecretStatus>,
+) -> (bool, &'static str, String) {
+    let record = record.filter(|r| r.name == name);
+    match record {
+        Some(r) if r.version.is_some() => {
+            let v = r.version.as_deref().unwrap_or_default();
+            let message = match (&r.previous_version, &r.revoke_others_after) {
+                (Some(p), Some(t)) => format!(
+                    "Secret {namespace}/{name} holds value {v}; the previous value {p} stays under previous- keys until {t}, then it is revoked"
+                ),
+                _ => format!("Secret {namespace}/{name} holds value {v}"),
+            };
+            (true, "Written", message)
+        }
+        Some(r) if r.lost => (
+            false,
+            "ValueLost",
+            format!(
+                "Secret {namespace}/{name} does not hold the credential's value: the cloud showed it only once and it was not written (the operator stopped in between, the Secret was deleted, or the resource was adopted), and this kind cannot issue a new value. Delete this object and create it again to get a new credential"
+            ),
+        ),
+        Some(r) if r.unwritten.is_some() => (
+            false,
+            "WriteFailed",
+            format!(
+                "the cloud issued value {} of the credential, and writing it to Secret {namespace}/{name} failed: the operator retries the write with backoff (the Synced condition says why it failed)",
+                r.unwritten.as_deref().unwrap_or_default()
+            ),
+        ),
+        _ => (
+            false,
+            "NotWritten",
+            format!(
+                "Secret {namespace}/{name} does not hold the credential's value yet (it was not written at create, the Secret was deleted, the reference was added or renamed, or the resource was adopted): the operator issues a new value and writes it, where the kind and managementPolicies allow"
+            ),
+        ),
+    }
+}
+
+/// The `ConnectionSecret` condition from [`connection_secret`]; `previous` keeps its transition
+/// time while its status does not change.
+pub fn connection_condition(
+    secret: &(bool, &'static str, String),
+    generation: Option<i64>,
+    previous: &[Condition],
+    now: &str,
+) -> Condition {
+    let (written, reason, message) = secret;
+    let mut c = condition(
+        CONNECTION_SECRET,
+        *written,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    if let Some(prev) = find(previous, CONNECTION_SECRET)
+        && prev.status == c.status
+    {
+        c.last_transition_time = prev.last_transition_time.clone();
+    }
+    c
+}
+
+/// Readiness with the connection Secret taken into account: a resource whose credential's
+/// value is not in the Secret it names is not Ready (what consumes the Secret cannot work),
+/// whatever the cloud says.
+pub fn with_connection_secret(
+    readiness: Readiness,
+    secret: Option<&(bool, &'static str, String)>,
+) -> Readiness {
+    match (readiness, secret) {
+        (Readiness::Available(_), Some((false, _, message))) => Readiness::Waiting {
+            reason: WAITING_FOR_CONNECTION_SECRET.into(),
+            message: message.clone(),
+        },
+        (readiness, _) => readiness,
+    }
+}
+
 /// Whether two condition lists say the same thing (ignoring transition times), so unchanged
 /// status is not written again.
 pub fn same(a: &[Condition], b: &[Condition]) -> bool {
@@ -262,6 +353,96 @@ mod tests {
             }),
             "WaitingForDomain"
         );
+    }
+
+    fn record(version: Option<&str>) -> ConnectionSecretStatus {
+        ConnectionSecretStatus {
+            name: "w-conn".into(),
+            uid: Some("u".into()),
+            version: version.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_connection_secret_without_the_value_keeps_an_available_resource_from_ready() {
+        let ready = |r: Option<&ConnectionSecretStatus>| {
+            let secret = connection_secret("ns", "w-conn", r);
+            with_connection_secret(Readiness::Available("READY".into()), Some(&secret))
+        };
+        assert_eq!(
+            ready(Some(&record(Some("v1")))),
+            Readiness::Available("READY".into())
+        );
+        for missing in [
+            None,
+            Some(record(None)),
+            Some(ConnectionSecretStatus {
+                lost: true,
+                ..record(None)
+            }),
+            Some(ConnectionSecretStatus {
+                unwritten: Some("v2".into()),
+                ..record(None)
+            }),
+            // A record of another Secret says nothing of this one.
+            Some(ConnectionSecretStatus {
+                name: "old-conn".into(),
+                ..record(Some("v1"))
+            }),
+        ] {
+            match ready(missing.as_ref()) {
+                Readiness::Waiting { reason, message } => {
+                    assert_eq!(reason, WAITING_FOR_CONNECTION_SECRET);
+                    assert!(message.contains("ns/w-conn"), "{message}");
+                }
+                other => panic!("{missing:?}: {other:?}"),
+            }
+        }
+        // Not available anyway: the resource's own reason stays.
+        let secret = connection_secret("ns", "w-conn", None);
+        assert_eq!(
+            with_connection_secret(Readiness::Creating("c".into()), Some(&secret)),
+            Readiness::Creating("c".into())
+        );
+        assert_eq!(
+            with_connection_secret(Readiness::Available("up".into()), None),
+            Readiness::Available("up".into())
+        );
+    }
+
+    #[test]
+    fn the_connection_secret_condition_names_why_the_value_is_missing() {
+        let reason = |r: ConnectionSecretStatus| connection_secret("ns", "w-conn", Some(&r)).1;
+        assert_eq!(reason(record(Some("v1"))), "Written");
+        assert_eq!(
+            reason(ConnectionSecretStatus {
+                lost: true,
+                ..record(None)
+            }),
+            "ValueLost"
+        );
+        assert_eq!(
+            reason(ConnectionSecretStatus {
+                unwritten: Some("v2".into()),
+                ..record(None)
+            }),
+            "WriteFailed"
+        );
+        assert_eq!(reason(record(None)), "NotWritten");
+        let first = connection_condition(
+            &connection_secret("ns", "w-conn", Some(&record(None))),
+            Some(1),
+            &[],
+            "t1",
+        );
+        let again = connection_condition(
+            &connection_secret("ns", "w-conn", None),
+            Some(1),
+            std::slice::from_ref(&first),
+            "t2",
+        );
+        assert_eq!(again.last_transition_time, "t1");
     }
 
     #[test]

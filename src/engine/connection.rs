@@ -6,13 +6,17 @@
 //! Values are held as [`SecretBytes`], whose `Debug` prints only a length: never a value in a
 //! log, an event, a status or a metric.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Api, Resource, ResourceExt};
+use parking_lot::Mutex;
 use serde_json::json;
+
+use super::Invalid;
+use crate::api::common::{ConnectionSecretSpec, ROTATION_MAX, SECRET_NAME_MAX};
 
 /// The type of every connection Secret the engine writes.
 pub const SECRET_TYPE: &str = "stratus.dev/connection";
@@ -121,6 +125,116 @@ impl<O> From<O> for Created<O> {
     }
 }
 
+/// Which values of a credential a revocation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation<'a> {
+    /// Every value but this version: the resource is this object's own creation, so every
+    /// other value was issued by the operator, including values whose answer was lost in a
+    /// crash (whose version nobody knows).
+    AllBut(&'a str),
+    /// Exactly these versions, all issued by the operator: for a resource that was adopted,
+    /// whose other values someone else issued and uses, and for a value that could not be
+    /// written.
+    Only(&'a [String]),
+}
+
+/// The checks `spec.writeConnectionSecretToRef` and `spec.connectionSecretRotation` get before
+/// any call: the CRD schema has the same bounds, but an object stored before they existed
+/// never went through them.
+pub fn validate(spec: &ConnectionSecretSpec) -> Result<(), Invalid> {
+    if let Some(r) = &spec.write_connection_secret_to_ref
+        && let Err(why) = check_secret_name(&r.name)
+    {
+        return Err(Invalid::new(
+            "InvalidSpec",
+            format!(
+                "spec.writeConnectionSecretToRef.name {:?} is not a valid Secret name: {why}; use a name such as my-app-credentials",
+                truncate_chars(&r.name, 64)
+            ),
+        ));
+    }
+    if let Some(nonce) = &spec.connection_secret_rotation {
+        let why = if nonce.chars().count() > ROTATION_MAX {
+            Some(format!(
+                "it has {} characters, at most {ROTATION_MAX} are allowed",
+                nonce.chars().count()
+            ))
+        } else if nonce.chars().any(char::is_control) {
+            Some("it contains a control character (a newline, a tab)".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Invalid::new(
+                "InvalidSpec",
+                format!(
+                    "spec.connectionSecretRotation is not usable: {why}; use a short string such as a date (2026-12-02) or a counter"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What is wrong with `name` as a Secret name (a DNS subdomain, RFC 1123), if anything.
+pub fn check_secret_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return Err(format!(
+            "it contains {c:?}: only lowercase letters, digits, '-' and '.' are allowed"
+        ));
+    }
+    if name.len() > SECRET_NAME_MAX {
+        return Err(format!(
+            "it has {} characters, at most {SECRET_NAME_MAX} are allowed",
+            name.len()
+        ));
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if name
+        .split('.')
+        .any(|part| !edge(part.chars().next()) || !edge(part.chars().last()))
+    {
+        return Err("every part between dots must start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+/// Values the cloud issued whose write to the connection Secret failed, held in memory per
+/// object UID so a retry writes the same value instead of asking the cloud for another (every
+/// `replace` mints a credential). The record names a held value (`unwritten`), so after a
+/// restart, which loses this memory, the value is revoked instead.
+#[derive(Default)]
+pub struct Unwritten(Mutex<HashMap<String, ConnectionDetails>>);
+
+impl Unwritten {
+    pub fn hold(&self, uid: &str, details: ConnectionDetails) {
+        self.0.lock().insert(uid.to_string(), details);
+    }
+
+    /// The value held for the object with `uid`, if it is the `version` the record names.
+    pub fn take(&self, uid: &str, version: &str) -> Option<ConnectionDetails> {
+        let mut map = self.0.lock();
+        map.remove(uid).filter(|d| d.version == version)
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().remove(uid);
+    }
+}
+
 /// Why a write to a connection Secret did not happen.
 #[derive(Debug)]
 pub enum SecretError {
@@ -206,7 +320,9 @@ impl<'a, K: Resource<DynamicType = ()>> Secrets<'a, K> {
         .map_err(|e| SecretError::Kube(kube::Error::SerdeError(e)))?;
         match self.api.create(&PostParams::default(), &secret).await {
             Ok(s) => Ok(s),
-            Err(kube::Error::Api(s)) if s.code == 409 => {
+            // Only "it exists" leads to the ownership test: a create refused for another reason
+            // (forbidden, invalid) is that error, never a conflict.
+            Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "AlreadyExists" => {
                 // It exists: ours only if it carries our UID (a patch of nothing but a test).
                 let patch: json_patch::Patch =
                     serde_json::from_value(json!([self.test_owner()]))
@@ -216,8 +332,23 @@ impl<'a, K: Resource<DynamicType = ()>> Secrets<'a, K> {
                     .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
                     .await?)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(SecretError::Kube(e)),
         }
+    }
+
+    /// Prove Secret `name` is still the one with `uid` and this object's (a JSON patch of
+    /// nothing but tests, which changes nothing): `Gone` when someone deleted it, `Conflict`
+    /// when another Secret took its name.
+    pub async fn check(&self, name: &str, uid: &str) -> Result<(), SecretError> {
+        self.json_patch(
+            name,
+            json!([
+                {"op": "test", "path": "/metadata/uid", "value": uid},
+                self.test_owner(),
+            ]),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Write `details` as the Secret's whole data, on the Secret with `uid` (a precondition).
@@ -357,6 +488,86 @@ mod tests {
         assert!(
             shown.contains("key-1") && shown.contains("token"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn secret_names_must_be_dns_subdomains() {
+        for ok in ["a", "w-conn", "app.credentials", "0db", &"a".repeat(253)] {
+            assert_eq!(check_secret_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "Upper",
+            "under_score",
+            "-lead",
+            "trail-",
+            "a..b",
+            ".dot",
+            "sp ace",
+            "slash/name",
+            &"a".repeat(254),
+        ] {
+            assert!(check_secret_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn an_invalid_secret_name_or_rotation_is_invalid_spec_naming_the_field() {
+        let spec = |name: &str, rotation: Option<&str>| ConnectionSecretSpec {
+            write_connection_secret_to_ref: Some(crate::api::common::SecretReference {
+                name: name.into(),
+            }),
+            connection_secret_rotation: rotation.map(str::to_string),
+        };
+        assert_eq!(validate(&spec("w-conn", Some("2026-12-02"))), Ok(()));
+        assert_eq!(validate(&spec("w-conn", Some(&"é".repeat(253)))), Ok(()));
+        let bad = validate(&spec("Bad_Name", None)).unwrap_err();
+        assert_eq!(bad.reason, "InvalidSpec");
+        assert!(
+            bad.message.contains("spec.writeConnectionSecretToRef.name"),
+            "{}",
+            bad.message
+        );
+        for nonce in ["a\nb".to_string(), "x".repeat(254)] {
+            let bad = validate(&spec("w-conn", Some(&nonce))).unwrap_err();
+            assert_eq!(bad.reason, "InvalidSpec");
+            assert!(
+                bad.message.contains("spec.connectionSecretRotation"),
+                "{}",
+                bad.message
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_bounds_match_the_checks_in_code() {
+        let schema = serde_json::to_value(schemars::schema_for!(ConnectionSecretSpec)).unwrap();
+        let text = schema.to_string();
+        assert!(text.contains("\"maxLength\":253"), "{text}");
+        assert!(
+            text.contains(&serde_json::to_string(crate::api::common::SECRET_NAME_PATTERN).unwrap()),
+            "{text}"
+        );
+        assert!(
+            text.contains(&serde_json::to_string(crate::api::common::ROTATION_PATTERN).unwrap()),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_value_is_held_only_as_the_version_recorded() {
+        let held = Unwritten::default();
+        held.hold("uid-1", ConnectionDetails::new("v2").with("token", "x"));
+        assert!(held.take("uid-1", "v1").is_none(), "another version");
+        assert!(
+            held.take("uid-1", "v2").is_none(),
+            "taken (and dropped) above"
+        );
+        held.hold("uid-1", ConnectionDetails::new("v2").with("token", "x"));
+        assert_eq!(
+            held.take("uid-1", "v2").map(|d| d.version),
+            Some("v2".into())
         );
     }
 

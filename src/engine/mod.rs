@@ -25,7 +25,7 @@ use crate::api::common::{ConnectionSecretSpec, DeletionPolicy, ManagedStatus, Ma
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 pub use conditions::Readiness;
-pub use connection::{ConnectionDetails, Created, SecretBytes};
+pub use connection::{ConnectionDetails, Created, Revocation, SecretBytes};
 pub use providers::{Connect, ProviderError, Providers};
 
 /// The Crossplane-style fields every managed resource spec has.
@@ -261,18 +261,21 @@ pub trait Adapter: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Revoke every value of the resource's credential except the one whose
-    /// [`version`](ConnectionDetails::version) is `keep` (the previous value after a rotation's
-    /// grace period, and any value whose answer was lost). Must be idempotent: it is repeated
-    /// after a crash. The default does nothing (an API that cannot revoke).
+    /// Revoke values of the resource's credential: every value but one
+    /// ([`Revocation::AllBut`], for a resource this object created: the previous value after a
+    /// rotation's grace period, and any value whose answer was lost), or exactly the versions
+    /// given ([`Revocation::Only`]: values the operator issued for a resource it adopted, whose
+    /// other values are someone else's, and a value it could not write). Must be idempotent: it
+    /// is repeated after a crash. `Ok(false)` (the default): this API cannot revoke those values;
+    /// the engine then tells the user, in a Warning event, which values stay valid.
     async fn revoke(
         &self,
         _cloud: &Self::Cloud,
         _obj: &Self::Kind,
         _observed: &Self::Observed,
-        _keep: &str,
-    ) -> Result<(), CloudError> {
-        Ok(())
+        _which: Revocation<'_>,
+    ) -> Result<bool, CloudError> {
+        Ok(false)
     }
 
     /// When the cloud made the resource, if it says (needed for [`Proof::NaturalKey`]).

@@ -19,15 +19,18 @@ use kube::runtime::reflector::Store;
 
 use super::annotations::{self, CREATE_REQUEST, Parsed};
 use super::backoff::Backoffs;
-use super::conditions::{self, Outcome, Readiness, Sync};
+use super::conditions::{self, Outcome, Sync};
 use super::connection::{
-    CREATE_KEY_ANNOTATION, ConnectionDetails, Created, SecretError, Secrets, VERSION_ANNOTATION,
+    self, CREATE_KEY_ANNOTATION, ConnectionDetails, Created, Revocation, SecretError, Secrets,
+    Unwritten, VERSION_ANNOTATION,
 };
 use super::providers::Account;
 use super::registry;
-use super::{Adapter, Blocked, CreateGuard, Found, Freshness, Invalid, Plan, Proof, Providers};
+use super::{
+    Adapter, Blocked, CreateGuard, Found, Freshness, Invalid, Plan, Proof, Providers, Readiness,
+};
 use crate::api::common::{
-    CONNECTION, CREATE_ATTEMPT, CREATE_PENDING, CREATED_THROUGH, Condition, ConnectionSecretStatus,
+    CONNECTION, CREATE_ATTEMPT, CREATE_PENDING, CREATED_THROUGH, ConnectionSecretStatus,
     DeletionPolicy, EXTERNAL_NAME, FINALIZER, ManagedStatus, PAUSED, allowed,
 };
 use crate::cloud::throttle::{self, Priority};
@@ -47,8 +50,7 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(10);
 /// consumer restarts or re-reads the Secret (mounted Secrets refresh within about a minute).
 pub const ROTATION_GRACE: Duration = Duration::from_secs(24 * 3600);
 
-/// The condition type reporting the connection Secret (for kinds that write one).
-pub const CONNECTION_SECRET: &str = "ConnectionSecret";
+pub use super::conditions::CONNECTION_SECRET;
 
 /// Annotation with the digest of create-only inputs the cloud does not echo back.
 pub const CREATE_DIGEST: &str = "stratus.dev/create-digest";
@@ -117,6 +119,9 @@ pub struct Context<A: Adapter> {
     /// Every object of the kind the operator watches (one store per watched namespace), to
     /// refuse adopting a cloud id another object already manages.
     pub peers: Vec<Store<A::Kind>>,
+    /// Credential values the cloud issued whose write to the connection Secret failed, retried
+    /// without asking the cloud for another value.
+    pub unwritten: Unwritten,
 }
 
 /// Errors talking to Kubernetes itself; cloud and input errors become conditions instead.
@@ -282,6 +287,56 @@ fn stale_key<K: Resource>(obj: &K) -> String {
     format!("{}/stale", backoff_key(obj))
 }
 
+/// Consecutive failed writes of the object's connection Secret: a backoff of its own, reset only
+/// by a write that succeeds (every observation resets the object's).
+fn connection_key<K: Resource>(obj: &K) -> String {
+    format!("{}/connection", backoff_key(obj))
+}
+
+/// How a failed write of connection Secret `namespace/name` is reported. Never the API server's
+/// message for a refused write, which could quote what was sent; a refusal by RBAC needs a
+/// human, anything else is retried.
+fn secret_sync(err: &SecretError, namespace: &str, name: &str) -> Sync {
+    match err {
+        SecretError::Kube(kube::Error::Api(s)) if s.code == 403 => Sync::Stalled {
+            reason: "SecretForbidden".into(),
+            message: format!(
+                "the operator may not write Secret {namespace}/{name} (HTTP 403): list namespace {namespace} in the chart's rbac.connectionSecretNamespaces; a value the cloud already issued is held and written then"
+            ),
+        },
+        SecretError::Kube(kube::Error::Api(s)) => Sync::Error {
+            reason: "SecretWriteFailed".into(),
+            message: format!(
+                "writing Secret {namespace}/{name} failed (HTTP {} {}); retrying with backoff",
+                s.code, s.reason
+            ),
+        },
+        SecretError::Kube(e) => Sync::Error {
+            reason: "SecretWriteFailed".into(),
+            message: format!(
+                "writing Secret {namespace}/{name} failed ({}); retrying with backoff",
+                match e {
+                    // A serde message can quote the data it failed on.
+                    kube::Error::SerdeError(_) => "the write could not be encoded".to_string(),
+                    e => truncate(&e.to_string(), 200),
+                }
+            ),
+        },
+        SecretError::Gone => Sync::Error {
+            reason: "SecretWriteFailed".into(),
+            message: format!(
+                "Secret {namespace}/{name} was deleted while it was being written; it is claimed again"
+            ),
+        },
+        SecretError::Conflict => Sync::Error {
+            reason: "SecretWriteFailed".into(),
+            message: format!(
+                "Secret {namespace}/{name} was replaced by another Secret of that name while it was being written"
+            ),
+        },
+    }
+}
+
 /// Backoff entries are per object incarnation: a re-created object (new UID) starts afresh.
 fn backoff_key<K: Resource>(obj: &K) -> String {
     obj.meta().uid.clone().unwrap_or_else(|| key_of(obj))
@@ -399,50 +454,26 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         Ok(())
     }
 
+    /// Record the connection Secret conditionally on the version this reconcile read, before a
+    /// call that cannot be undone (revoking values, asking the cloud for a new one): the state
+    /// that justifies the call is then durably the object's current one. A reconcile working
+    /// from a stale copy (whose record may name a value that is no longer the one in the
+    /// Secret) stops here with [`Error::Stale`]. Writing the record the copy already holds
+    /// changes nothing and still proves the copy is current.
+    async fn record_connection_checked(&self, record: ConnectionSecretStatus) -> Result<(), Error> {
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        self.annotate(&[(CONNECTION, Some(json))]).await?;
+        if let Ok(mut g) = self.connection.lock() {
+            *g = Some(record);
+        }
+        Ok(())
+    }
+
     /// When the recorded connection work is next due (revoking what a grace period kept).
     fn connection_due(&self) -> Option<Duration> {
         let after: Timestamp = self.connection()?.revoke_others_after?.parse().ok()?;
         let left = Duration::try_from(after.duration_since(Timestamp::now())).unwrap_or_default();
         Some(left + Duration::from_secs(1))
-    }
-
-    /// The `ConnectionSecret` condition: whether the Secret holds the credential's value.
-    fn connection_condition(&self, previous: &[Condition], now: &str) -> Option<Condition> {
-        let (name, _) = self.secret_ref()?;
-        let record = self.connection().filter(|r| r.name == name)?;
-        let ns = self.obj.meta().namespace.as_deref().unwrap_or("");
-        let (status, reason, message) = match &record.version {
-            Some(v) => (
-                "True",
-                "Written",
-                match (&record.previous_version, &record.revoke_others_after) {
-                    (Some(p), Some(t)) => format!(
-                        "Secret {ns}/{name} holds value {v}; the previous value {p} stays under previous- keys until {t}, then it is revoked"
-                    ),
-                    _ => format!("Secret {ns}/{name} holds value {v}"),
-                },
-            ),
-            None => (
-                "False",
-                "ValueLost",
-                format!(
-                    "Secret {ns}/{name} does not hold the credential's value: the cloud showed it only once and the operator could not write it (it stopped in between, or the resource was adopted), and this kind cannot issue a new value. Delete this object and create it again to get a new credential"
-                ),
-            ),
-        };
-        let since = previous
-            .iter()
-            .find(|c| c.type_ == CONNECTION_SECRET && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.to_string());
-        Some(Condition {
-            type_: CONNECTION_SECRET.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            last_transition_time: since,
-            observed_generation: self.obj.meta().generation,
-        })
     }
 
     fn version(&self) -> Option<String> {
@@ -465,7 +496,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 }
                 Ok(())
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Stale),
+            Err(e) if refused_precondition(&e) => Err(Error::Stale),
             Err(e) => Err(e.into()),
         }
     }
@@ -718,16 +749,32 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 )
             })
             .collect();
-        let mut metadata = json!({"annotations": map});
-        if precondition {
-            self.precondition(&mut metadata);
-        }
+        // Every write names the object's UID: never one created again under its name.
+        let mut metadata = json!({"annotations": map, "uid": self.uid()});
+        self.precondition(&mut metadata);
         let patch = json!({ "metadata": metadata });
-        let result = self
-            .api()?
-            .patch(self.name()?, &PatchParams::default(), &Patch::Merge(&patch))
-            .await;
-        self.track(result)
+        let api = self.api()?;
+        let name = self.name()?;
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            // A fact is written whatever the object's version, but not as if the copy were
+            // current: the version read stays the precondition of every later write of this
+            // reconcile, which then fails as stale instead of deciding on the old copy.
+            Err(kube::Error::Api(s)) if s.code == 409 && !precondition => {
+                let patch = json!({"metadata": {"annotations": map, "uid": self.uid()}});
+                match api
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) if refused_precondition(&e) => Err(Error::Stale),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            result => self.track(result),
+        }
     }
 
     async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
@@ -757,9 +804,24 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let generation = self.obj.meta().generation;
         let previous = A::status(self.obj).cloned().unwrap_or_default();
         let now = now();
+        let ns = self.obj.meta().namespace.as_deref().unwrap_or("");
+        let secret = self
+            .secret_ref()
+            .map(|(name, _)| conditions::connection_secret(ns, &name, self.connection().as_ref()));
+        let outcome = Outcome {
+            readiness: conditions::with_connection_secret(
+                outcome.readiness.clone(),
+                secret.as_ref(),
+            ),
+            ..outcome.clone()
+        };
         let mut conditions =
-            conditions::conditions(outcome, generation, &previous.conditions, &now);
-        conditions.extend(self.connection_condition(&previous.conditions, &now));
+            conditions::conditions(&outcome, generation, &previous.conditions, &now);
+        conditions.extend(
+            secret.as_ref().map(|s| {
+                conditions::connection_condition(s, generation, &previous.conditions, &now)
+            }),
+        );
         let managed = ManagedStatus {
             observed_generation: generation,
             conditions,
@@ -854,6 +916,18 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         readiness: Readiness,
         sync: Sync,
     ) -> Result<Step, Error> {
+        self.fail_keyed(observed, readiness, sync, &backoff_key(self.obj.as_ref()))
+            .await
+    }
+
+    /// [`fail`](Self::fail), counting failures under backoff entry `key`.
+    async fn fail_keyed(
+        &self,
+        observed: Option<&A::Observed>,
+        readiness: Readiness,
+        sync: Sync,
+        key: &str,
+    ) -> Result<Step, Error> {
         let s = &self.ctx.settings;
         let (reason, message, initial, cap, stalled) = match &sync {
             Sync::Stalled { reason, message } => (
@@ -880,10 +954,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         self.write_status(observed, &outcome).await?;
         self.event(EventType::Warning, &reason, "Reconcile", message.clone())
             .await;
-        let delay = self
-            .ctx
-            .backoffs
-            .fail(&backoff_key(self.obj.as_ref()), initial, cap);
+        let delay = self.ctx.backoffs.fail(key, initial, cap);
         if stalled {
             warn!(reason, message, retry_in = ?delay, "stalled: needs a change to the spec or account");
         } else {
@@ -959,6 +1030,11 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             return self.invalid(invalid.clone(), false).await;
         }
         if let Err(invalid) = A::validate(self.obj) {
+            return self.invalid(invalid, false).await;
+        }
+        if let Some(spec) = A::connection_secret(self.obj)
+            && let Err(invalid) = connection::validate(&spec)
+        {
             return self.invalid(invalid, false).await;
         }
         let mut desired = match adapter.desired(&self.ctx.kube, self.obj).await {
@@ -1382,22 +1458,25 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 record.keys = details.keys();
             }
             Err(e) => {
-                // The value is gone with this reconcile's memory: say so; the record without a
-                // version makes the next reconcile replace it (or report it lost).
-                record.uid = None;
-                let why = match e {
-                    SecretError::Conflict => {
-                        "it was replaced by another Secret of that name".to_string()
-                    }
-                    SecretError::Gone => "it was deleted meanwhile".to_string(),
-                    SecretError::Kube(e) => e.to_string(),
+                // Held, not lost: the next reconcile writes this value (with backoff while the
+                // write keeps failing) instead of asking the cloud for another; the record names
+                // it, so a restart, which loses it, revokes it.
+                if matches!(e, SecretError::Gone | SecretError::Conflict) {
+                    record.uid = None;
+                }
+                record.unwritten = Some(details.version.clone());
+                let ns = self.obj.meta().namespace.as_deref().unwrap_or("");
+                let why = match secret_sync(&e, ns, &record.name) {
+                    Sync::Error { message, .. } | Sync::Stalled { message, .. } => message,
+                    _ => String::new(),
                 };
+                self.ctx.unwritten.hold(&self.uid(), details);
                 self.event(
                     EventType::Warning,
                     "ConnectionSecretWriteFailed",
                     "Create",
                     format!(
-                        "could not write the credential of {id} to Secret {}: {why}",
+                        "could not write the credential of {id} to Secret {} yet: {why}",
                         record.name
                     ),
                 )
@@ -1447,10 +1526,14 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     }
 
     /// Keep the connection Secret of an existing resource: revoke what a grace period kept once
-    /// it is over; put a value in a Secret that lacks one (lost at create, adopted resource, new
-    /// Secret name) or rotate on request, through [`Adapter::replace`]; report a value that is
-    /// lost for good. Values are only ever written by these steps and at create: an observation
-    /// never clears them.
+    /// it is over; notice a Secret someone deleted; put a value in a Secret that lacks one (lost
+    /// at create, deleted, adopted resource, new Secret name) or rotate on request, through
+    /// [`Adapter::replace`]; report a value that is lost for good. Values are only ever written
+    /// by these steps and at create: an observation never clears them.
+    ///
+    /// Every call that cannot be undone (a revocation, asking for a new value) comes after a
+    /// write of the record conditional on the version read: a reconcile working from a stale
+    /// copy stops there ([`Error::Stale`]) and never revokes the value a newer record names.
     async fn maintain_connection(
         &self,
         cloud: &A::Cloud,
@@ -1461,10 +1544,13 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             return Ok(Maintained::Continue);
         };
         let id = A::external_id(observed);
-        let adapter = &self.ctx.adapter;
         let readiness = A::readiness(observed);
+        // Created by this object: every value of its credential was issued by the operator.
+        // Adopted: values issued before are someone else's, and only the operator's are revoked.
+        let own = self.created_through().is_some();
         let mine = |r: &ConnectionSecretStatus| r.name == name;
-        // 1. A grace period is over: revoke every value but the current one.
+
+        // 1. A grace period is over: revoke what it kept.
         if may_update
             && let Some(r) = self.connection().filter(mine)
             && let (Some(version), Some(after)) = (&r.version, &r.revoke_others_after)
@@ -1472,139 +1558,262 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 .parse::<Timestamp>()
                 .is_ok_and(|t| t <= Timestamp::now())
         {
-            if let Err(e) = adapter.revoke(cloud, self.obj, observed, version).await {
-                return Ok(Maintained::Done(
-                    self.fail(Some(observed), readiness, Self::cloud_sync(&e))
-                        .await?,
-                ));
+            self.record_connection_checked(r.clone()).await?;
+            let issued: Vec<String> = r
+                .previous_version
+                .iter()
+                .chain(&r.retired)
+                .cloned()
+                .collect();
+            let which = if own {
+                Revocation::AllBut(version)
+            } else {
+                Revocation::Only(&issued)
+            };
+            if (own || !issued.is_empty())
+                && let Some(step) = self.revoke_values(cloud, observed, which).await?
+            {
+                return Ok(Maintained::Done(step));
             }
             if let Some(uid) = &r.uid {
                 match self.secrets().drop_previous(&name, uid, &r.keys).await {
                     Ok(()) | Err(SecretError::Gone | SecretError::Conflict) => {}
-                    Err(SecretError::Kube(e)) => return Err(e.into()),
+                    Err(e) => {
+                        return Ok(Maintained::Done(
+                            self.fail_secret(Some(observed), readiness, &e, &name)
+                                .await?,
+                        ));
+                    }
                 }
             }
-            let previous = r.previous_version.clone();
             let version = version.clone();
             self.record_connection(ConnectionSecretStatus {
                 previous_version: None,
                 revoke_others_after: None,
+                retired: Vec::new(),
                 ..r
             })
             .await?;
-            self.event(
-                EventType::Normal,
-                "CredentialRevoked",
-                "Update",
-                match previous {
-                    Some(p) => format!("Revoked value {p} of {id}'s credential and removed it from Secret {name}; {version} stays"),
-                    None => format!("Revoked every value of {id}'s credential but {version}, the one in Secret {name}"),
-                },
-            )
-            .await;
+            let message = if own {
+                format!(
+                    "Revoked every value of {id}'s credential but {version}, the one in Secret {name}"
+                )
+            } else {
+                format!(
+                    "Revoked value(s) {} of {id}'s credential, issued by the operator; {version} stays, and values issued before {id} was adopted are left alone",
+                    issued.join(", ")
+                )
+            };
+            if own || !issued.is_empty() {
+                self.event(EventType::Normal, "CredentialRevoked", "Update", message)
+                    .await;
+            }
         }
-        // 2. A value to put in the Secret, or a rotation to make.
-        let current = self.connection().filter(mine);
+
+        // 2. The Secret still holds the value recorded: someone may have deleted it (the
+        //    operator cannot watch Secrets, so it asks at every reconcile, with a patch of
+        //    nothing but tests).
+        let mut current = self.connection().filter(mine);
+        if let Some(r) = current.clone()
+            && let (Some(version), Some(uid)) = (&r.version, &r.uid)
+        {
+            match self.secrets().check(&name, uid).await {
+                Ok(()) => {}
+                Err(SecretError::Gone | SecretError::Conflict) => {
+                    // The value is still valid in the cloud: revoked once a new one is written
+                    // and its grace period is over.
+                    let mut retired = r.retired.clone();
+                    retired.push(version.clone());
+                    let missing = ConnectionSecretStatus {
+                        uid: None,
+                        version: None,
+                        keys: Vec::new(),
+                        retired,
+                        ..r.clone()
+                    };
+                    self.record_connection(missing.clone()).await?;
+                    self.event(
+                        EventType::Warning,
+                        "ConnectionSecretMissing",
+                        "Observe",
+                        format!(
+                            "Secret {name} no longer holds value {version} of {id}'s credential: it was deleted, or another Secret took its name. A new value is written to it where the kind can issue one, and {version} is revoked after the grace period"
+                        ),
+                    )
+                    .await;
+                    current = Some(missing);
+                }
+                Err(e) => {
+                    return Ok(Maintained::Done(
+                        self.fail_secret(Some(observed), readiness, &e, &name)
+                            .await?,
+                    ));
+                }
+            }
+        }
+
+        // 3. A value to put in the Secret, or a rotation to make.
         let needs_value = current.as_ref().is_none_or(|r| r.version.is_none());
         let rotate = !needs_value && current.as_ref().is_some_and(|r| r.rotation != rotation);
-        if !(needs_value || rotate) || !may_update {
-            return Ok(Maintained::Continue);
-        }
-        if rotate
-            && current
-                .as_ref()
-                .is_some_and(|r| r.revoke_others_after.is_some())
+        let lost = current.as_ref().is_some_and(|r| r.lost);
+        // One rotation at a time: the next starts once the previous value is revoked.
+        let grace = current
+            .as_ref()
+            .is_some_and(|r| r.revoke_others_after.is_some());
+        let wanted = may_update && ((needs_value && !lost) || (rotate && !grace));
+
+        // 3a. A value issued earlier whose write failed: written below if the operator still
+        //     holds it and it is still wanted; otherwise (a restart lost it, the spec changed)
+        //     revoked now, so it is never left valid and forgotten.
+        let me = self.uid();
+        // Whatever ends this step early keeps a held value for the next attempt.
+        let keep = |held: Option<ConnectionDetails>| {
+            if let Some(d) = held {
+                self.ctx.unwritten.hold(&me, d);
+            }
+        };
+        let mut held = None;
+        if let Some(r) = current.clone()
+            && let Some(version) = &r.unwritten
         {
-            // One rotation at a time: the next starts once the previous value is revoked.
+            held = self.ctx.unwritten.take(&me, version);
+            if !(wanted && held.is_some()) && may_update {
+                held = None;
+                self.record_connection_checked(r.clone()).await?;
+                if let Some(step) = self
+                    .revoke_values(
+                        cloud,
+                        observed,
+                        Revocation::Only(std::slice::from_ref(version)),
+                    )
+                    .await?
+                {
+                    return Ok(Maintained::Done(step));
+                }
+                let r = ConnectionSecretStatus {
+                    unwritten: None,
+                    ..r
+                };
+                self.record_connection(r.clone()).await?;
+                current = Some(r);
+            }
+        }
+        if !wanted {
+            // Not revoked above only while managementPolicies forbid it: still held.
+            keep(held);
             return Ok(Maintained::Continue);
         }
+
+        // 3b. The Secret is ours and may be written, before the cloud is asked for anything:
+        //     a Secret the operator cannot write never costs a credential.
         let uid = match current.as_ref().and_then(|r| r.uid.clone()) {
+            // Proven by the check above.
             Some(uid) if rotate => uid,
             _ => match self.secrets().claim(&name).await {
                 Ok(s) => s.metadata.uid.unwrap_or_default(),
                 Err(SecretError::Conflict) => {
+                    keep(held);
                     return Ok(Maintained::Done(
                         self.invalid(self.secret_conflict(&name), true).await?,
                     ));
                 }
-                Err(SecretError::Gone) => return Ok(Maintained::Continue),
-                Err(SecretError::Kube(e)) => return Err(e.into()),
+                Err(e) => {
+                    keep(held);
+                    return Ok(Maintained::Done(
+                        self.fail_secret(Some(observed), readiness, &e, &name)
+                            .await?,
+                    ));
+                }
             },
         };
-        let details = match adapter.replace(cloud, self.obj, observed).await {
-            Ok(Some(d)) => d,
-            Ok(None) if needs_value => {
-                let lost = ConnectionSecretStatus {
-                    name: name.clone(),
-                    uid: Some(uid),
-                    rotation,
-                    ..Default::default()
-                };
-                // Reported once: until the condition says so.
-                let reported = A::status(self.obj).is_some_and(|st| {
-                    conditions::find(&st.conditions, CONNECTION_SECRET)
-                        .is_some_and(|c| c.reason == "ValueLost")
-                });
-                if current.as_ref() != Some(&lost) {
-                    self.record_connection(lost).await?;
-                }
-                if !reported {
-                    self.event(
-                        EventType::Warning,
-                        "ConnectionSecretLost",
-                        "Create",
-                        format!(
-                            "The value of {id}'s credential is not in Secret {name}: the cloud shows it only once, and the operator stopped before writing it (or the resource was adopted); this kind cannot issue a new value. Delete this object and create it again to get a new credential, or revoke {id} in the cloud if it must not stay valid"
-                        ),
-                    )
-                    .await;
-                }
-                return Ok(Maintained::Continue);
-            }
-            Ok(None) => {
-                self.event(
-                    EventType::Warning,
-                    "RotationUnsupported",
-                    "Update",
-                    format!("{id}'s credential cannot be replaced by this kind: spec.connectionSecretRotation has no effect; create a new object to get a new credential"),
+        let base = current.clone().unwrap_or_else(|| ConnectionSecretStatus {
+            name: name.clone(),
+            rotation: rotation.clone(),
+            ..Default::default()
+        });
+        let base = ConnectionSecretStatus {
+            uid: Some(uid.clone()),
+            ..base
+        };
+
+        // 3c. The value: the one held, or a new one.
+        let (details, base) = match held {
+            Some(d) => (d, base),
+            None => match self
+                .replace_value(
+                    cloud,
+                    observed,
+                    &id,
+                    &name,
+                    base,
+                    needs_value,
+                    own,
+                    &rotation,
                 )
-                .await;
-                return Ok(Maintained::Continue);
-            }
-            Err(e) => {
-                return Ok(Maintained::Done(
-                    self.fail(Some(observed), readiness, Self::cloud_sync(&e))
-                        .await?,
-                ));
-            }
+                .await?
+            {
+                Ok(v) => v,
+                Err(m) => return Ok(m),
+            },
         };
-        let written = match &current {
-            Some(r) if rotate => self.secrets().rotate(&name, &uid, &r.keys, &details).await,
-            _ => self.secrets().write(&name, &uid, &details, None).await,
+
+        // 3d. Written whole, or rotated (the current keys move to previous- keys).
+        let written = if rotate {
+            self.secrets()
+                .rotate(&name, &uid, &base.keys, &details)
+                .await
+        } else {
+            self.secrets().write(&name, &uid, &details, None).await
         };
-        match written {
-            Ok(_) => {}
-            Err(SecretError::Conflict | SecretError::Gone) => {
-                // Replaced or deleted behind our back: claim it afresh next time; the value
-                // just issued is revoked with the next one's grace period.
-                self.record_connection(ConnectionSecretStatus {
-                    name: name.clone(),
-                    rotation: current.as_ref().and_then(|r| r.rotation.clone()),
-                    ..Default::default()
-                })
-                .await?;
-                return Ok(Maintained::Done(Step::ok(Action::requeue(STALE_RETRY))));
-            }
-            Err(SecretError::Kube(e)) => return Err(e.into()),
+        if let Err(e) = written {
+            // Held, not lost: the next attempt (after a backoff) writes this value instead of
+            // asking the cloud for another; the record names it, so a restart revokes it.
+            let version = details.version.clone();
+            self.ctx.unwritten.hold(&me, details);
+            let record = if matches!(e, SecretError::Gone | SecretError::Conflict) {
+                // Deleted, or another Secret took its name: the value it held is no longer in
+                // it (revoked once a new one is written), and the next attempt claims it anew
+                // and writes the held value whole.
+                let mut retired = base.retired.clone();
+                retired.extend(base.version.clone());
+                ConnectionSecretStatus {
+                    uid: None,
+                    version: None,
+                    keys: Vec::new(),
+                    retired,
+                    ..base
+                }
+            } else {
+                base
+            };
+            self.record_connection(ConnectionSecretStatus {
+                replacing: None,
+                unwritten: Some(version),
+                ..record
+            })
+            .await?;
+            return Ok(Maintained::Done(
+                self.fail_secret(Some(observed), readiness, &e, &name)
+                    .await?,
+            ));
         }
+        self.ctx.backoffs.reset(&connection_key(self.obj.as_ref()));
+
+        // 3e. Recorded: what the Secret holds, and what is revoked when.
+        let (previous, mut retired) = if rotate {
+            (base.version.clone(), base.retired.clone())
+        } else {
+            // A value written whole: a previous value is no longer under previous- keys.
+            let mut retired = base.retired.clone();
+            retired.extend(base.previous_version.clone());
+            (None, retired)
+        };
+        retired.retain(|v| *v != details.version);
         let grace = self.ctx.settings.rotation_grace;
         let until = Timestamp::now()
             .checked_add(jiff::SignedDuration::try_from(grace).unwrap_or_default())
             .unwrap_or_else(|_| Timestamp::now());
-        let previous = current
-            .as_ref()
-            .filter(|_| rotate)
-            .and_then(|r| r.version.clone());
+        let revokes = own || previous.is_some() || !retired.is_empty();
         self.record_connection(ConnectionSecretStatus {
             name: name.clone(),
             uid: Some(uid),
@@ -1612,22 +1821,184 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             keys: details.keys(),
             rotation,
             previous_version: previous.clone(),
-            revoke_others_after: Some(until.to_string()),
+            revoke_others_after: revokes.then(|| until.to_string()),
+            retired,
+            replacing: None,
+            unwritten: None,
+            lost: false,
         })
         .await?;
-        let message = match previous {
-            Some(p) => format!(
-                "Rotated {id}'s credential: Secret {name} holds value {}; the previous value {p} stays under previous- keys and valid until {until}, then it is revoked",
+        let message = match (previous, own, revokes) {
+            (Some(p), true, _) => format!(
+                "Rotated {id}'s credential: Secret {name} holds value {}; the previous value {p} stays under previous- keys and valid until {until}, then every value but the new one is revoked",
                 details.version
             ),
-            None => format!(
+            (Some(p), false, _) => format!(
+                "Rotated {id}'s credential: Secret {name} holds value {}; the previous value {p} stays under previous- keys and valid until {until}, then it is revoked (values issued before {id} was adopted are left alone)",
+                details.version
+            ),
+            (None, true, _) => format!(
                 "Wrote a new value ({}) of {id}'s credential to Secret {name}, whose value was not known; every other value is revoked at {until}",
+                details.version
+            ),
+            (None, false, true) => format!(
+                "Wrote a new value ({}) of {id}'s credential to Secret {name}; the values the operator issued before are revoked at {until}. Values issued before {id} was adopted are not revoked by the operator (it did not issue them): revoke them in the cloud if they must not stay valid",
+                details.version
+            ),
+            (None, false, false) => format!(
+                "Wrote a new value ({}) of {id}'s credential to Secret {name}. Values issued before {id} was adopted are not revoked by the operator (it did not issue them): revoke them in the cloud if they must not stay valid",
                 details.version
             ),
         };
         self.event(EventType::Normal, "CredentialReplaced", "Update", message)
             .await;
         Ok(Maintained::Continue)
+    }
+
+    /// Ask the cloud for a new value of the credential, recording first (conditionally on the
+    /// version read) that it was asked for. `Err`: how the reconcile goes on without a value
+    /// (this kind cannot issue one, or the cloud refused).
+    #[allow(clippy::too_many_arguments)]
+    async fn replace_value(
+        &self,
+        cloud: &A::Cloud,
+        observed: &A::Observed,
+        id: &str,
+        name: &str,
+        base: ConnectionSecretStatus,
+        needs_value: bool,
+        own: bool,
+        rotation: &Option<String>,
+    ) -> Result<Result<(ConnectionDetails, ConnectionSecretStatus), Maintained>, Error> {
+        if !own && let Some(since) = &base.replacing {
+            // The operator stopped between asking and writing; for a resource it created, the
+            // next revocation (every value but the current one) covers that value.
+            self.event(
+                EventType::Warning,
+                "CredentialMayStayValid",
+                "Update",
+                format!(
+                    "The operator asked for a new value of {id}'s credential at {since} and stopped before writing it: that value may be valid. {id} was adopted, so the operator revokes only the values it knows; revoke that one in the cloud if it must not stay valid"
+                ),
+            )
+            .await;
+        }
+        let marker = ConnectionSecretStatus {
+            replacing: Some(now()),
+            ..base
+        };
+        self.record_connection_checked(marker.clone()).await?;
+        let base = ConnectionSecretStatus {
+            replacing: None,
+            ..marker.clone()
+        };
+        match self.ctx.adapter.replace(cloud, self.obj, observed).await {
+            Ok(Some(d)) => Ok(Ok((d, marker))),
+            Ok(None) if needs_value => {
+                // Recorded as lost: not asked again, and reported once.
+                self.record_connection(ConnectionSecretStatus { lost: true, ..base })
+                    .await?;
+                self.event(
+                    EventType::Warning,
+                    "ConnectionSecretLost",
+                    "Create",
+                    format!(
+                        "The value of {id}'s credential is not in Secret {name}: the cloud shows it only once, and the operator stopped before writing it (or the Secret was deleted, or the resource was adopted); this kind cannot issue a new value. Delete this object and create it again to get a new credential, or revoke {id} in the cloud if it must not stay valid"
+                    ),
+                )
+                .await;
+                Ok(Err(Maintained::Continue))
+            }
+            Ok(None) => {
+                // Recorded as seen, so it is said once.
+                self.record_connection(ConnectionSecretStatus {
+                    rotation: rotation.clone(),
+                    ..base
+                })
+                .await?;
+                self.event(
+                    EventType::Warning,
+                    "RotationUnsupported",
+                    "Update",
+                    format!("{id}'s credential cannot be replaced by this kind: spec.connectionSecretRotation has no effect; create a new object to get a new credential"),
+                )
+                .await;
+                Ok(Err(Maintained::Continue))
+            }
+            Err(e) => {
+                // A refusal issued nothing; after an unknown outcome the marker stays (a value
+                // may exist).
+                if e.class() == ErrorClass::Terminal {
+                    self.record_connection(base).await?;
+                }
+                let readiness = A::readiness(observed);
+                Ok(Err(Maintained::Done(
+                    self.fail(Some(observed), readiness, Self::cloud_sync(&e))
+                        .await?,
+                )))
+            }
+        }
+    }
+
+    /// Revoke `which` values of the credential. `Some`: the reconcile ends with this step (the
+    /// cloud failed). A kind that cannot revoke them says so in a Warning event, naming them.
+    async fn revoke_values(
+        &self,
+        cloud: &A::Cloud,
+        observed: &A::Observed,
+        which: Revocation<'_>,
+    ) -> Result<Option<Step>, Error> {
+        let id = A::external_id(observed);
+        match self
+            .ctx
+            .adapter
+            .revoke(cloud, self.obj, observed, which)
+            .await
+        {
+            Ok(true) => Ok(None),
+            Ok(false) => {
+                let what = match which {
+                    Revocation::AllBut(keep) => {
+                        format!("every value of {id}'s credential but {keep}")
+                    }
+                    Revocation::Only(versions) => {
+                        format!("value(s) {} of {id}'s credential", versions.join(", "))
+                    }
+                };
+                self.event(
+                    EventType::Warning,
+                    "CredentialNotRevoked",
+                    "Update",
+                    format!("This kind cannot revoke {what}: they stay valid. Revoke them in the cloud if they must not"),
+                )
+                .await;
+                Ok(None)
+            }
+            Err(e) => Ok(Some(
+                self.fail(Some(observed), A::readiness(observed), Self::cloud_sync(&e))
+                    .await?,
+            )),
+        }
+    }
+
+    /// A failed write to connection Secret `name`, reported, with a backoff of its own that
+    /// grows until a write succeeds (the object's backoff is reset by every observation).
+    async fn fail_secret(
+        &self,
+        observed: Option<&A::Observed>,
+        readiness: Readiness,
+        err: &SecretError,
+        name: &str,
+    ) -> Result<Step, Error> {
+        let ns = self.obj.meta().namespace.as_deref().unwrap_or("");
+        let sync = secret_sync(err, ns, name);
+        self.fail_keyed(
+            observed,
+            readiness,
+            sync,
+            &connection_key(self.obj.as_ref()),
+        )
+        .await
     }
 
     /// The crash-safe create protocol (design-notes §1): record the request and mark it
@@ -1713,7 +2084,20 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                     return self.invalid(self.secret_conflict(&name), true).await;
                 }
                 Err(SecretError::Gone) => return Ok(Step::ok(Action::requeue(STALE_RETRY))),
-                Err(SecretError::Kube(e)) => return Err(e.into()),
+                // Nothing was sent: reported (a Secret the operator may not write needs a
+                // human), and retried with backoff.
+                Err(e) => {
+                    return self
+                        .fail_secret(
+                            None,
+                            Readiness::Creating(
+                                "the connection Secret is claimed before the create is sent".into(),
+                            ),
+                            &e,
+                            &name,
+                        )
+                        .await;
+                }
             },
         };
         match self
@@ -1879,6 +2263,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     fn forget(&self) {
         self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
         self.ctx.backoffs.reset(&stale_key(self.obj.as_ref()));
+        self.ctx.backoffs.reset(&connection_key(self.obj.as_ref()));
+        self.ctx.unwritten.forget(&self.uid());
     }
 
     /// Deleting an object without a recorded id: the resource a pending create may have made.
@@ -1949,6 +2335,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         self.connection()
             .map(|r| r.name)
             .or_else(|| self.secret_ref().map(|(name, _)| name))
+            .filter(|name| connection::check_secret_name(name).is_ok())
     }
 
     /// Delete the connection Secret with the deleted resource: the recorded one, by its UID;
@@ -1996,6 +2383,20 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             return self.settle(readiness, Sync::Paused).await;
         }
         if orphan {
+            if let Some(r) = self.connection()
+                && let Some(version) = &r.unwritten
+            {
+                self.event(
+                    EventType::Warning,
+                    "CredentialNotRevoked",
+                    "Delete",
+                    format!(
+                        "Value {version} of the credential was issued but never written to Secret {}, and the resource is left in the cloud: it stays valid; revoke it in the cloud if it must not",
+                        r.name
+                    ),
+                )
+                .await;
+            }
             // The credential stays valid in the cloud: so does the Secret holding its value.
             if let Some(name) = self.owned_secret_name() {
                 match self.secrets().orphan(&name).await {
@@ -2179,6 +2580,19 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 }
             },
         }
+    }
+}
+
+/// Whether the API server refused a write for its precondition: the resourceVersion (409), or
+/// the UID (422 on `metadata.uid`: the object was deleted and created again under its name).
+fn refused_precondition(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) if s.code == 409 => true,
+        kube::Error::Api(s) if s.code == 422 => s
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.field == "metadata.uid")),
+        _ => false,
     }
 }
 

@@ -143,6 +143,7 @@ where
                 backoffs: Backoffs::default(),
                 settings: rt.settings.clone(),
                 peers: stores.clone(),
+                unwritten: Default::default(),
             });
             tasks.push(tokio::spawn(controller::run::<A>(built, ctx)));
         }

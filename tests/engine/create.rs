@@ -1,6 +1,7 @@
 //! Create: success, an ambiguous answer (the cloud made it, or not), a rejection, a rejection
 //! after an ambiguous attempt, a crash after every step, and a panic in one object's reconcile.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::ResourceExt;
@@ -453,5 +454,74 @@ async fn a_panic_in_the_adapter_becomes_an_error_and_the_next_object_still_recon
     assert!(ann(&a_done, EXTERNAL_NAME).is_some());
     env.until("b", 3, "settled", settled).await;
     assert_eq!(made_for(&env, &b)[0].size, 2);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_create_answered_after_its_object_was_deleted_and_created_again_is_not_recorded_on_the_new_one()
+ {
+    let env = Env::start("eng-create-recreated").await;
+    let spec = json!({"writeConnectionSecretToRef": {"name": "w-conn"}});
+    let old = env.create("w", spec.clone(), json!({})).await;
+    // Between the create's answer (written to the Secret) and the record of its id, the object
+    // is deleted (its finalizer removed by hand) and another is created under its name.
+    let client = env.ns.client.clone();
+    let ns = env.ns.name.clone();
+    let replacement = serde_json::to_value(&old).unwrap();
+    env.kube_faults.add(
+        http::Method::PATCH,
+        "/secrets/w-conn",
+        "\"/data",
+        1,
+        KubeFault::Then(Arc::new(move || {
+            let widgets: kube::Api<Widget> = kube::Api::namespaced(client.clone(), &ns);
+            let mut fresh = replacement.clone();
+            Box::pin(async move {
+                widgets
+                    .patch(
+                        "w",
+                        &kube::api::PatchParams::default(),
+                        &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await
+                    .expect("removing the finalizer");
+                widgets
+                    .delete("w", &Default::default())
+                    .await
+                    .expect("deleting the Widget");
+                let gone = crate::common::wait_for(Duration::from_secs(10), || {
+                    let widgets = widgets.clone();
+                    async move { widgets.get_opt("w").await.expect("reading").is_none() }
+                })
+                .await;
+                assert!(gone, "the Widget was not deleted");
+                let meta = fresh["metadata"].as_object_mut().unwrap();
+                for k in [
+                    "uid",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "managedFields",
+                    "finalizers",
+                ] {
+                    meta.remove(k);
+                }
+                let obj: Widget = serde_json::from_value(fresh).unwrap();
+                widgets
+                    .create(&Default::default(), &obj)
+                    .await
+                    .expect("creating the new Widget");
+            })
+        })),
+    );
+
+    let result = env.reconcile("w").await;
+    assert!(matches!(result, Err(Error::Stale)), "{result:?}");
+    assert_eq!(env.kube_faults.hits(), 1);
+    assert_eq!(env.cloud.count(Method::Create), 1);
+    let new = env.get("w").await;
+    assert_ne!(new.uid(), old.uid(), "another object");
+    for key in [EXTERNAL_NAME, CREATE_DIGEST, "stratus.dev/connection"] {
+        assert_eq!(ann(&new, key), None, "{key} landed on the new object");
+    }
     env.stop().await;
 }

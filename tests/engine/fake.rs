@@ -24,7 +24,7 @@ use stratus::api::provider_config::ProviderConfigSpec;
 use stratus::cloud::{ApiKey, CloudError};
 use stratus::engine::{
     Adapter, Blocked, Connect, ConnectionDetails, CreateGuard, Created, Found, Freshness, Invalid,
-    ManagedSpec, Plan, Proof, ProviderError, Readiness,
+    ManagedSpec, Plan, Proof, ProviderError, Readiness, Revocation,
 };
 use uuid::Uuid;
 
@@ -40,6 +40,13 @@ pub enum Method {
     Delete,
     Replace,
     Revoke,
+}
+
+/// What a revocation was asked to end (an owned copy of [`Revocation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    AllBut(String),
+    Only(Vec<String>),
 }
 
 /// What the next call of a method does instead of answering honestly.
@@ -65,7 +72,7 @@ pub enum Call {
     Act { id: String, action: Resize },
     Delete { id: String },
     Replace { id: String },
-    Revoke { id: String, keep: String },
+    Revoke { id: String, which: Revoked },
 }
 
 impl Call {
@@ -143,6 +150,8 @@ pub struct FakeCloud {
     next_version: AtomicU64,
     /// The adapter offers no `replace` (like an API that shows a value once and never again).
     no_replace: AtomicBool,
+    /// The adapter cannot revoke (its `revoke` answers `false`, calling nothing).
+    no_revoke: AtomicBool,
 }
 
 /// Fake clouds by ProviderConfig name: what [`Connect`] hands the engine.
@@ -225,6 +234,10 @@ impl FakeCloud {
         self.no_replace.store(true, Ordering::SeqCst);
     }
 
+    pub fn without_revoke(&self) {
+        self.no_revoke.store(true, Ordering::SeqCst);
+    }
+
     /// Issue a new credential value for widget `id`.
     fn issue(&self, id: &str) -> ConnectionDetails {
         let n = self.next_version.fetch_add(1, Ordering::SeqCst) + 1;
@@ -234,6 +247,12 @@ impl FakeCloud {
             .lock()
             .insert(version.clone(), (id.into(), value.clone(), true));
         ConnectionDetails::new(version).with("token", value)
+    }
+
+    /// A value of widget `id`'s credential issued outside the operator (by whoever made the
+    /// widget): its version.
+    pub fn issue_elsewhere(&self, id: &str) -> String {
+        self.issue(id).version
     }
 
     /// The value of credential `version`.
@@ -270,18 +289,38 @@ impl FakeCloud {
         Ok(self.issue(id))
     }
 
-    fn revoke(&self, id: &str, keep: &str) -> Result<(), CloudError> {
+    fn revoke(&self, id: &str, which: Revocation<'_>) -> Result<(), CloudError> {
+        let which = match which {
+            Revocation::AllBut(keep) => Revoked::AllBut(keep.into()),
+            Revocation::Only(versions) => Revoked::Only(versions.to_vec()),
+        };
         let call = Call::Revoke {
             id: id.into(),
-            keep: keep.into(),
+            which: which.clone(),
         };
         self.call(call, |_| Ok(()))?;
         for (v, c) in self.credentials.lock().iter_mut() {
-            if c.0 == id && v != keep {
+            let ends = match &which {
+                Revoked::AllBut(keep) => v != keep,
+                Revoked::Only(versions) => versions.contains(v),
+            };
+            if c.0 == id && ends {
                 c.2 = false;
             }
         }
         Ok(())
+    }
+
+    /// The revocations received, in order.
+    pub fn revocations(&self) -> Vec<Revoked> {
+        self.calls
+            .lock()
+            .iter()
+            .filter_map(|c| match c {
+                Call::Revoke { which, .. } => Some(which.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn connects(&self) -> u64 {
@@ -595,9 +634,12 @@ impl Adapter for FakeAdapter {
         cloud: &FakeHandle,
         _obj: &Widget,
         observed: &Thing,
-        keep: &str,
-    ) -> Result<(), CloudError> {
-        cloud.0.revoke(&observed.id, keep)
+        which: Revocation<'_>,
+    ) -> Result<bool, CloudError> {
+        if cloud.0.no_revoke.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        cloud.0.revoke(&observed.id, which).map(|()| true)
     }
 
     fn created_at(observed: &Thing) -> Option<Timestamp> {

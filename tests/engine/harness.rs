@@ -1,8 +1,14 @@
 //! One test's world: a namespace on a real API server, a ProviderConfig and Secret that resolve
 //! to a fresh [`FakeCloud`], and a reconciler Context for the [`FakeAdapter`]. Reconciles are
 //! driven by hand, each on a fresh read of the object (as the controller's watch would give).
+//! The engine reaches the API server through [`KubeFaults`], which can refuse chosen requests or
+//! act between a request and its answer.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use http_body_util::BodyExt;
 
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -27,6 +33,8 @@ pub use stratus::engine::reconciler::CREATE_DIGEST;
 pub struct Env {
     pub ns: TestNamespace,
     pub cloud: Arc<FakeCloud>,
+    /// Faults in the engine's own calls to the API server (the test's calls never go through).
+    pub kube_faults: Arc<KubeFaults>,
     pub ctx: Arc<Context<FakeAdapter>>,
     pub widgets: Api<Widget>,
     pub provider_config: String,
@@ -56,11 +64,13 @@ impl Env {
         let provider_config =
             common::provider_config(&ns, "http://127.0.0.1:9/fake", "fake-api-key", None).await;
         let cloud = FakeCloud::register(&provider_config);
-        let (ctx, writer) = Self::context(&ns.client, settings, adapter);
+        let kube_faults = Arc::new(KubeFaults::default());
+        let (ctx, writer) = Self::context(&kube_faults.client(&ns.client), settings, adapter);
         let widgets = ns.api();
         Self {
             ns,
             cloud,
+            kube_faults,
             ctx,
             widgets,
             provider_config,
@@ -88,6 +98,7 @@ impl Env {
             backoffs: Default::default(),
             settings,
             peers: vec![store],
+            unwritten: Default::default(),
         });
         (ctx, writer)
     }
@@ -95,7 +106,7 @@ impl Env {
     /// A restart of the operator: a new Context (nothing kept in memory), same settings.
     pub fn restart(&mut self) {
         let (ctx, writer) = Self::context(
-            &self.ns.client,
+            &self.kube_faults.client(&self.ns.client),
             self.ctx.settings.clone(),
             self.ctx.adapter.clone(),
         );
@@ -247,6 +258,131 @@ impl Env {
         FakeCloud::unregister(&self.provider_config);
         self.ns.cleanup().await;
     }
+}
+
+/// What a request the engine sends to the API server gets instead of (or besides) its answer.
+#[derive(Clone)]
+pub enum KubeFault {
+    /// Not sent: answered with this HTTP status (a `Status` body, as the API server would).
+    Answer(u16),
+    /// Sent; this runs once the API server answered, before the engine reads the answer.
+    Then(Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>),
+}
+
+struct KubeRule {
+    method: http::Method,
+    /// The request path ends with this (`/secrets/w-conn`).
+    path_end: String,
+    /// The request body contains this (`"/data` for a write of a Secret's values).
+    body_has: String,
+    times: usize,
+    fault: KubeFault,
+}
+
+/// Faults for the engine's requests to the API server: a request matching a rule's method,
+/// path ending and body gets the rule's [`KubeFault`], `times` times.
+#[derive(Default)]
+pub struct KubeFaults {
+    rules: parking_lot::Mutex<Vec<KubeRule>>,
+    /// Every request matched by a rule so far: method and path.
+    hits: parking_lot::Mutex<Vec<(String, String)>>,
+}
+
+impl KubeFaults {
+    pub fn add(
+        &self,
+        method: http::Method,
+        path_end: &str,
+        body_has: &str,
+        times: usize,
+        fault: KubeFault,
+    ) {
+        self.rules.lock().push(KubeRule {
+            method,
+            path_end: path_end.into(),
+            body_has: body_has.into(),
+            times,
+            fault,
+        });
+    }
+
+    /// How many requests a rule matched.
+    pub fn hits(&self) -> usize {
+        self.hits.lock().len()
+    }
+
+    fn take(&self, method: &http::Method, path: &str, body: &[u8]) -> Option<KubeFault> {
+        let body = String::from_utf8_lossy(body);
+        let mut rules = self.rules.lock();
+        let rule = rules.iter_mut().find(|r| {
+            r.times > 0
+                && r.method == *method
+                && path.ends_with(&r.path_end)
+                && body.contains(&r.body_has)
+        })?;
+        rule.times -= 1;
+        self.hits.lock().push((method.to_string(), path.into()));
+        Some(rule.fault.clone())
+    }
+
+    /// A client that sends through `inner` unless a rule says otherwise.
+    fn client(self: &Arc<Self>, inner: &kube::Client) -> kube::Client {
+        let faults = self.clone();
+        let inner_client = inner.clone();
+        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let faults = faults.clone();
+            let inner = inner_client.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = body.collect().await?.to_bytes();
+                let fault = faults.take(&parts.method, parts.uri.path(), &bytes);
+                let req = http::Request::from_parts(parts, kube::client::Body::from(bytes));
+                match fault {
+                    Some(KubeFault::Answer(code)) => {
+                        let status = json!({
+                            "kind": "Status", "apiVersion": "v1", "metadata": {},
+                            "status": "Failure", "code": code,
+                            "reason": if code == 403 { "Forbidden" } else { "InternalError" },
+                            "message": format!("injected by the test (HTTP {code})"),
+                        });
+                        Ok::<_, kube::Error>(
+                            http::Response::builder()
+                                .status(code)
+                                .header("content-type", "application/json")
+                                .body(kube::client::Body::from(status.to_string().into_bytes()))
+                                .expect("a response"),
+                        )
+                    }
+                    Some(KubeFault::Then(after)) => {
+                        let answer = inner.send(req).await;
+                        after().await;
+                        answer
+                    }
+                    None => inner.send(req).await,
+                }
+            }
+        });
+        kube::Client::new(service, inner.default_namespace().to_string())
+    }
+}
+
+/// How long a reconcile asked to wait before the next one (`None`: until the object changes).
+pub fn requeue_after(action: &Action) -> Option<Duration> {
+    // `Action` keeps its delay private; its Debug form is `Action { requeue_after: Some(1.5s) }`.
+    let shown = format!("{action:?}");
+    let inner = shown.split("Some(").nth(1)?.split(')').next()?;
+    let (number, unit) = inner
+        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .map(|i| inner.split_at(i))?;
+    let n: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "ms" => n / 1e3,
+        "µs" => n / 1e6,
+        "ns" => n / 1e9,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
 }
 
 /// Condition `type_`; panics with the object when it has none.
