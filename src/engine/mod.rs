@@ -261,6 +261,14 @@ pub trait Adapter: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Whether issuing a new value ([`replace`](Self::replace)) disrupts what uses the
+    /// resource now (a database password reset disconnects every client). Then the engine
+    /// issues one for a resource the operator created, or when the spec's rotation field asks,
+    /// never on its own for an adopted resource. Default: no.
+    fn replace_disrupts(&self) -> bool {
+        false
+    }
+
     /// Revoke values of the resource's credential: every value but one
     /// ([`Revocation::AllBut`], for a resource this object created: the previous value after a
     /// rotation's grace period, and any value whose answer was lost), or exactly the versions

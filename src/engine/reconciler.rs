@@ -1661,6 +1661,21 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             .as_ref()
             .is_some_and(|r| r.revoke_others_after.is_some());
         let wanted = may_update && ((needs_value && !lost) || (rotate && !grace));
+        // Issuing a value disrupts what uses the resource (a password reset disconnects every
+        // client): for a resource the operator did not create, only when the spec asks.
+        let asked = rotation.is_some() && current.as_ref().is_none_or(|r| r.rotation != rotation);
+        if wanted && needs_value && !own && !asked && self.ctx.adapter.replace_disrupts() {
+            self.event(
+                EventType::Warning,
+                "ConnectionSecretNotIssued",
+                "Update",
+                format!(
+                    "{id} was adopted and its credential's value is not in Secret {name}: issuing a new one would disrupt what uses {id} now, so the operator waits until the spec's rotation field is set (or changed) to ask for it"
+                ),
+            )
+            .await;
+            return Ok(Maintained::Continue);
+        }
 
         // 3a. A value issued earlier whose write failed: written below if the operator still
         //     holds it and it is still wanted; otherwise (a restart lost it, the spec changed)

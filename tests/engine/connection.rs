@@ -20,7 +20,7 @@ use stratus::api::common::{CONNECTION, ConnectionSecretStatus, SecretReference};
 use stratus::engine::reconciler::{self, Error, Settings};
 use stratus::engine::{ConnectionDetails, Created};
 
-use crate::fake::{Fault, Method, Revoked, Thing};
+use crate::fake::{FakeAdapter, Fault, Method, Revoked, Thing};
 use crate::harness::*;
 use crate::widget::Widget;
 
@@ -777,6 +777,50 @@ async fn an_adopted_widget_gets_a_value_of_its_own_and_values_issued_before_are_
         vec![Revoked::Only(vec![first])],
         "only what the operator issued"
     );
+    env.stop().await;
+}
+
+/// A kind whose new value disrupts the resource's users (a database password reset): an
+/// adopted one gets no value until the spec's rotation asks, one it created gets one at once.
+#[tokio::test]
+async fn a_disruptive_credential_of_an_adopted_widget_is_issued_only_when_the_spec_asks() {
+    let env = Env::start_with_adapter(
+        "eng-conn-disrupt",
+        settings(),
+        FakeAdapter {
+            disrupts: true,
+            ..FakeAdapter::default()
+        },
+    )
+    .await;
+    env.cloud.insert(Thing::made_elsewhere(
+        "w-88",
+        "w",
+        1,
+        Duration::from_secs(3600),
+    ));
+    env.create("w", with_secret("w-conn"), json!({EXTERNAL_NAME: "w-88"}))
+        .await;
+    for _ in 0..3 {
+        env.step("w").await;
+    }
+    assert_eq!(
+        env.cloud.count(Method::Replace),
+        0,
+        "no value issued on its own"
+    );
+    let waiting = env.get("w").await;
+    expect(&waiting, "Ready", "False", "WaitingForConnectionSecret");
+    env.patch_spec("w", json!({"connectionSecretRotation": "r1"}))
+        .await;
+    let issued = env.until("w", 4, "written", written).await;
+    assert_eq!(env.cloud.count(Method::Replace), 1);
+    assert!(record(&issued).version.is_some());
+
+    // One it created gets its value at once.
+    env.create("mine", with_secret("mine-conn"), json!({}))
+        .await;
+    env.until("mine", 4, "written", written).await;
     env.stop().await;
 }
 

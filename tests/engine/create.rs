@@ -306,6 +306,7 @@ async fn without_idempotency_keys_an_ambiguous_create_is_sent_again_only_after_i
         },
         FakeAdapter {
             guard: CreateGuard::FindOnly,
+            ..FakeAdapter::default()
         },
     )
     .await;

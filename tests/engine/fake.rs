@@ -527,6 +527,8 @@ pub fn not_found() -> CloudError {
 pub struct FakeAdapter {
     /// What the adapter says its cloud does about duplicate creates.
     pub guard: CreateGuard,
+    /// Whether issuing a new credential disrupts the widget's users (like a password reset).
+    pub disrupts: bool,
 }
 
 #[async_trait::async_trait]
@@ -543,6 +545,10 @@ impl Adapter for FakeAdapter {
 
     fn create_guard(&self) -> CreateGuard {
         self.guard
+    }
+
+    fn replace_disrupts(&self) -> bool {
+        self.disrupts
     }
 
     fn managed(obj: &Widget) -> ManagedSpec {

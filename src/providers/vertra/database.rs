@@ -372,6 +372,10 @@ impl Adapter for DatabaseAdapter {
         })
     }
 
+    fn replace_disrupts(&self) -> bool {
+        true
+    }
+
     /// A new password (`credentials/reset`: it disconnects clients) and the certificate.
     async fn replace(
         &self,
