@@ -5,6 +5,7 @@
 pub mod api;
 pub mod client;
 pub mod cloud;
+pub mod code;
 pub mod database;
 pub mod model;
 pub mod wire;
