@@ -35,9 +35,19 @@ impl Cli {
         let cli = Self::try_parse_from(args)?;
         if let Command::Sim(sim) = &cli.command {
             sim.check()
-                .map_err(|m| Self::command().error(ErrorKind::ArgumentConflict, m))?;
+                .map_err(|m| usage_error("sim", ErrorKind::ArgumentConflict, m))?;
         }
         Ok(cli)
+    }
+}
+
+/// A usage error of `subcommand`, shown with its usage line as clap shows its own.
+fn usage_error(subcommand: &str, kind: ErrorKind, message: String) -> clap::Error {
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut(subcommand) {
+        Some(sub) => sub.error(kind, message),
+        None => cli.error(kind, message),
     }
 }
 
@@ -177,6 +187,7 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{args:?}");
             assert_eq!(e.exit_code(), 2);
             assert!(e.to_string().contains("only for --cloud cloudapi"), "{e}");
+            assert!(e.to_string().contains("Usage: stratus sim"), "{e}");
         }
     }
 

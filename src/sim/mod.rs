@@ -25,6 +25,8 @@ pub mod sandbox;
 pub mod server;
 pub mod state_file;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -126,7 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn counters_follow_the_limiters_verdicts_and_survive_no_reset() {
+    fn counters_follow_the_verdicts_and_a_reset_keeps_the_windows() {
         let mut m = Meter::new(per_second(2), HashMap::new(), ["k".to_string()]);
         let a = m.check("k", secs(100));
         assert!(a.allowed && a.remaining == 1 && a.reset == 101 && a.limit == 2);
