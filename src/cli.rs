@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -17,14 +18,48 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The command line of this process; exits with clap's usage message (status 2) when it
+    /// breaks a rule, clap's own or [`Cli::try_parse_checked_from`]'s.
+    pub fn parse_checked() -> Self {
+        Self::try_parse_checked_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Parser::try_parse_from`], plus the rules clap's attributes cannot express
+    /// (`stratus sim --dialect` only with `--cloud cloudapi`).
+    pub fn try_parse_checked_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Self::try_parse_from(args)?;
+        if let Command::Sim(sim) = &cli.command {
+            sim.check()
+                .map_err(|m| usage_error("sim", ErrorKind::ArgumentConflict, m))?;
+        }
+        Ok(cli)
+    }
+}
+
+/// A usage error of `subcommand`, shown with its usage line as clap shows its own.
+fn usage_error(subcommand: &str, kind: ErrorKind, message: String) -> clap::Error {
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut(subcommand) {
+        Some(sub) => sub.error(kind, message),
+        None => cli.error(kind, message),
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the operator.
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
-    /// Run the local Strettch Cloud sandbox.
-    Sim(crate::providers::strettch::sim::SimArgs),
+    /// Run a local sandbox that imitates a cloud's API (Strettch Cloud unless `--cloud` says
+    /// otherwise).
+    Sim(crate::providers::sim::SimArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -113,7 +148,95 @@ mod tests {
 
     #[test]
     fn cli_is_well_formed() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    fn sim(args: &[&str]) -> Result<crate::providers::sim::SimArgs, clap::Error> {
+        let argv = ["stratus", "sim"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_checked_from(argv)?.command {
+            Command::Sim(a) => Ok(a),
+            other => panic!("not sim: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sim_without_cloud_is_strettch_with_its_flags() {
+        use crate::providers::sim::SimCloud;
+        let a = sim(&["--api-key", "k", "--rate-limit", "5", "--latency-ms", "3"]).unwrap();
+        assert_eq!((a.cloud, a.dialect), (SimCloud::Strettch, None));
+        assert_eq!(a.unavailable(), None);
+        let c = a.strettch.config(&a.common);
+        assert_eq!(
+            (c.api_keys, c.rate_limit, c.faults.latency_ms),
+            (vec!["k".to_string()], 5, 3)
+        );
+        assert_eq!(
+            sim(&["--cloud", "strettch"]).unwrap().cloud,
+            SimCloud::Strettch
+        );
+    }
+
+    #[test]
+    fn sim_dialect_is_refused_as_a_usage_error_without_cloud_cloudapi() {
+        for args in [
+            &["--dialect", "cloudapi"][..],
+            &["--cloud", "strettch", "--dialect", "cloudplatform"],
+            &["--cloud", "vertra", "--dialect", "cloudapi"],
+        ] {
+            let e = sim(args).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{args:?}");
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains("only for --cloud cloudapi"), "{e}");
+            assert!(e.to_string().contains("Usage: stratus sim"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sim_cloudapi_needs_a_dialect_and_takes_either() {
+        use crate::providers::sim::Dialect;
+        let e = sim(&["--cloud", "cloudapi"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--dialect"), "{e}");
+        for (v, d) in [
+            ("cloudapi", Dialect::Cloudapi),
+            ("cloudplatform", Dialect::Cloudplatform),
+        ] {
+            assert_eq!(
+                sim(&["--cloud", "cloudapi", "--dialect", v])
+                    .unwrap()
+                    .dialect,
+                Some(d)
+            );
+        }
+        assert_eq!(
+            sim(&["--cloud", "cloudapi", "--dialect", "aws"])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn sim_clouds_this_build_lacks_say_so_in_one_line() {
+        let vertra = sim(&["--cloud", "vertra"]).unwrap().unavailable().unwrap();
+        assert!(vertra.contains("no Vertra Cloud sandbox yet"), "{vertra}");
+        let cloudapi = sim(&["--cloud", "cloudapi", "--dialect", "cloudplatform"])
+            .unwrap()
+            .unavailable()
+            .unwrap();
+        assert!(
+            cloudapi.contains("no CloudAPI sandbox yet (--cloud cloudapi --dialect cloudplatform)"),
+            "{cloudapi}"
+        );
+        for why in [vertra, cloudapi] {
+            assert!(
+                !why.contains('\n') && why.contains("--cloud strettch"),
+                "{why}"
+            );
+        }
+        assert_eq!(
+            sim(&["--cloud", "aws"]).unwrap_err().kind(),
+            ErrorKind::InvalidValue
+        );
     }
 }

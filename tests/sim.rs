@@ -1441,3 +1441,90 @@ async fn ten_thousand_computes_are_cheap() {
     assert_eq!(r.data()[99]["id"], "10000");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
+
+/// `stratus sim` as the binary, with no `STRATUS_SIM_*` variable from the caller's shell.
+fn stratus_sim(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    cmd.arg("sim").args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STRATUS_SIM_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.output().expect("the stratus binary runs")
+}
+
+#[test]
+fn a_cloud_this_build_has_no_sandbox_for_exits_2_with_one_line() {
+    for args in [
+        &["--cloud", "vertra", "--api-key", "k"][..],
+        &[
+            "--cloud",
+            "cloudapi",
+            "--dialect",
+            "cloudapi",
+            "--api-key",
+            "k",
+        ],
+    ] {
+        let out = stratus_sim(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("sandbox yet"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_dialect_without_cloud_cloudapi_is_a_usage_error() {
+    let out = stratus_sim(&["--dialect", "cloudplatform", "--api-key", "k"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("only for --cloud cloudapi"), "{stderr}");
+}
+
+#[tokio::test]
+async fn stratus_sim_without_cloud_serves_strettch_configured_by_its_env_variables() {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    cmd.arg("sim")
+        .env("STRATUS_SIM_LISTEN", "127.0.0.1:0")
+        .env("STRATUS_SIM_API_KEYS", format!("{KEY},"))
+        .env("STRATUS_SIM_RATE_LIMIT", "0")
+        .env_remove("STRATUS_SIM_CLOUD")
+        .env_remove("STRATUS_SIM_DIALECT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("the stratus binary runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .strip_prefix("Strettch sandbox listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string);
+    let answer = match &base {
+        Some(base) => Some(
+            reqwest::Client::new()
+                .get(format!("{base}/regions"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .map(|r| (r.status(), r.headers().get("x-ratelimit-limit").cloned())),
+        ),
+        None => None,
+    };
+    // Stopped before any assertion, so a failure leaves no sandbox running.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (status, limit) = answer
+        .unwrap_or_else(|| panic!("not the start-up line: {line:?}"))
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        limit.unwrap(),
+        "1000000",
+        "STRATUS_SIM_RATE_LIMIT=0 is unlimited"
+    );
+}

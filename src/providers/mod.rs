@@ -1,7 +1,9 @@
 //! The clouds stratus manages. Each provider owns its CRD types (`api/`), wire model, typed
-//! client, adapters and sandbox, and lists its kinds once; nothing in the engine or
-//! `src/cloud/` imports a provider — this module is where the operator meets them.
+//! client, adapters and sandbox, and lists its kinds once; nothing in the engine,
+//! `src/cloud/` or `src/sim/` imports a provider — this module is where the operator (and
+//! `stratus sim`, in [`sim`]) meets them.
 
+pub mod sim;
 pub mod strettch;
 pub mod vertra;
 

@@ -1,5 +1,6 @@
-//! `/_sim` control endpoints for tests and demos: no auth, no rate limit, no faults, plain JSON
-//! answers (errors use the API's error envelope).
+//! Strettch's own `/_sim` control endpoints (the framework serves stats, faults and save):
+//! inspect and shape computes, domains and records. No auth, no rate limit, no faults, plain
+//! JSON answers (errors use the API's error envelope).
 
 use std::sync::Arc;
 
@@ -15,54 +16,28 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::reply::SimError;
-use super::routes::{P, json_body, method_not_allowed};
+use super::routes::{P, json_body};
 use super::wire::DomainStatus;
-use super::{Faults, Sim, validate};
+use super::{Sim, validate};
 
 /// The most computes one seed request may create.
 const MAX_SEED: usize = 100_000;
 
 type Answer = Result<Response, SimError>;
 
-pub fn router(sim: Arc<Sim>) -> Router {
+pub fn router() -> Router<Arc<Sim>> {
     Router::new()
-        .route("/_sim/stats", get(stats))
-        .route("/_sim/stats/reset", post(reset_stats))
-        .route("/_sim/faults", get(get_faults).post(set_faults))
         .route("/_sim/computes", get(computes))
         .route("/_sim/computes/{id}/address", post(set_address))
         .route("/_sim/seed", post(seed))
         .route("/_sim/domains", get(domains))
         .route("/_sim/domains/{id}/status", post(set_domain_status))
         .route("/_sim/records", get(record_groups))
-        .route("/_sim/save", post(save))
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(sim)
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, SimError> {
     let v = json_body(body)?;
     serde_json::from_value(v).map_err(|e| SimError::validation(e.to_string()))
-}
-
-async fn stats(State(sim): State<Arc<Sim>>) -> Response {
-    Json(sim.stats()).into_response()
-}
-
-async fn reset_stats(State(sim): State<Arc<Sim>>) -> Response {
-    sim.reset_stats();
-    Json(sim.stats()).into_response()
-}
-
-async fn get_faults(State(sim): State<Arc<Sim>>) -> Response {
-    Json(sim.faults.read().clone()).into_response()
-}
-
-async fn set_faults(State(sim): State<Arc<Sim>>, body: Result<Bytes, BytesRejection>) -> Answer {
-    let f: Faults = parse(body)?;
-    f.validate().map_err(SimError::validation)?;
-    sim.set_faults(f.clone());
-    Ok(Json(f).into_response())
 }
 
 async fn computes(State(sim): State<Arc<Sim>>) -> Response {
@@ -95,8 +70,7 @@ async fn set_address(
     };
     let (ipv4, private) = (field("ipv4")?, field("privateIpv4")?);
     let c = sim
-        .state
-        .lock()
+        .state()
         .set_address(&id, ipv4, private, Timestamp::now())?;
     sim.mutated();
     Ok(Json(c).into_response())
@@ -142,16 +116,8 @@ async fn set_domain_status(
 ) -> Answer {
     let req: StatusRequest = parse(body)?;
     let d = sim
-        .state
-        .lock()
+        .state()
         .set_domain_status(&id, req.status, Timestamp::now())?;
     sim.mutated();
     Ok(Json(d).into_response())
-}
-
-async fn save(State(sim): State<Arc<Sim>>) -> Answer {
-    sim.save()
-        .await
-        .map_err(|e| SimError::internal(format!("could not save: {e:#}")))?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -5,6 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::sim::{ErrorKind, ErrorReply};
+
 use super::wire::{Envelope, ErrorBody, PageMeta, codes};
 
 /// RFC 3339 time of now, with milliseconds.
@@ -120,6 +122,22 @@ impl SimError {
             codes::INTERNAL_SERVER_ERROR,
             message,
         )
+    }
+}
+
+/// The framework's errors (gate, `/_sim`, unknown routes) in Strettch's codes.
+impl From<ErrorReply> for SimError {
+    fn from(e: ErrorReply) -> Self {
+        let m = e.message;
+        match e.kind {
+            ErrorKind::Unauthorized => Self::unauthorized(m),
+            ErrorKind::RateLimited => Self::too_many(m),
+            ErrorKind::InjectedFault | ErrorKind::Internal => Self::internal(m),
+            ErrorKind::UnreadableBody => Self::bad_request(m),
+            ErrorKind::MalformedJson => Self::malformed(m),
+            ErrorKind::Invalid => Self::validation(m),
+            ErrorKind::NoSuchRoute | ErrorKind::MethodNotAllowed => Self::not_found(m),
+        }
     }
 }
 

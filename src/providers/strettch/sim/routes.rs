@@ -7,8 +7,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::middleware::from_fn_with_state;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use jiff::Timestamp;
@@ -18,8 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::Sim;
 use super::catalog;
-use super::control;
-use super::gate::{self, API_PREFIX};
+use super::cloud::API_PREFIX;
 use super::reply::{SimError, success};
 use super::state::{Action, IdemCheck, State as SimState};
 use super::validate::{self, Kind};
@@ -27,10 +25,10 @@ use super::wire::{ComputeCreate, DomainCreate, Health, PageMeta, RecordWrite, Up
 
 type Answer = Result<Response, SimError>;
 
-/// The whole sandbox app: the gated API plus the `/_sim` control endpoints.
-pub fn router(sim: Arc<Sim>) -> Router {
+/// The `/api/v1` routes; the framework adds the gate, the fallbacks and `/_sim`.
+pub fn router() -> Router<Arc<Sim>> {
     let p = |s: &str| format!("{API_PREFIX}{s}");
-    let api = Router::new()
+    Router::new()
         .route(&p("/health"), get(health))
         .route(&p("/computes"), get(list_computes).post(create_compute))
         .route(&p("/computes/specifications"), get(list_specifications))
@@ -54,22 +52,6 @@ pub fn router(sim: Arc<Sim>) -> Router {
             &p("/domains/{id}/records/{record_id}"),
             get(get_record).put(put_record).delete(delete_record),
         )
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(sim.clone(), gate::gate))
-        .with_state(sim.clone());
-    api.merge(control::router(sim))
-}
-
-pub async fn not_found(method: Method, uri: Uri) -> SimError {
-    SimError::not_found(format!("no such route: {method} {}", uri.path()))
-}
-
-pub async fn method_not_allowed(method: Method, uri: Uri) -> SimError {
-    SimError::not_found(format!(
-        "no such route: {method} {} (the path exists with other methods)",
-        uri.path()
-    ))
 }
 
 /// Path parameters with rejections in the error envelope.
@@ -90,16 +72,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
 
 /// Parses a request body as JSON (400 MALFORMED_JSON otherwise).
 pub fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, SimError> {
-    let bytes = body.map_err(|e| {
-        SimError::bad_request(format!("could not read the body: {}", e.body_text()))
-    })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(SimError::malformed(
-            "the request body is empty; a JSON object is expected",
-        ));
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| SimError::malformed(format!("the request body is not valid JSON: {e}")))
+    crate::sim::reply::json_body(body).map_err(SimError::from)
 }
 
 fn decode<T: DeserializeOwned>(body: Value) -> Result<T, SimError> {
@@ -198,7 +171,7 @@ fn idempotent_create(
             .collect::<String>()
     };
     let now = Timestamp::now();
-    let mut st = sim.state.lock();
+    let mut st = sim.state();
     match st.idem_check(&key, &hash, now) {
         IdemCheck::Replay(e) => {
             let mut resp = success(StatusCode::ACCEPTED, &e.message, e.data, None);
@@ -273,8 +246,7 @@ async fn list_regions() -> Response {
 async fn list_computes(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Answer {
     let paging = Paging::parse(q.as_deref())?;
     let (page, total) =
-        sim.state
-            .lock()
+        sim.state()
             .list_computes(Timestamp::now(), paging.offset(), paging.limit());
     Ok(success(
         StatusCode::OK,
@@ -362,7 +334,7 @@ async fn create_compute(
 }
 
 async fn get_compute(State(sim): State<Arc<Sim>>, P(id): P<String>) -> Answer {
-    let c = sim.state.lock().compute_mut(&id, Timestamp::now())?.view();
+    let c = sim.state().compute_mut(&id, Timestamp::now())?.view();
     Ok(success(
         StatusCode::OK,
         "Compute retrieved successfully",
@@ -372,7 +344,7 @@ async fn get_compute(State(sim): State<Arc<Sim>>, P(id): P<String>) -> Answer {
 }
 
 async fn delete_compute(State(sim): State<Arc<Sim>>, P(id): P<String>) -> Answer {
-    let c = sim.state.lock().delete_compute(&id, Timestamp::now())?;
+    let c = sim.state().delete_compute(&id, Timestamp::now())?;
     sim.mutated();
     Ok(success(
         StatusCode::ACCEPTED,
@@ -383,7 +355,7 @@ async fn delete_compute(State(sim): State<Arc<Sim>>, P(id): P<String>) -> Answer
 }
 
 fn action(sim: &Sim, id: &str, a: Action, message: &str) -> Answer {
-    let c = sim.state.lock().compute_action(id, a, Timestamp::now())?;
+    let c = sim.state().compute_action(id, a, Timestamp::now())?;
     sim.mutated();
     Ok(success(StatusCode::ACCEPTED, message, c, None))
 }
@@ -407,7 +379,7 @@ async fn upsize_compute(
 ) -> Answer {
     let now = Timestamp::now();
     // An unknown compute is a 404 whatever the body says.
-    sim.state.lock().compute_mut(&id, now)?;
+    sim.state().compute_mut(&id, now)?;
     let body = json_body(body)?;
     if body.get("newSpecification").is_none_or(Value::is_null)
         && body.get("newSpecificationId").is_some()
@@ -420,7 +392,7 @@ async fn upsize_compute(
     validate::check_fields(&body, &[("newSpecification", Kind::Str, true)])
         .map_err(SimError::validation)?;
     let req: UpsizeRequest = decode(body)?;
-    let c = sim.state.lock().upsize(&id, &req.new_specification, now)?;
+    let c = sim.state().upsize(&id, &req.new_specification, now)?;
     sim.mutated();
     Ok(success(
         StatusCode::ACCEPTED,
@@ -435,7 +407,7 @@ async fn upsize_compute(
 async fn list_domains(State(sim): State<Arc<Sim>>, RawQuery(q): RawQuery) -> Answer {
     let paging = Paging::parse(q.as_deref())?;
     let now = Timestamp::now();
-    let st = sim.state.lock();
+    let st = sim.state();
     let page: Vec<_> = st
         .domains
         .iter()
@@ -475,7 +447,7 @@ async fn create_domain(
 }
 
 async fn get_domain(State(sim): State<Arc<Sim>>, P(id): P<String>) -> Answer {
-    let d = sim.state.lock().domain(&id)?.view(Timestamp::now());
+    let d = sim.state().domain(&id)?.view(Timestamp::now());
     Ok(success(
         StatusCode::OK,
         "Domain retrieved successfully",
@@ -485,7 +457,7 @@ async fn get_domain(State(sim): State<Arc<Sim>>, P(id): P<String>) -> Answer {
 }
 
 async fn delete_domain(State(sim): State<Arc<Sim>>, P(id): P<String>) -> Answer {
-    let d = sim.state.lock().delete_domain(&id, Timestamp::now())?;
+    let d = sim.state().delete_domain(&id, Timestamp::now())?;
     sim.mutated();
     Ok(success(
         StatusCode::ACCEPTED,
@@ -528,7 +500,7 @@ async fn list_records(
     RawQuery(q): RawQuery,
 ) -> Answer {
     let paging = Paging::parse(q.as_deref())?;
-    let st = sim.state.lock();
+    let st = sim.state();
     let d = st.domain(&id)?;
     let page = paging.slice(&d.records);
     let total = d.records.len() as u64;
@@ -567,7 +539,7 @@ async fn get_record(
     State(sim): State<Arc<Sim>>,
     P((id, record_id)): P<(String, String)>,
 ) -> Answer {
-    let r = sim.state.lock().record(&id, &record_id)?;
+    let r = sim.state().record(&id, &record_id)?;
     Ok(success(
         StatusCode::OK,
         "Record retrieved successfully",
@@ -582,9 +554,9 @@ async fn put_record(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let now = Timestamp::now();
-    sim.state.lock().record(&id, &record_id)?;
+    sim.state().record(&id, &record_id)?;
     let w = decode_record(json_body(body)?)?;
-    let r = sim.state.lock().update_record(&id, &record_id, w, now)?;
+    let r = sim.state().update_record(&id, &record_id, w, now)?;
     sim.mutated();
     Ok(success(StatusCode::OK, "Record updated", r, None))
 }
@@ -593,7 +565,7 @@ async fn delete_record(
     State(sim): State<Arc<Sim>>,
     P((id, record_id)): P<(String, String)>,
 ) -> Answer {
-    let r = sim.state.lock().delete_record(&id, &record_id)?;
+    let r = sim.state().delete_record(&id, &record_id)?;
     sim.mutated();
     Ok(success(StatusCode::OK, "Record deleted", r, None))
 }

@@ -1,33 +1,31 @@
-//! Strettch's rate limiting in the sandbox: its documented per-key limit (fixed unix seconds)
-//! and any further limits the sandbox is configured with, enforced by the shared
-//! [`crate::sim::rate_limit`]; and the request counters tests read.
+//! What a sandbox counts about the requests it sees, next to the rate limiter that decides about
+//! them: [`Meter`] is the shared [`RateLimiter`] plus the counters every cloud's `/_sim/stats`
+//! reports ([`RequestStats`]). A cloud adds its own resource counts (`Cloud::stats`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::sim::rate_limit::{Decision, Limit, RateLimiter, Scope, Window};
+use super::rate_limit::{Decision, Limit, RateLimiter};
+
 /// How many seconds of per-second history each key keeps.
 pub const HISTORY_SECONDS: usize = 3600;
 
-/// What the sandbox has seen, as `GET /_sim/stats` and `SimHandle::stats` report it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The requests a sandbox has seen since its start or the last stats reset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SimStats {
+pub struct RequestStats {
     /// Per API key, named by its fingerprint (`sim::key_fingerprint`).
     pub keys: BTreeMap<String, KeyStats>,
     /// All 429 answers.
     pub served_429: u64,
-    /// Computes present (including DESTROYING ones).
-    pub computes: usize,
-    pub domains: usize,
-    pub records: usize,
-    /// Requests let through, by route template: `"GET /computes/{id}"`.
+    /// Requests let through, by method and route template under the API prefix:
+    /// `"GET /computes/{id}"`.
     pub requests_by_route: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyStats {
     /// Requests let through (not 429).
@@ -40,46 +38,34 @@ pub struct KeyStats {
     pub served_429: u64,
 }
 
-/// The Strettch sandbox's limiter: the shared [`RateLimiter`] (every configured limit, per key
-/// or per group of keys, fixed or rolling) plus the counters Strettch tests read.
+/// The rate limiter with its counters. See the module docs.
 #[derive(Debug)]
-pub struct Limiter {
-    inner: RateLimiter,
-    stats: SimStats,
+pub struct Meter {
+    limiter: RateLimiter,
+    stats: RequestStats,
 }
 
-impl Limiter {
-    /// `per_second`: Strettch's documented per-key limit in fixed unix seconds (0: none);
-    /// `limits`: more limits; `groups`: key fingerprint → group.
+impl Meter {
+    /// Every one of `limits` applies; `groups` maps key fingerprints to their group;
+    /// `fingerprints` are listed in the stats from the start, requests or not.
     pub fn new(
-        per_second: u32,
         limits: Vec<Limit>,
         groups: HashMap<String, String>,
         fingerprints: impl IntoIterator<Item = String>,
     ) -> Self {
-        let mut stats = SimStats::default();
+        let mut stats = RequestStats::default();
         for fp in fingerprints {
             stats.keys.entry(fp).or_default();
         }
-        let mut all = Vec::new();
-        if per_second > 0 {
-            all.push(Limit::new(
-                u64::from(per_second),
-                Duration::from_secs(1),
-                Scope::Key,
-                Window::Fixed,
-            ));
-        }
-        all.extend(limits);
         Self {
-            inner: RateLimiter::new(all, groups),
+            limiter: RateLimiter::new(limits, groups),
             stats,
         }
     }
 
     /// Decides about one request of key `fp` arriving at `now` (since the unix epoch); counts it.
     pub fn check(&mut self, fp: &str, now: Duration) -> Decision {
-        let d = self.inner.check(fp, now);
+        let d = self.limiter.check(fp, now);
         let stats = self.stats.keys.entry(fp.to_string()).or_default();
         if !d.allowed {
             stats.served_429 += 1;
@@ -96,73 +82,91 @@ impl Limiter {
         d
     }
 
+    /// Counts a request let through on `route` (see [`RequestStats::requests_by_route`]).
     pub fn count_route(&mut self, route: String) {
         *self.stats.requests_by_route.entry(route).or_insert(0) += 1;
     }
 
-    pub fn stats(&self) -> SimStats {
+    pub fn stats(&self) -> RequestStats {
         self.stats.clone()
     }
 
     /// When each request of key `fp` was let through (since the unix epoch), oldest first.
     pub fn request_times(&self, fp: &str) -> Vec<Duration> {
-        self.inner.request_times(fp)
+        self.limiter.request_times(fp)
     }
 
     /// When each request of any key of `group` was let through, oldest first.
     pub fn group_request_times(&self, group: &str) -> Vec<Duration> {
-        self.inner.group_request_times(group)
+        self.limiter.group_request_times(group)
     }
 
     /// Zeroes the counters and the request log (the rate-limit windows themselves are kept).
     pub fn reset_stats(&mut self) {
         let keys = self.stats.keys.keys().cloned().collect::<Vec<_>>();
-        self.stats = SimStats::default();
+        self.stats = RequestStats::default();
         for fp in keys {
             self.stats.keys.entry(fp).or_default();
         }
-        self.inner.clear_log();
+        self.limiter.clear_log();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::rate_limit::UNLIMITED;
+    use crate::sim::rate_limit::{Scope, UNLIMITED, Window};
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
     }
 
+    fn per_second(n: u64) -> Vec<Limit> {
+        vec![Limit::new(n, secs(1), Scope::Key, Window::Fixed)]
+    }
+
     #[test]
-    fn fixed_window_per_second() {
-        let mut l = Limiter::new(2, vec![], HashMap::new(), ["k".to_string()]);
-        let a = l.check("k", secs(100));
+    fn counters_follow_the_verdicts_and_a_reset_keeps_the_windows() {
+        let mut m = Meter::new(per_second(2), HashMap::new(), ["k".to_string()]);
+        let a = m.check("k", secs(100));
         assert!(a.allowed && a.remaining == 1 && a.reset == 101 && a.limit == 2);
-        assert!(l.check("k", secs(100)).allowed);
-        let d = l.check("k", secs(100));
+        assert!(m.check("k", secs(100)).allowed);
+        let d = m.check("k", secs(100));
         assert!(!d.allowed && d.remaining == 0 && d.retry_after >= 1);
-        assert!(l.check("other", secs(100)).allowed);
-        assert!(l.check("k", secs(101)).allowed);
-        let s = l.stats();
+        assert!(m.check("other", secs(100)).allowed);
+        assert!(m.check("k", secs(101)).allowed);
+        m.count_route("GET /x".into());
+        let s = m.stats();
         assert_eq!(s.keys["k"].requests, 3);
         assert_eq!(s.keys["k"].served_429, 1);
         assert_eq!(s.keys["k"].max_per_second, 2);
         assert_eq!(s.keys["k"].per_second[&100], 2);
         assert_eq!(s.served_429, 1);
-        l.reset_stats();
-        assert_eq!(l.stats().keys["k"].requests, 0);
+        assert_eq!(s.requests_by_route["GET /x"], 1);
+        assert_eq!(m.request_times("k").len(), 3);
+        m.reset_stats();
+        let s = m.stats();
+        assert_eq!(s.keys["k"], KeyStats::default(), "known keys stay listed");
+        assert!(s.requests_by_route.is_empty() && m.request_times("k").is_empty());
         // the window survives a stats reset
-        assert!(l.check("k", secs(101)).allowed);
-        assert!(!l.check("k", secs(101)).allowed);
+        assert!(m.check("k", secs(101)).allowed);
+        assert!(!m.check("k", secs(101)).allowed);
     }
 
     #[test]
-    fn zero_means_unlimited() {
-        let mut l = Limiter::new(0, vec![], HashMap::new(), []);
+    fn no_limits_means_unlimited() {
+        let mut m = Meter::new(vec![], HashMap::new(), []);
         for _ in 0..1000 {
-            assert!(l.check("k", secs(5)).allowed);
+            assert!(m.check("k", secs(5)).allowed);
         }
-        assert_eq!(l.check("k", secs(5)).limit, UNLIMITED);
+        assert_eq!(m.check("k", secs(5)).limit, UNLIMITED);
+    }
+
+    #[test]
+    fn stats_json_is_camel_case() {
+        let v = serde_json::to_value(RequestStats::default()).unwrap();
+        assert!(v.get("served429").is_some() && v.get("requestsByRoute").is_some());
+        let v = serde_json::to_value(KeyStats::default()).unwrap();
+        assert!(v.get("maxPerSecond").is_some() && v.get("perSecond").is_some());
     }
 }

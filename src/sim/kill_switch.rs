@@ -1,12 +1,11 @@
-//! Fault injection: random 500s, added latency, non-JSON bodies, and connections dropped after a
-//! write was applied.
+//! The connection kill switch, so the gate can drop a connection after a write was applied.
 //!
-//! Dropping a connection: an axum handler cannot close its connection, so the sandbox serves
-//! through its own [`Listener`] whose streams carry a kill switch ([`ConnKill`]). Each request
-//! sees its connection's switch as `ConnectInfo<ConnKill>`; when the gate decides to drop, it
-//! flips the switch after the handler has applied the change, and the stream then fails every
-//! write: hyper cannot send the answer, gives up on the connection and closes the socket. The
-//! client sees the connection close with no response at all.
+//! An axum handler cannot close its connection, so the sandbox serves through its own
+//! [`Listener`] whose streams carry a kill switch ([`ConnKill`]). Each request sees its
+//! connection's switch as `ConnectInfo<ConnKill>`; when the gate decides to drop, it flips the
+//! switch after the handler has applied the change, and the stream then fails every write: hyper
+//! cannot send the answer, gives up on the connection and closes the socket. The client sees the
+//! connection close with no response at all.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,34 +16,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-
-/// True with probability `p` (`p` ≥ 1 always, `p` ≤ 0 or NaN never).
-pub fn roll(p: f64) -> bool {
-    if p.is_nan() || p <= 0.0 {
-        return false;
-    }
-    p >= 1.0 || rand::random::<f64>() < p
-}
-
-/// A 200 answer whose body is not JSON (a truncated envelope).
-pub fn malformed_response() -> Response {
-    let mut resp = (
-        StatusCode::OK,
-        "{\"success\":true,\"message\":\"Operation successful\",\"data\":[{\"id\":\"1\",\"hostNa",
-    )
-        .into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
-}
-
 /// The kill switch of one connection.
 #[derive(Debug, Clone, Default)]
 pub struct ConnKill(Arc<AtomicBool>);
@@ -177,19 +151,5 @@ impl Listener for SimListener {
 impl Connected<IncomingStream<'_, SimListener>> for ConnKill {
     fn connect_info(stream: IncomingStream<'_, SimListener>) -> Self {
         stream.io().kill.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roll_edges() {
-        assert!(!roll(0.0));
-        assert!(!roll(-1.0));
-        assert!(!roll(f64::NAN));
-        assert!(roll(1.0));
-        assert!(roll(2.0));
     }
 }
