@@ -3,6 +3,7 @@
 //! client; the adapters and sandbox follow.
 
 pub mod api;
+pub mod application;
 pub mod client;
 pub mod cloud;
 pub mod code;

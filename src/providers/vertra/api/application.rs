@@ -274,9 +274,14 @@ pub struct ApplicationObservation {
     /// The DNS records the custom domain needs, and whether each is validated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_records: Vec<DnsRecordRequirement>,
-    /// The SHA-256 of the code last deployed by the operator.
+    /// The digest of the code last deployed by the operator (`sha256:<hex>`, or the snapshot
+    /// it was created from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed_digest: Option<String>,
+    /// A digest of the env spec and of the resourceVersions of the Secrets it reads, as last
+    /// applied (never of a value): a change writes the env vars again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_digest: Option<String>,
     /// Since when the platform has kept the app stopped (credits exhausted, crash loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_since: Option<String>,
