@@ -15,7 +15,9 @@ use crate::engine::registry::ManagedKind;
 
 /// Every kind of every provider, in the order their CRDs are installed.
 pub fn kinds() -> Vec<Box<dyn ManagedKind>> {
-    strettch::kinds()
+    let mut kinds = strettch::kinds();
+    kinds.extend(vertra::kinds());
+    kinds
 }
 
 /// Every CRD the operator serves, in install order: ProviderConfig, then each kind.

@@ -30,6 +30,7 @@ use crate::engine::{
     ManagedSpec, Plan, Proof, Readiness,
 };
 
+#[derive(Clone)]
 pub struct DatabaseAdapter;
 
 /// The desired state with the workspace resolved.

@@ -18,6 +18,7 @@ use crate::engine::{
     Readiness,
 };
 
+#[derive(Clone)]
 pub struct WorkspaceAdapter;
 
 /// What a workspace create sends (recorded on the object before it is sent).

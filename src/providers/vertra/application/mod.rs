@@ -43,12 +43,13 @@ use crate::engine::{
 /// The most candidates (apps of one name) whose env vars are read to find an ambiguous create.
 const MAX_CANDIDATES: usize = 10;
 
+#[derive(Clone)]
 pub struct ApplicationAdapter {
     kube: kube::Client,
     http: reqwest::Client,
     /// The last code fetched, by digest: a deploy retried after a failed upload does not
     /// download it again.
-    fetched: Mutex<Option<(String, Arc<[u8]>)>>,
+    fetched: Arc<Mutex<Option<(String, Arc<[u8]>)>>>,
 }
 
 impl ApplicationAdapter {
@@ -59,7 +60,7 @@ impl ApplicationAdapter {
                 .connect_timeout(std::time::Duration::from_secs(10))
                 .build()
                 .unwrap_or_default(),
-            fetched: Mutex::new(None),
+            fetched: Arc::new(Mutex::new(None)),
         }
     }
 
