@@ -49,8 +49,11 @@ pub struct ApplicationAdapter {
     http: reqwest::Client,
     /// The last code fetched, by digest: a deploy retried after a failed upload does not
     /// download it again.
-    fetched: Arc<Mutex<Option<(String, Arc<[u8]>)>>>,
+    fetched: Arc<Mutex<Option<Fetched>>>,
 }
+
+/// Code fetched: its digest and the ZIP.
+type Fetched = (String, Arc<[u8]>);
 
 impl ApplicationAdapter {
     pub fn new(kube: kube::Client) -> Self {
