@@ -121,8 +121,9 @@ pub struct DnsRecordParameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub value: Option<String>,
-    /// Take the value from another object instead (A records only). The record follows the
-    /// source when it changes.
+    /// Take the value from another object instead: a Compute's address (A records), or a
+    /// Vertra Application's custom-domain record (CNAME or TXT). The record follows the source
+    /// when it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<ValueSource>,
     /// Time to live in seconds, 60 to 86400; Strettch's default, 60, when unset.
@@ -169,12 +170,39 @@ pub struct DomainReference {
     pub name: String,
 }
 
-/// Where a record's value comes from.
+/// Where a record's value comes from: exactly one of computeRef and applicationRef.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValueSource {
-    /// An address of a Compute in the same namespace, from its status.atProvider.
-    pub compute_ref: ComputeAddressReference,
+    /// An address of a Compute in the same namespace, from its status.atProvider (A records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_ref: Option<ComputeAddressReference>,
+    /// A record a Vertra Application's custom domain needs, from its
+    /// status.atProvider.dnsRecords (CNAME or TXT records): so the domain is validated by a
+    /// record in a Strettch zone, declared in the same manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_ref: Option<ApplicationRecordReference>,
+}
+
+/// A record a Vertra Application in the same namespace needs for its custom domain.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub struct ApplicationRecordReference {
+    /// Name of the Application object (vertra.stratus.dev).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Which of its records: CNAME (the domain pointing at the app) or TXT (the ownership
+    /// challenge). Must match this record's type.
+    #[serde(rename = "type")]
+    pub record_type: ApplicationRecordType,
+}
+
+/// The record types a Vertra custom domain needs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum ApplicationRecordType {
+    #[allow(clippy::upper_case_acronyms)]
+    CNAME,
+    #[allow(clippy::upper_case_acronyms)]
+    TXT,
 }
 
 /// An address of a Compute.

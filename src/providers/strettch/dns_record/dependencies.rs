@@ -139,6 +139,65 @@ pub fn compute_address(
     }
 }
 
+/// Vertra's Application kind, read as a dynamic object: Strettch's records take a value from it
+/// without depending on Vertra's types.
+pub fn application_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "vertra.stratus.dev",
+        "v1alpha1",
+        "Application",
+    ))
+}
+
+/// The value of the `record_type` record an Application's custom domain needs, once its status
+/// reports it.
+pub fn application_record(
+    name: &str,
+    record_type: ApplicationRecordType,
+    app: Option<&kube::api::DynamicObject>,
+) -> Result<String, Blocked> {
+    let Some(app) = app else {
+        return Err(waiting(
+            "WaitingForApplication",
+            format!(
+                "Application {name} does not exist (yet) in this namespace: create it, or fix spec.forProvider.valueFrom.applicationRef"
+            ),
+        ));
+    };
+    let wanted = match record_type {
+        ApplicationRecordType::CNAME => "CNAME",
+        ApplicationRecordType::TXT => "TXT",
+    };
+    let records = app.data["status"]["atProvider"]["dnsRecords"].as_array();
+    let value = records
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"].as_str() == Some(wanted))
+        .and_then(|r| r["value"].as_str())
+        .filter(|v| !v.is_empty());
+    match value {
+        Some(v) => {
+            let t = match record_type {
+                ApplicationRecordType::CNAME => DnsRecordType::CNAME,
+                ApplicationRecordType::TXT => DnsRecordType::TXT,
+            };
+            check_value(
+                t,
+                v,
+                &format!("the {wanted} record Application {name} reports"),
+            )
+            .map_err(|m| Blocked::Invalid(Invalid::new("InvalidValue", m)))?;
+            Ok(v.to_string())
+        }
+        None => Err(waiting(
+            "WaitingForApplication",
+            format!(
+                "Application {name} reports no {wanted} record yet (it needs a customDomain, and the app must be published)"
+            ),
+        )),
+    }
+}
+
 /// The desired record from the spec and the resolved zone id and value.
 pub fn desired_record(p: &DnsRecordParameters, domain_id: String, value: String) -> DesiredRecord {
     DesiredRecord {
@@ -192,14 +251,35 @@ pub fn dependents_of_compute<'a>(
                     .for_provider
                     .value_from
                     .as_ref()
-                    .is_some_and(|v| v.compute_ref.name == compute)
+                    .and_then(|v| v.compute_ref.as_ref())
+                    .is_some_and(|c| c.name == compute)
         })
         .collect()
 }
 
-/// A DnsRecord depends on its Domain (created once it is ACTIVE) and on the Compute its value
-/// comes from: reconcile the dependent records when either changes, status included, so a
-/// record follows a new address within seconds without polling.
+/// The DnsRecords that take their value from Application `app` (in `namespace`), among `records`.
+pub fn dependents_of_application<'a>(
+    records: impl IntoIterator<Item = &'a DnsRecord>,
+    namespace: Option<&str>,
+    app: &str,
+) -> Vec<&'a DnsRecord> {
+    records
+        .into_iter()
+        .filter(|r| {
+            r.namespace().as_deref() == namespace
+                && r.spec
+                    .for_provider
+                    .value_from
+                    .as_ref()
+                    .and_then(|v| v.application_ref.as_ref())
+                    .is_some_and(|a| a.name == app)
+        })
+        .collect()
+}
+
+/// A DnsRecord depends on its Domain (created once it is ACTIVE) and on the Compute or Vertra
+/// Application its value comes from: reconcile the dependent records when one changes, status
+/// included, so a record follows a new address within seconds without polling.
 pub fn watch_dependencies(
     controller: Controller<DnsRecord>,
     records: Store<DnsRecord>,
@@ -213,8 +293,13 @@ pub fn watch_dependencies(
             Api::namespaced(client.clone(), ns),
         ),
     };
+    let applications: Api<kube::api::DynamicObject> = match scope {
+        None => Api::all_with(client.clone(), &application_resource()),
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &application_resource()),
+    };
     let by_domain = records.clone();
-    let by_compute = records;
+    let by_compute = records.clone();
+    let by_application = records;
     controller
         .watches(domains, watcher::Config::default(), move |d: Domain| {
             let state = by_domain.state();
@@ -238,4 +323,20 @@ pub fn watch_dependencies(
             .map(ObjectRef::from_obj)
             .collect::<Vec<_>>()
         })
+        .watches_with(
+            applications,
+            application_resource(),
+            watcher::Config::default(),
+            move |a: kube::api::DynamicObject| {
+                let state = by_application.state();
+                dependents_of_application(
+                    state.iter().map(|r| r.as_ref()),
+                    a.namespace().as_deref(),
+                    &a.name_any(),
+                )
+                .into_iter()
+                .map(ObjectRef::from_obj)
+                .collect::<Vec<_>>()
+            },
+        )
 }

@@ -30,7 +30,8 @@ use crate::engine::{
 };
 use crate::providers::strettch::api::Compute;
 use crate::providers::strettch::api::dns_record::{
-    ComputeAddressField, DnsRecord, DnsRecordObservation, DnsRecordParameters, DnsRecordType,
+    ApplicationRecordType, ComputeAddressField, DnsRecord, DnsRecordObservation,
+    DnsRecordParameters, DnsRecordType,
 };
 use crate::providers::strettch::api::domain::Domain;
 
@@ -359,15 +360,33 @@ impl Adapter for DnsRecordAdapter {
         };
         let value = match (&p.value, &p.value_from) {
             (Some(v), _) => v.clone(),
-            (None, Some(src)) => {
-                let r = &src.compute_ref;
-                let api: Api<Compute> = Api::namespaced(kube.clone(), &ns);
-                let c = api
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(|e| read_error(format!("Compute {}", r.name), e))?;
-                compute_address(&r.name, r.field, c.as_ref())?
-            }
+            (None, Some(src)) => match (&src.compute_ref, &src.application_ref) {
+                (Some(r), _) => {
+                    let api: Api<Compute> = Api::namespaced(kube.clone(), &ns);
+                    let c = api
+                        .get_opt(&r.name)
+                        .await
+                        .map_err(|e| read_error(format!("Compute {}", r.name), e))?;
+                    compute_address(&r.name, r.field, c.as_ref())?
+                }
+                (None, Some(r)) => {
+                    let api: Api<kube::api::DynamicObject> =
+                        Api::namespaced_with(kube.clone(), &ns, &application_resource());
+                    let app = match api.get_opt(&r.name).await {
+                        Ok(app) => app,
+                        // Vertra's CRDs are not installed: nothing to wait for but the user.
+                        Err(kube::Error::Api(e)) if e.code == 404 => None,
+                        Err(e) => return Err(read_error(format!("Application {}", r.name), e)),
+                    };
+                    application_record(&r.name, r.record_type, app.as_ref())?
+                }
+                (None, None) => {
+                    return Err(Blocked::Invalid(Invalid::new(
+                        "InvalidSpec",
+                        "spec.forProvider.valueFrom: set exactly one of computeRef and applicationRef",
+                    )));
+                }
+            },
             (None, None) => {
                 return Err(Blocked::Invalid(Invalid::new(
                     "InvalidSpec",
@@ -586,7 +605,7 @@ mod tests {
     use super::*;
     use crate::providers::strettch::api::compute::{ComputeObservation, ComputeStatus};
     use crate::providers::strettch::api::dns_record::{
-        ComputeAddressReference, DomainReference, ValueSource,
+        ApplicationRecordReference, ComputeAddressReference, DomainReference, ValueSource,
     };
     use crate::providers::strettch::api::domain::{DomainObservation, DomainStatus};
 
@@ -674,16 +693,32 @@ mod tests {
         assert!(reason(&neither).contains("domainRef"));
         let mut from = params(DnsRecordType::A, "192.0.2.1");
         from.value_from = Some(ValueSource {
-            compute_ref: ComputeAddressReference {
+            compute_ref: Some(ComputeAddressReference {
                 name: "web".into(),
                 field: ComputeAddressField::Ipv4,
-            },
+            }),
+            application_ref: None,
         });
         assert!(reason(&from).contains("value and valueFrom"));
         from.value = None;
         assert!(validate_params(&from).is_ok());
         from.record_type = DnsRecordType::CNAME;
         assert!(reason(&from).contains("only fits A records"));
+        from.value_from = Some(ValueSource {
+            compute_ref: None,
+            application_ref: Some(ApplicationRecordReference {
+                name: "shop".into(),
+                record_type: ApplicationRecordType::CNAME,
+            }),
+        });
+        assert!(validate_params(&from).is_ok());
+        from.record_type = DnsRecordType::TXT;
+        assert!(reason(&from).contains("must match the record's type"));
+        from.value_from = Some(ValueSource {
+            compute_ref: None,
+            application_ref: None,
+        });
+        assert!(reason(&from).contains("computeRef and applicationRef"));
     }
 
     fn observed(value: &str, ttl: u32) -> ObservedRecord {

@@ -140,18 +140,45 @@ pub fn validate_params(p: &DnsRecordParameters) -> Result<(), Invalid> {
             ));
         }
         (Some(v), None) => check_value(t, v, "spec.forProvider.value").map_err(invalid)?,
-        (None, Some(src)) => {
-            if t != DnsRecordType::A {
-                return Err(invalid(format!(
-                    "spec.forProvider.valueFrom gives an IPv4 address, so it only fits A records, not {type_name}"
-                )));
+        (None, Some(src)) => match (&src.compute_ref, &src.application_ref) {
+            (Some(c), None) => {
+                if t != DnsRecordType::A {
+                    return Err(invalid(format!(
+                        "spec.forProvider.valueFrom.computeRef gives an IPv4 address, so it only fits A records, not {type_name}"
+                    )));
+                }
+                if c.name.trim().is_empty() {
+                    return Err(invalid(
+                        "spec.forProvider.valueFrom.computeRef.name must name a Compute".into(),
+                    ));
+                }
             }
-            if src.compute_ref.name.trim().is_empty() {
+            (None, Some(a)) => {
+                let fits = matches!(
+                    (a.record_type, t),
+                    (ApplicationRecordType::CNAME, DnsRecordType::CNAME)
+                        | (ApplicationRecordType::TXT, DnsRecordType::TXT)
+                );
+                if !fits {
+                    return Err(invalid(format!(
+                        "spec.forProvider.valueFrom.applicationRef.type {:?} must match the record's type {type_name}",
+                        a.record_type
+                    )));
+                }
+                if a.name.trim().is_empty() {
+                    return Err(invalid(
+                        "spec.forProvider.valueFrom.applicationRef.name must name an Application"
+                            .into(),
+                    ));
+                }
+            }
+            _ => {
                 return Err(invalid(
-                    "spec.forProvider.valueFrom.computeRef.name must name a Compute".into(),
+                    "spec.forProvider.valueFrom: set exactly one of computeRef and applicationRef"
+                        .into(),
                 ));
             }
-        }
+        },
     }
     if let Some(ttl) = p.ttl
         && !(TTL_MIN..=TTL_MAX).contains(&ttl)
