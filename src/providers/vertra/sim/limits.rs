@@ -102,9 +102,9 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// From a decision taken at `clock` (the limiter's time). `peeked`: the decision was about a
-    /// request that was not counted, so it left one more than it says.
-    fn of(d: &Decision, clock: Duration, peeked: bool) -> Self {
+    /// From a decision. `peeked`: the decision was about a request that was not counted, so it
+    /// left one more than it says.
+    fn of(d: &Decision, peeked: bool) -> Self {
         let remaining = if peeked && d.allowed {
             (d.remaining + 1).min(d.limit)
         } else {
@@ -113,7 +113,9 @@ impl Budget {
         Budget {
             limit: d.limit,
             remaining,
-            reset: d.reset.saturating_sub(clock.as_secs()),
+            // Whole seconds until the window has room again, rounded up (the decision's
+            // `reset` is an absolute second, too coarse to subtract from).
+            reset: d.retry_after.max(1),
             retry_after: d.retry_after.max(1),
         }
     }
@@ -281,8 +283,8 @@ impl Meter {
             // Neither counted the request: each reports what is left as it stands.
             return AccountCheck {
                 refused: Some(refused),
-                minute: Budget::of(&m, now, true),
-                day: Budget::of(&d, day_clock(now), true),
+                minute: Budget::of(&m, true),
+                day: Budget::of(&d, true),
             };
         }
         let m = self.minute.check(ACCOUNT, now);
@@ -297,8 +299,8 @@ impl Meter {
         }
         AccountCheck {
             refused: None,
-            minute: Budget::of(&m, now, false),
-            day: Budget::of(&d, day_clock(now), false),
+            minute: Budget::of(&m, false),
+            day: Budget::of(&d, false),
         }
     }
 
@@ -309,8 +311,8 @@ impl Meter {
         let d = self.day.peek(ACCOUNT, day_clock(now));
         AccountCheck {
             refused: None,
-            minute: Budget::of(&m, now, true),
-            day: Budget::of(&d, day_clock(now), true),
+            minute: Budget::of(&m, true),
+            day: Budget::of(&d, true),
         }
     }
 
