@@ -7,7 +7,8 @@ use axum::extract::rejection::BytesRejection;
 use serde_json::{Map, Value};
 
 use super::reply::ApiError;
-use super::state::apps::{EnvInput, SubdomainWish};
+use super::state::apps::EnvInput;
+use super::state::network::SubdomainWish;
 use super::wire::codes;
 
 /// Names (apps, databases, workspaces): at most this many characters.

@@ -12,7 +12,7 @@ use super::super::Sim;
 use super::super::cloud::unix_now;
 use super::super::limits::RouteBudget;
 use super::super::reply::{ApiError, ok};
-use super::super::state::apps::{SubdomainWish, no_custom_domain};
+use super::super::state::network::{SubdomainWish, no_custom_domain};
 use super::super::validate as v;
 use super::super::wire::codes;
 use super::{Answer, Caller, P, Q, app_limited, null};

@@ -11,10 +11,9 @@ use serde_json::json;
 use super::super::archive::Archive;
 use super::super::plan::Plan;
 use super::super::reply::{ApiError, rfc3339};
-use super::super::wire::{
-    App, AppUsage, DnsRecord, Env, Network, Publication, ShieldCooldown, Status, codes,
-};
-use super::{State, after, check_scope, hex_id, random_text};
+use super::super::wire::{App, AppUsage, Env, Network, ShieldCooldown, Status, codes};
+use super::network::{CustomDomain, SubdomainWish};
+use super::{State, after, check_scope, hex_id};
 
 /// The domain published apps get a name under.
 pub const APP_DOMAIN: &str = "vertraweb.app";
@@ -55,27 +54,11 @@ pub struct EnvInput {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CustomDomain {
-    pub domain: String,
-    /// The TXT record's value.
-    pub token: String,
-    /// The records are validated (`/_sim` marks them).
-    pub active: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shield {
     pub until: Timestamp,
     pub reason: String,
     pub direction: String,
     pub strikes: u32,
-}
-
-/// The subdomain a publish or a create asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SubdomainWish {
-    Random,
-    Named(String),
 }
 
 /// A validated `POST /v1/apps`.
@@ -178,7 +161,7 @@ impl AppRec {
         self.subdomain.as_ref().map(|l| format!("{l}.{APP_DOMAIN}"))
     }
 
-    fn kind(&self) -> u8 {
+    pub(super) fn kind(&self) -> u8 {
         if self.subdomain.is_some() { 2 } else { 1 }
     }
 
@@ -396,38 +379,6 @@ impl AppRec {
             .collect()
     }
 
-    pub fn publication(&self) -> Publication {
-        Publication {
-            subdomain: self.host(),
-            custom_domain: self.custom_domain.as_ref().map(|c| c.domain.clone()),
-            kind: self.kind(),
-        }
-    }
-
-    /// The records the custom domain needs.
-    pub fn dns_records(&self) -> Result<Vec<DnsRecord>, ApiError> {
-        let c = self.custom_domain.as_ref().ok_or_else(no_custom_domain)?;
-        let status = if c.active {
-            "active"
-        } else {
-            "pending_validation"
-        };
-        Ok(vec![
-            DnsRecord {
-                kind: "CNAME".into(),
-                name: c.domain.clone(),
-                value: self.host(),
-                status: status.into(),
-            },
-            DnsRecord {
-                kind: "TXT".into(),
-                name: format!("_vertra-challenge.{}", c.domain),
-                value: Some(format!("vertra-verify={}", c.token)),
-                status: status.into(),
-            },
-        ])
-    }
-
     pub fn view(&self, owner_id: &str, plan: Plan) -> App {
         let public_url = match (&self.custom_domain, self.host()) {
             (Some(c), _) => Some(format!("https://{}", c.domain)),
@@ -495,24 +446,6 @@ impl AppRec {
     }
 }
 
-pub fn no_custom_domain() -> ApiError {
-    ApiError::not_found(codes::NO_CUSTOM_DOMAIN, "the app has no custom domain")
-}
-
-fn not_published() -> ApiError {
-    ApiError::bad_request(
-        codes::APP_HAS_NO_SUBDOMAIN,
-        "the app is not published; publish it first (POST …/network/publish)",
-    )
-}
-
-fn taken(label: &str) -> ApiError {
-    ApiError::conflict(
-        codes::SUBDOMAIN_TAKEN,
-        format!("the subdomain {label}.{APP_DOMAIN} is taken"),
-    )
-}
-
 impl State {
     /// App `id`, settled, within the `?workspace_id=` scope.
     pub fn app(
@@ -547,51 +480,6 @@ impl State {
             .into_iter()
             .map(|a| a.view(&owner, plan))
             .collect()
-    }
-
-    fn label_taken(&self, label: &str, except: Option<&str>) -> bool {
-        self.apps
-            .values()
-            .any(|a| a.subdomain.as_deref() == Some(label) && Some(a.id.as_str()) != except)
-    }
-
-    /// A free label for a random subdomain.
-    fn random_label(&self) -> String {
-        loop {
-            let label = random_text(10).to_ascii_lowercase();
-            if !self.label_taken(&label, None) {
-                return label;
-            }
-        }
-    }
-
-    /// The label a wish gets, with the plan's gates: publishing needs Pro, naming needs Scale.
-    fn grant_label(
-        &self,
-        wish: &SubdomainWish,
-        plan: Plan,
-        except: Option<&str>,
-    ) -> Result<String, ApiError> {
-        if !plan.can_publish() {
-            return Err(ApiError::plan(
-                "publishing an app needs the Pro plan or above",
-            ));
-        }
-        match wish {
-            SubdomainWish::Random => Ok(self.random_label()),
-            SubdomainWish::Named(label) => {
-                if !plan.can_name_subdomain() {
-                    return Err(ApiError::plan(
-                        "choosing a subdomain's name needs the Scale plan or above; omit it (or \
-                         send \"random\") for a random one",
-                    ));
-                }
-                if self.label_taken(label, except) {
-                    return Err(taken(label));
-                }
-                Ok(label.clone())
-            }
-        }
     }
 
     /// What refuses `new` before anything is counted: its workspace, its subdomain.
@@ -653,121 +541,6 @@ impl State {
         Ok(id)
     }
 
-    /// Publishes app `id` (owner only: no workspace scope).
-    pub fn publish(
-        &mut self,
-        id: &str,
-        wish: SubdomainWish,
-        plan: Plan,
-        now: Timestamp,
-    ) -> Result<Publication, ApiError> {
-        let app = self.app(id, None, now)?;
-        app.ensure_idle()?;
-        if app.subdomain.is_some() {
-            return Err(ApiError::bad_request(
-                codes::APP_ALREADY_PUBLISHED,
-                "the app is already published; change its name with PATCH …/network/subdomain",
-            ));
-        }
-        if app.ram < 512 {
-            return Err(ApiError::validation(
-                &["ram"],
-                format!("a published app needs at least 512 MB; it has {}", app.ram),
-            ));
-        }
-        let label = self.grant_label(&wish, plan, Some(id))?;
-        let app = self.app(id, None, now)?;
-        app.subdomain = Some(label);
-        app.updated_at = now;
-        Ok(app.publication())
-    }
-
-    /// Unpublishes app `id`: its subdomain and custom domain are released.
-    pub fn unpublish(&mut self, id: &str, now: Timestamp) -> Result<Publication, ApiError> {
-        let app = self.app(id, None, now)?;
-        app.ensure_idle()?;
-        if app.subdomain.is_none() {
-            return Err(not_published());
-        }
-        app.subdomain = None;
-        app.custom_domain = None;
-        app.updated_at = now;
-        Ok(app.publication())
-    }
-
-    /// Checks a subdomain change could be made (before its budget counts it).
-    pub fn check_subdomain(
-        &mut self,
-        id: &str,
-        scope: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(), ApiError> {
-        if self.app(id, scope, now)?.subdomain.is_none() {
-            return Err(not_published());
-        }
-        Ok(())
-    }
-
-    pub fn set_subdomain(
-        &mut self,
-        id: &str,
-        scope: Option<&str>,
-        label: String,
-        plan: Plan,
-        now: Timestamp,
-    ) -> Result<String, ApiError> {
-        self.check_subdomain(id, scope, now)?;
-        let label = self.grant_label(&SubdomainWish::Named(label), plan, Some(id))?;
-        let app = self.app(id, scope, now)?;
-        app.subdomain = Some(label);
-        app.updated_at = now;
-        Ok(app.host().unwrap_or_default())
-    }
-
-    /// Sets (replaces) the custom domain; its records start `pending_validation`.
-    pub fn set_custom_domain(
-        &mut self,
-        id: &str,
-        scope: Option<&str>,
-        domain: String,
-        plan: Plan,
-        now: Timestamp,
-    ) -> Result<(), ApiError> {
-        if !plan.has_custom_domains() {
-            return Err(ApiError::plan(
-                "custom domains need the Intermediary plan or above",
-            ));
-        }
-        if self.app(id, scope, now)?.subdomain.is_none() {
-            return Err(not_published());
-        }
-        let used = self
-            .apps
-            .values()
-            .any(|a| a.id != id && a.custom_domain.as_ref().is_some_and(|c| c.domain == domain));
-        if used {
-            return Err(ApiError::bad_request(
-                codes::DOMAIN_ALREADY_IN_USE,
-                format!("{domain} is another app's custom domain"),
-            ));
-        }
-        let app = self.app(id, scope, now)?;
-        if app
-            .custom_domain
-            .as_ref()
-            .is_some_and(|c| c.domain == domain)
-        {
-            return Ok(());
-        }
-        app.custom_domain = Some(CustomDomain {
-            domain,
-            token: random_text(32),
-            active: false,
-        });
-        app.updated_at = now;
-        Ok(())
-    }
-
     /// Deletes app `id` (its names are released).
     pub fn delete_app(
         &mut self,
@@ -784,10 +557,10 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn new_app(files: &[&str], fail: bool) -> NewApp {
+    pub(crate) fn new_app(files: &[&str], fail: bool) -> NewApp {
         NewApp {
             name: "web".into(),
             description: None,
@@ -848,43 +621,6 @@ mod tests {
         assert_eq!(app.start(t).unwrap_err().code, codes::BUILD_FAILED);
         app.upload(Archive::default(), true, t, Duration::ZERO);
         assert!(app.is_up());
-    }
-
-    #[test]
-    fn publishing_follows_the_plan_and_names_are_unique() {
-        let mut st = State::new(Timestamp::now());
-        let t = Timestamp::now();
-        let a = st
-            .insert_app(new_app(&[], false), Plan::Scale, t, Duration::ZERO)
-            .unwrap();
-        let b = st
-            .insert_app(new_app(&[], false), Plan::Scale, t, Duration::ZERO)
-            .unwrap();
-        let named = SubdomainWish::Named("shop".into());
-        let e = st.publish(&a, named.clone(), Plan::Economy, t).unwrap_err();
-        assert_eq!(e.code, codes::PLAN_RESTRICTED_FEATURE);
-        let e = st.publish(&a, named.clone(), Plan::Pro, t).unwrap_err();
-        assert_eq!(e.code, codes::PLAN_RESTRICTED_FEATURE);
-        let p = st.publish(&a, named.clone(), Plan::Scale, t).unwrap();
-        assert_eq!(
-            (p.subdomain.as_deref(), p.kind),
-            (Some("shop.vertraweb.app"), 2)
-        );
-        assert_eq!(
-            st.publish(&a, named.clone(), Plan::Scale, t)
-                .unwrap_err()
-                .code,
-            codes::APP_ALREADY_PUBLISHED
-        );
-        assert_eq!(
-            st.publish(&b, named, Plan::Scale, t).unwrap_err().code,
-            codes::SUBDOMAIN_TAKEN
-        );
-        st.unpublish(&a, t).unwrap();
-        assert_eq!(
-            st.unpublish(&a, t).unwrap_err().code,
-            codes::APP_HAS_NO_SUBDOMAIN
-        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod databases;
+pub mod network;
 pub mod workspaces;
 
 use std::collections::BTreeMap;
