@@ -350,6 +350,36 @@ async fn a_create_that_is_refused_names_its_field_and_makes_nothing() {
 }
 
 #[tokio::test]
+async fn an_archive_of_megabytes_is_accepted_where_json_bodies_stop_at_two() {
+    let s = Sandbox::new(config()).await;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    w.start_file("index.js", stored).unwrap();
+    w.write_all(b"console.log(1);\n").unwrap();
+    w.start_file("assets/blob.bin", stored).unwrap();
+    let noise: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    w.write_all(&noise).unwrap();
+    let big = w.finish().unwrap().into_inner();
+    assert!(big.len() > 3 * 1024 * 1024);
+    s.create_app("big", big, &[]).await.expect(201, "");
+    let envs: Vec<Value> = (0..26)
+        .map(|i| json!({"key": format!("K{i}"), "value": "v"}))
+        .collect();
+    let r = s
+        .create_app(
+            "many-envs",
+            zip(&["index.js"]),
+            &[("envs", &Value::from(envs).to_string())],
+        )
+        .await;
+    assert_eq!(r.expect(400, "VALIDATION_ERROR").path(), json!(["envs"]));
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_failing_build_still_creates_the_app_down_and_start_answers_build_failed() {
     let s = Sandbox::new(config()).await;
     let r = s

@@ -16,7 +16,7 @@ use super::super::cloud::unix_now;
 use super::super::limits::RouteBudget;
 use super::super::multipart::{self, Part};
 use super::super::reply::{ApiError, created, ok, rfc3339, success};
-use super::super::state::apps::{ConfigUpdate, NewApp};
+use super::super::state::apps::{ConfigUpdate, MAX_ENVS, NewApp};
 use super::super::validate::{self as v, COMMAND_MAX, DESCRIPTION_MAX, NAME_MAX};
 use super::super::wire::{AppCreated, Uploaded, codes};
 use super::{Answer, Caller, P, Q, app_limited, content_type, deploy_limited, null, unreadable};
@@ -111,7 +111,14 @@ fn new_app(form: &Form) -> Result<NewApp, ApiError> {
             let value: Value = serde_json::from_str(&text).map_err(|e| {
                 ApiError::validation(&["envs"], format!("envs must be JSON text: {e}"))
             })?;
-            v::envs(&value, "envs")?
+            let envs = v::envs(&value, "envs")?;
+            if envs.len() > MAX_ENVS {
+                return Err(ApiError::validation(
+                    &["envs"],
+                    format!("an app has at most {MAX_ENVS} environment variables"),
+                ));
+            }
+            envs
         }
     };
     if let Some(id) = snapshot {
