@@ -6,7 +6,7 @@
 
 use clap::{Args, ValueEnum};
 
-use super::strettch;
+use super::{strettch, vertra};
 use crate::sim::CommonArgs;
 
 /// The clouds `stratus sim` knows.
@@ -14,7 +14,7 @@ use crate::sim::CommonArgs;
 pub enum SimCloud {
     /// Strettch Cloud (`/api/v1`).
     Strettch,
-    /// Vertra Cloud.
+    /// Vertra Cloud (`/v1`).
     Vertra,
     /// CloudAPI, in one of its dialects (`--dialect`).
     Cloudapi,
@@ -49,6 +49,9 @@ pub struct SimArgs {
 
     #[command(flatten)]
     pub strettch: strettch::sim::StrettchArgs,
+
+    #[command(flatten)]
+    pub vertra: vertra::sim::VertraArgs,
 }
 
 impl SimArgs {
@@ -68,8 +71,7 @@ impl SimArgs {
     /// Why this build cannot run the sandbox asked for, if it cannot: one line for the user.
     pub fn unavailable(&self) -> Option<String> {
         let (cloud, what) = match self.cloud {
-            SimCloud::Strettch => return None,
-            SimCloud::Vertra => ("Vertra Cloud", "--cloud vertra".to_string()),
+            SimCloud::Strettch | SimCloud::Vertra => return None,
             SimCloud::Cloudapi => (
                 "CloudAPI",
                 match self.dialect {
@@ -80,7 +82,7 @@ impl SimArgs {
         };
         Some(format!(
             "this build of stratus has no {cloud} sandbox yet ({what}); \
-             only --cloud strettch is available"
+             only --cloud strettch and --cloud vertra are available"
         ))
     }
 }
@@ -97,7 +99,8 @@ fn name(v: impl ValueEnum) -> String {
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     match args.cloud {
         SimCloud::Strettch => strettch::sim::run(&args.common, &args.strettch).await,
-        SimCloud::Vertra | SimCloud::Cloudapi => {
+        SimCloud::Vertra => vertra::sim::run(&args.common, &args.vertra).await,
+        SimCloud::Cloudapi => {
             anyhow::bail!("{}", args.unavailable().unwrap_or_default())
         }
     }

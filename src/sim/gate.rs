@@ -72,13 +72,16 @@ pub async fn gate<C: Cloud>(State(sim): State<Arc<Sim<C>>>, req: Request, next: 
         .api_key(req.headers())
         .and_then(|k| sim.fingerprint_of(k))
     else {
-        return cloud.error_response(ErrorReply::new(
-            ErrorKind::Unauthorized,
-            format!(
-                "missing or unknown API key: {}",
-                cloud.how_to_authenticate()
+        return cloud.unauthorized_response(
+            req.headers(),
+            ErrorReply::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "missing or unknown API key: {}",
+                    cloud.how_to_authenticate()
+                ),
             ),
-        ));
+        );
     };
 
     let decision = {

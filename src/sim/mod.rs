@@ -88,6 +88,13 @@ pub trait Cloud: Debug + Send + Sync + Sized + 'static {
     /// The cloud's error answer for an error the framework found.
     fn error_response(&self, error: ErrorReply) -> Response;
 
+    /// The answer to an API request without an accepted key (an [`ErrorKind::Unauthorized`]
+    /// error), given the request's headers: by default [`Cloud::error_response`]. A cloud that
+    /// tells a missing key from an unknown one (different codes) looks at the headers.
+    fn unauthorized_response(&self, _headers: &HeaderMap, error: ErrorReply) -> Response {
+        self.error_response(error)
+    }
+
     /// Adds the cloud's rate-limit headers to an answer to an authenticated request (a 429 or
     /// an injected fault included).
     fn rate_limit_headers(&self, decision: &Decision, headers: &mut HeaderMap);
@@ -106,6 +113,11 @@ pub trait Cloud: Debug + Send + Sync + Sized + 'static {
 
     /// The stats: the framework's request counters plus whatever the cloud counts.
     fn stats(&self, requests: RequestStats, state: &mut Self::State) -> Self::Stats;
+
+    /// Called when the stats are reset (`POST /_sim/stats/reset`, `SimHandle::reset_stats`),
+    /// after the framework zeroed its own counters: a cloud that counts more zeroes its
+    /// counters here.
+    fn reset_stats(&self, _state: &mut Self::State) {}
 
     /// The API's routes, with full paths under [`Cloud::api_prefix`]. No fallback: the
     /// framework answers unknown paths and methods (through [`Cloud::error_response`]).

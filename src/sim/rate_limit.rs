@@ -180,6 +180,17 @@ impl RateLimiter {
     /// Decides about one request of `key` arriving at `now` (since the unix epoch); counts it
     /// in every limit and logs it if it is let through.
     pub fn check(&mut self, key: &str, now: Duration) -> Decision {
+        self.decide(key, now, true)
+    }
+
+    /// What [`RateLimiter::check`] would decide about a request of `key` at `now`, counting and
+    /// logging nothing: for a cloud with several budgets that must all have room before any
+    /// counts the request, or that reports a budget it did not consult.
+    pub fn peek(&mut self, key: &str, now: Duration) -> Decision {
+        self.decide(key, now, false)
+    }
+
+    fn decide(&mut self, key: &str, now: Duration, commit: bool) -> Decision {
         let mut looks = Vec::with_capacity(self.limits.len());
         for (i, limit) in self.limits.iter().enumerate() {
             let subject = self.subject(limit, key);
@@ -205,16 +216,18 @@ impl RateLimiter {
                 describe: limit.describe(),
             };
         }
-        for (i, limit) in self.limits.iter().enumerate() {
-            let subject = self.subject(limit, key);
-            if let Some(c) = self.counters.get_mut(&(i, subject)) {
-                c.count(now);
+        if commit {
+            for (i, limit) in self.limits.iter().enumerate() {
+                let subject = self.subject(limit, key);
+                if let Some(c) = self.counters.get_mut(&(i, subject)) {
+                    c.count(now);
+                }
             }
-        }
-        let log = self.log.entry(key.to_string()).or_default();
-        log.push_back(now);
-        if log.len() > LOG_CAPACITY {
-            log.pop_front();
+            let log = self.log.entry(key.to_string()).or_default();
+            log.push_back(now);
+            if log.len() > LOG_CAPACITY {
+                log.pop_front();
+            }
         }
         let tightest = looks.iter().min_by_key(|(i, count, _)| {
             (self.limits[*i].requests - count - 1, self.limits[*i].per)
@@ -367,6 +380,26 @@ mod tests {
         assert!(l.check("c", at(2000)).allowed);
         assert_eq!(l.group_request_times("acme").len(), 3);
         assert_eq!(l.group_of("a"), Some("acme"));
+    }
+
+    #[test]
+    fn a_peek_decides_like_a_check_and_counts_nothing() {
+        let mut l = RateLimiter::new(
+            vec![Limit::new(2, M, Scope::Key, Window::Rolling)],
+            HashMap::new(),
+        );
+        assert_eq!(l.peek("k", at(0)), l.check("k", at(0)));
+        for _ in 0..5 {
+            assert!(l.peek("k", at(1)).allowed);
+        }
+        assert!(
+            l.check("k", at(1)).allowed,
+            "peeks left room for the second"
+        );
+        let refused = l.peek("k", at(2));
+        assert!(!refused.allowed);
+        assert_eq!(refused, l.check("k", at(2)));
+        assert_eq!(l.request_times("k").len(), 2, "peeks are not logged");
     }
 
     #[test]

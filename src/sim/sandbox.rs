@@ -87,9 +87,12 @@ impl<C: Cloud> Sim<C> {
         self.cloud.stats(requests, &mut st)
     }
 
-    /// Zeroes the request counters and the request log.
+    /// Zeroes the request counters and the request log, and the cloud's own counters
+    /// (`Cloud::reset_stats`).
     pub fn reset_stats(&self) {
         self.meter.lock().reset_stats();
+        let mut st = self.state.lock();
+        self.cloud.reset_stats(&mut st);
     }
 
     pub(super) fn meter(&self) -> MutexGuard<'_, Meter> {

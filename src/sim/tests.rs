@@ -22,6 +22,9 @@ struct Notes;
 #[derive(Default, Serialize, Deserialize)]
 struct NotesState {
     notes: Vec<String>,
+    /// How often the stats were reset (`Cloud::reset_stats`); not kept.
+    #[serde(skip)]
+    stats_resets: u32,
 }
 
 #[derive(Serialize)]
@@ -29,6 +32,7 @@ struct NotesStats {
     #[serde(flatten)]
     requests: RequestStats,
     notes: usize,
+    stats_resets: u32,
 }
 
 type NotesSim = Arc<Sim<Notes>>;
@@ -103,6 +107,24 @@ impl Cloud for Notes {
         NotesStats {
             requests,
             notes: state.notes.len(),
+            stats_resets: state.stats_resets,
+        }
+    }
+
+    fn reset_stats(&self, state: &mut NotesState) {
+        state.stats_resets += 1;
+    }
+
+    /// A missing key and an unknown one are told apart.
+    fn unauthorized_response(&self, headers: &HeaderMap, e: ErrorReply) -> Response {
+        if headers.contains_key("x-api-key") {
+            self.error_response(e)
+        } else {
+            (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "MissingKey"})),
+            )
+                .into_response()
         }
     }
 
@@ -204,11 +226,17 @@ async fn a_cloud_gets_the_gate_with_its_own_auth_error_shape_and_headers() {
     assert_eq!(error_of(&text), "Unauthorized");
     assert!(text.contains("X-Api-Key"), "{text}");
     assert!(headers.get("ratelimit-remaining").is_none());
-    let (status, _, text) = c.get("/v2/nowhere", None).await;
+    let (status, _, text) = c.get("/v2/nowhere", Some("wrong")).await;
     assert_eq!(
         (status, error_of(&text).as_str()),
         (StatusCode::UNAUTHORIZED, "Unauthorized"),
         "an unknown API path needs a key too"
+    );
+    let (status, _, text) = c.get("/v2/notes", None).await;
+    assert_eq!(
+        (status, error_of(&text).as_str()),
+        (StatusCode::UNAUTHORIZED, "MissingKey"),
+        "the cloud's own answer to a request without a key"
     );
 
     assert_eq!(
@@ -234,6 +262,11 @@ async fn a_cloud_gets_the_gate_with_its_own_auth_error_shape_and_headers() {
     );
     assert_eq!(sim.request_times(KEY).len(), 2);
     assert_eq!(c.notes().await, ["a"], "the cloud's own control route");
+    let (status, text) = c.post("/_sim/stats/reset", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let stats: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(stats["served429"], 0);
+    assert_eq!(stats["stats_resets"], 1, "the cloud reset its own counters");
 
     let (status, text) = c.post("/_sim/notes", None, "").await;
     assert_eq!(

@@ -9,6 +9,7 @@ pub mod cloud;
 pub mod code;
 pub mod database;
 pub mod model;
+pub mod sim;
 pub mod wire;
 pub mod workspace;
 
