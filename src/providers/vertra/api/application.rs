@@ -208,8 +208,9 @@ pub struct Source {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Archive {
-    /// HTTPS URL of the ZIP (at most 100 MB).
-    #[schemars(length(min = 9, max = 2048), regex(pattern = r"^https://"))]
+    /// HTTPS URL of the ZIP (at most 100 MB). Plain http:// is only fetched from a loopback or
+    /// in-cluster (*.svc) host; the digest is checked either way.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://"))]
     pub url: String,
     /// The ZIP's SHA-256, 64 hex digits: a download with another digest is refused.
     #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]

@@ -265,7 +265,8 @@ impl Adapter for ApplicationAdapter {
             name: p.name.clone(),
             memory_mb: p.memory_mb,
             main_file: p.main_file.clone(),
-            version: p.version.clone(),
+            // Required with a ZIP: the runtime's recommended version unless the spec names one.
+            version: Some(p.version.clone().unwrap_or_else(|| "recommended".into())),
             start_command: p.start_command.clone(),
             build_command: p.build_command.clone(),
             description: p.description.clone(),
