@@ -2068,6 +2068,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 request
             }
         };
+        let mut pending = pending;
         if let Some(since) = pending
             && self.ctx.adapter.create_guard() == CreateGuard::FindOnly
         {
@@ -2080,12 +2081,20 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                         settle.as_secs()
                     ),
                 );
-                return self
-                    .wait_for(waiting, self.ctx.settings.transitional_poll)
-                    .await;
+                // Each look is a fresh listing: look a few times per settle window, not at
+                // the pace of a transition, so waiting does not spend the key's budget.
+                let every = (settle / 4)
+                    .min(Duration::from_secs(30))
+                    .max(self.ctx.settings.transitional_poll);
+                return self.wait_for(waiting, every).await;
             }
-            // Settled and not found: a new attempt, stamped now.
-            self.annotate(&[(CREATE_PENDING, Some(now()))]).await?;
+            // Settled and not found: a new attempt, stamped now. A rejection of it is not
+            // definitive until it settles in turn: it may be the cloud's answer to the attempt
+            // the search missed (a name or subdomain already taken).
+            let stamp = Timestamp::now();
+            self.annotate(&[(CREATE_PENDING, Some(stamp.to_string()))])
+                .await?;
+            pending = Some(stamp);
         }
         let key = idempotency_key(&self.uid(), A::CONTROLLER, attempt);
         // The connection Secret is claimed before anything is sent: a Secret of that name that

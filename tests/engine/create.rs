@@ -322,6 +322,10 @@ async fn without_idempotency_keys_an_ambiguous_create_is_sent_again_only_after_i
     }
     assert!(env.cloud.count(Method::FindCreated) >= 3, "it kept looking");
     tokio::time::sleep(settle + Duration::from_millis(300)).await;
+    // The new attempt is refused (a name taken: maybe by the attempt the search missed): that
+    // is not definitive until it settles in turn.
+    env.cloud
+        .fail(Method::Create, Fault::Refuse(api_error(409, "CONFLICT")));
     let resent = env.step("lost").await;
     assert_eq!(
         creates_for(&env, &lost).len(),
@@ -333,7 +337,15 @@ async fn without_idempotency_keys_an_ambiguous_create_is_sent_again_only_after_i
         Some(stamped),
         "the new attempt is stamped anew"
     );
-    env.until("lost", 3, "settled", settled).await;
+    assert!(ann(&resent, CREATE_PENDING).is_some(), "still looking");
+    assert_eq!(
+        ann(&resent, CREATE_ATTEMPT),
+        None,
+        "not a definitive rejection"
+    );
+    tokio::time::sleep(settle + Duration::from_millis(300)).await;
+    env.until("lost", 4, "settled", settled).await;
+    assert_eq!(creates_for(&env, &lost).len(), 3);
     assert_eq!(made_for(&env, &lost).len(), 1);
 
     // Applied, answer lost: found by its marker and adopted, with no second create.

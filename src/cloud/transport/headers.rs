@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{DATE, HeaderMap, RETRY_AFTER};
 
 use super::wire::RateHeaders;
-use crate::cloud::throttle::{DEFAULT_WINDOW, RateLimitHeaders, until_reset};
+use crate::cloud::throttle::{RateLimitHeaders, until_reset};
 
 /// The longest wait a `Retry-After` is believed for (a day, the longest window of any limit).
 pub const MAX_RETRY_AFTER_HEADER: Duration = Duration::from_secs(86_400);
@@ -73,8 +73,9 @@ pub fn usable_retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// How long the API asks to wait: a usable `Retry-After`; on a 429 without one, the time until
-/// the first rate-limit set's reset ([`until_reset`]: against `Date`, plausible, never zero), or
-/// one window.
+/// the reset of a rate-limit set that says its budget is spent (`remaining: 0`; [`until_reset`]:
+/// against `Date`, plausible, never zero). `None` when the answer does not say: the throttle
+/// then holds for the window of the limit it knows, rather than a made-up second.
 pub fn retry_after(status: u16, headers: &HeaderMap, sets: &[RateHeaders]) -> Option<Duration> {
     if let Some(wait) = usable_retry_after(headers) {
         return Some(wait);
@@ -82,15 +83,14 @@ pub fn retry_after(status: u16, headers: &HeaderMap, sets: &[RateHeaders]) -> Op
     if status != 429 {
         return None;
     }
-    let exhausted = sets
-        .iter()
+    sets.iter()
         .filter_map(|names| rate_headers(headers, names))
-        .filter(|h| h.reset.is_some())
-        .max_by_key(|h| (h.remaining == Some(0), h.window));
-    Some(match exhausted {
-        Some(h) => until_reset(h.reset.unwrap_or_default(), h.date, SystemTime::now()),
-        None => DEFAULT_WINDOW,
-    })
+        .filter(|h| h.remaining == Some(0))
+        .filter_map(|h| {
+            let reset = h.reset?;
+            Some(until_reset(reset, h.date, SystemTime::now()))
+        })
+        .max()
 }
 
 #[cfg(test)]
@@ -169,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn a_429_without_retry_after_waits_for_the_reset_or_one_window() {
+    fn a_429_without_retry_after_waits_for_the_reset_of_a_spent_budget_or_says_nothing() {
         let h = headers(&[
             ("date", "Wed, 01 Jan 2020 00:00:00 GMT"),
             ("x-ratelimit-remaining", "0"),
@@ -182,7 +182,13 @@ mod tests {
         assert_eq!(retry_after(503, &h, &[PER_SECOND]), None);
         assert_eq!(
             retry_after(429, &headers(&[]), &[PER_SECOND]),
-            Some(DEFAULT_WINDOW)
+            None,
+            "nothing made up: the throttle holds for the window it knows"
         );
+        let budget_left = headers(&[
+            ("x-ratelimit-remaining", "5"),
+            ("x-ratelimit-reset", "1577836803"),
+        ]);
+        assert_eq!(retry_after(429, &budget_left, &[PER_SECOND]), None);
     }
 }

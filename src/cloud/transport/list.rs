@@ -102,6 +102,11 @@ impl<W: Wire> Transport<W> {
                     if !more {
                         return Ok(all);
                     }
+                    if full && all.len() == before {
+                        return Err(protocol(format!(
+                            "page {n} repeats items already listed: the listing does not advance"
+                        )));
+                    }
                     let Some(next) = info.next_cursor.filter(|c| !c.is_empty()) else {
                         return Err(protocol(
                             "the answer says has_more but gives no next_cursor".into(),

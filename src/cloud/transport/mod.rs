@@ -424,8 +424,9 @@ impl<W: Wire> Transport<W> {
             LimitedScope::Key => (None, None),
             LimitedScope::RequestClass => match &request.class {
                 Some((class, subject)) => (Some(class.to_string()), subject.clone()),
-                // A route limit on a request without a class: the key is all there is to hold.
-                None => (None, None),
+                // A route's own limit on a request without a class: hold that route only,
+                // never the whole key.
+                None => (Some(request.operation.to_string()), None),
             },
             LimitedScope::Class(class) => (Some(class.to_string()), None),
         };

@@ -25,12 +25,21 @@ pub enum Replay {
     Once,
 }
 
-/// A body to send.
-#[derive(Debug, Clone)]
+/// A body to send. `Debug` shows sizes only: bodies may carry configuration values.
+#[derive(Clone)]
 pub enum Body {
     Json(Vec<u8>),
     /// `multipart/form-data`, rebuilt for every attempt.
     Multipart(Vec<Part>),
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Json(bytes) => write!(f, "Json({} bytes)", bytes.len()),
+            Body::Multipart(parts) => f.debug_tuple("Multipart").field(parts).finish(),
+        }
+    }
 }
 
 /// One part of a multipart body.

@@ -90,6 +90,11 @@ pub async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, CodeErr
         .await
         .map_err(fail)?;
     let status = response.status();
+    if status.is_redirection() {
+        return Err(CodeError::Invalid(format!(
+            "HTTP {status} from the code URL: redirects are not followed; use the final URL"
+        )));
+    }
     if !status.is_success() {
         let message = format!("HTTP {status} from the code URL");
         return Err(if status.is_server_error() || status.as_u16() == 429 {

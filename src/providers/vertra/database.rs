@@ -117,7 +117,7 @@ pub fn plan(d: &DesiredDatabase, o: &ObservedDatabase) -> Plan<DatabaseAction> {
     if o.db.name != p.name {
         update.name = Some(p.name.clone());
     }
-    if let Some(want) = &p.description
+    if let Some(want) = p.description.as_ref().filter(|d| !d.is_empty())
         && o.db.description.as_deref() != Some(want.as_str())
     {
         update.description = Some(want.clone());
@@ -149,6 +149,18 @@ pub fn plan(d: &DesiredDatabase, o: &ObservedDatabase) -> Plan<DatabaseAction> {
         Plan::UpToDate
     } else {
         Plan::Update(actions)
+    }
+}
+
+/// More than one resource matches what an ambiguous create sent: the operator cannot tell which
+/// one (if any) it made, so it stops and says so (a terminal error: nothing is created, adopted
+/// or deleted until a human decides).
+pub fn ambiguous(operation: &str, what: &str, name: &str, n: usize) -> CloudError {
+    CloudError::InvalidRequest {
+        operation: operation.to_string(),
+        message: format!(
+            "{n} {what} are named {name:?}: the operator cannot tell which one (if any) its unanswered create made. Set the stratus.dev/external-name annotation to the right id, or remove the others"
+        ),
     }
 }
 
@@ -325,18 +337,26 @@ impl Adapter for DatabaseAdapter {
         request: &DatabaseCreateRequest,
     ) -> Result<Option<Found<ObservedDatabase>>, CloudError> {
         cloud.relist_databases().await?;
-        Ok(cloud
-            .databases
-            .find(|o| {
-                o.db.name == request.name
-                    && o.db
-                        .engine
-                        .is_none_or(|e| e == request.engine.type_number())
-            })
-            .map(|observed| Found {
-                observed,
-                proof: Proof::NaturalKey,
-            }))
+        let mut candidates = cloud.databases.filter(|o| {
+            o.db.name == request.name
+                && o.db
+                    .engine
+                    .is_none_or(|e| e == request.engine.type_number())
+        });
+        if candidates.len() > 1 {
+            // Which one the lost attempt made cannot be told: never guess (adopting, resetting
+            // or deleting another's database); keep the marker and say what to do.
+            return Err(ambiguous(
+                "databases.find",
+                "databases",
+                &request.name,
+                candidates.len(),
+            ));
+        }
+        Ok(candidates.pop().map(|observed| Found {
+            observed,
+            proof: Proof::NaturalKey,
+        }))
     }
 
     async fn create(
@@ -385,8 +405,10 @@ impl Adapter for DatabaseAdapter {
         observed: &ObservedDatabase,
     ) -> Result<Option<ConnectionDetails>, CloudError> {
         let id = &observed.db.id;
-        let password = cloud.client.reset_password(id).await?;
+        // The certificate first: a reset whose answer could not be completed would leave
+        // clients disconnected and the Secret with a password that no longer works.
         let cert = cloud.client.certificate(id, Priority::Write).await?;
+        let password = cloud.client.reset_password(id).await?;
         let engine = observed
             .db
             .engine

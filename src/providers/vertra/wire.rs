@@ -29,8 +29,10 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 const RATE_HEADERS: [RateHeaders; 2] = [
     x_ratelimit(MINUTE),
+    // The daily quota is a budget to stop at, not a pace: its limit is not passed on (paced
+    // evenly, 20,000 a day would be one request every 4.3 s); a spent quota holds the key.
     RateHeaders {
-        limit: &["x-quota-limit"],
+        limit: &[],
         remaining: &["x-quota-remaining"],
         reset: &["x-quota-reset"],
         window: DAY,

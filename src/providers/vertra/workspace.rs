@@ -169,13 +169,21 @@ impl Adapter for WorkspaceAdapter {
         request: &WorkspaceCreate,
     ) -> Result<Option<Found<model::Workspace>>, CloudError> {
         cloud.relist_workspaces().await?;
-        Ok(cloud
+        let mut candidates = cloud
             .workspaces
-            .find(|w| w.name == request.name && w.deleted_at.is_none())
-            .map(|observed| Found {
-                observed,
-                proof: Proof::NaturalKey,
-            }))
+            .filter(|w| w.name == request.name && w.deleted_at.is_none());
+        if candidates.len() > 1 {
+            return Err(super::database::ambiguous(
+                "workspaces.find",
+                "workspaces",
+                &request.name,
+                candidates.len(),
+            ));
+        }
+        Ok(candidates.pop().map(|observed| Found {
+            observed,
+            proof: Proof::NaturalKey,
+        }))
     }
 
     async fn create(

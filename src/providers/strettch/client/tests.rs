@@ -557,7 +557,11 @@ async fn a_429_without_a_usable_retry_after_holds_the_key_for_one_window() {
     ];
     for (n, case) in cases.into_iter().enumerate() {
         let h = headers(case);
-        assert_eq!(retry_after(429, &h), Some(DEFAULT_WINDOW), "{case:?}");
+        // Nothing usable is read as "one window" by the throttle, not made up here.
+        assert!(
+            retry_after(429, &h).is_none_or(|d| d == DEFAULT_WINDOW),
+            "{case:?}"
+        );
         let mut answer = err(429, "TOO_MANY_REQUESTS");
         answer.1 = case.iter().map(|(k, v)| (*k, v.to_string())).collect();
         let (url, _) = serve(vec![answer]).await;

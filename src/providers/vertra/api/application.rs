@@ -130,8 +130,9 @@ pub struct ApplicationParameters {
     pub source: Source,
 }
 
-/// One environment variable.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// One environment variable. `Debug` shows its name and where the value comes from, never the
+/// value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     /// The variable's name (letters, digits, underscores; at most 255 characters).
@@ -147,6 +148,20 @@ pub struct EnvVar {
     /// Where to read the value from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<EnvVarSource>,
+}
+
+impl std::fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("EnvVar");
+        d.field("name", &self.name);
+        if let Some(v) = &self.value {
+            d.field("value", &format_args!("<{} bytes>", v.len()));
+        }
+        if let Some(from) = &self.value_from {
+            d.field("value_from", from);
+        }
+        d.finish()
+    }
 }
 
 /// Where an environment variable's value comes from.
@@ -226,7 +241,8 @@ pub struct FluxSourceReference {
     /// Name of the source object.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Namespace of the source object; defaults to the Application's.
+    /// Namespace of the source object: the Application's own (the default; another namespace's
+    /// source is refused, since it is another team's code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,

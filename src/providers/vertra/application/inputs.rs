@@ -181,7 +181,13 @@ async fn flux_code(
     namespace: &str,
     r: &FluxSourceReference,
 ) -> Result<Code, Blocked> {
+    // Another namespace's source is another team's code: never deployed from here.
     let ns = r.namespace.as_deref().unwrap_or(namespace);
+    if ns != namespace {
+        return Err(invalid(format!(
+            "spec.forProvider.source.fluxSourceRef names namespace {ns}: an Application deploys only sources of its own namespace ({namespace})"
+        )));
+    }
     let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), ns, &flux_resource(r.kind));
     let what = format!("{:?} {ns}/{}", r.kind, r.name);
     let object = match api.get_opt(&r.name).await {

@@ -59,8 +59,10 @@ impl ApplicationAdapter {
     pub fn new(kube: kube::Client) -> Self {
         ApplicationAdapter {
             kube,
+            // Redirects are not followed: each hop would escape the URL checks.
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
             fetched: Arc::new(Mutex::new(None)),
@@ -285,8 +287,20 @@ impl Adapter for ApplicationAdapter {
         request: &AppCreateRequest,
     ) -> Result<Option<Found<AppView>>, CloudError> {
         cloud.relist_apps().await?;
-        let candidates = cloud.apps.filter(|a| a.app.name == request.name);
-        for candidate in candidates.into_iter().take(MAX_CANDIDATES) {
+        let mut candidates = cloud.apps.filter(|a| a.app.name == request.name);
+        if candidates.len() > MAX_CANDIDATES {
+            // Reading every candidate's env vars would cost too much; skipping some could miss
+            // ours and lead to a second create. Never guess: say so.
+            return Err(super::database::ambiguous(
+                "apps.find",
+                "apps",
+                &request.name,
+                candidates.len(),
+            ));
+        }
+        // The newest first: an unanswered create is most likely the latest app of its name.
+        candidates.sort_by(|a, b| b.app.created_at.cmp(&a.app.created_at));
+        for candidate in candidates {
             let envs = match cloud
                 .client
                 .list_envs(&candidate.app.id, Priority::Urgent)
@@ -449,7 +463,12 @@ impl Adapter for ApplicationAdapter {
                 next.observed.installing = true;
             }
             AppAction::Publish { subdomain } => {
-                client.publish(&id, subdomain.as_deref()).await?;
+                match client.publish(&id, subdomain.as_deref()).await {
+                    Ok(()) => {}
+                    // A retried publish whose first answer was lost.
+                    Err(e) if e.code() == "APP_ALREADY_PUBLISHED" => {}
+                    Err(e) => return Err(e),
+                }
                 next.observed.app.subdomain = Some(
                     subdomain
                         .clone()

@@ -102,13 +102,21 @@ pub enum AppAction {
     Stop,
 }
 
-/// What writing the env vars needs: where to read them, and the digest to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What writing the env vars needs: where to read them, and the digest to record. `Debug` (which
+/// events and conditions show) names the variables, never their values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnvSync {
     pub digest: String,
     pub namespace: String,
     pub uid: String,
     pub env: Vec<EnvVar>,
+}
+
+impl std::fmt::Debug for EnvSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|e| e.name.as_str()).collect();
+        write!(f, "SyncEnv({})", names.join(", "))
+    }
 }
 
 /// Pure checks the schema cannot make (or that objects stored before it were not held to).
@@ -219,7 +227,7 @@ pub fn plan(d: &DesiredApp, v: &AppView) -> Plan<AppAction> {
     if app.name != p.name {
         config.name = Some(p.name.clone());
     }
-    if let Some(want) = &p.description
+    if let Some(want) = p.description.as_ref().filter(|d| !d.is_empty())
         && app.description.as_deref() != Some(want.as_str())
     {
         config.description = Some(Some(want.clone()));
@@ -241,7 +249,8 @@ pub fn plan(d: &DesiredApp, v: &AppView) -> Plan<AppAction> {
     if app.build_command != p.build_command {
         config.build_command = Some(p.build_command.clone());
     }
-    if app.ram != Some(p.memory_mb) {
+    // A listing that does not say leaves the field alone (else every refresh would write).
+    if app.ram.is_some_and(|ram| ram != p.memory_mb) {
         config.ram = Some(p.memory_mb);
     }
     let configured = config != AppConfigUpdate::default();
@@ -286,8 +295,12 @@ pub fn plan(d: &DesiredApp, v: &AppView) -> Plan<AppAction> {
         (false, false) => {}
     }
     if want_published {
+        let same_domain = |a: &str, b: &str| {
+            a.trim_end_matches('.')
+                .eq_ignore_ascii_case(b.trim_end_matches('.'))
+        };
         match (&p.custom_domain, &app.custom_domain) {
-            (Some(want), have) if have.as_deref() != Some(want.as_str()) => {
+            (Some(want), have) if !have.as_deref().is_some_and(|h| same_domain(h, want)) => {
                 actions.push(AppAction::SetCustomDomain(want.clone()))
             }
             (None, Some(_)) => actions.push(AppAction::DeleteCustomDomain),

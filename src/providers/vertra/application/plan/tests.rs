@@ -183,3 +183,14 @@ fn forbidden_duplicate_or_oversized_env_vars_are_spec_errors_before_any_call() {
     );
     assert!(validate(&params(json!({"language": "cobol"}))).is_err());
 }
+
+#[test]
+fn env_values_never_show_in_the_debug_output_events_and_conditions_use() {
+    let p = params(json!({"env": [{"name": "TOKEN", "value": "hunter2-literal"}]}));
+    let mut d = desired(p.clone());
+    d.env_digest = "sha256:new".into();
+    let plan = plan(&d, &view(app(json!({})), true));
+    let shown = format!("{plan:?} {d:?} {p:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("TOKEN"), "{shown}");
+}
