@@ -323,7 +323,7 @@ impl<W: Wire> Transport<W> {
             let mut req = inner
                 .http
                 .request(request.method.clone(), url.clone())
-                .timeout(inner.timeout)
+                .timeout(request.timeout.unwrap_or(inner.timeout))
                 .header(ACCEPT, "application/json")
                 .header(USER_AGENT, concat!("stratus/", env!("CARGO_PKG_VERSION")));
             if request.authenticated {

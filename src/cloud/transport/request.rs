@@ -118,6 +118,8 @@ pub struct Request {
     /// May give its place in the throttle's queue up (`CloudError::Deferred`): routine reads
     /// that are not the continuation of a paged walk.
     pub may_defer: bool,
+    /// This request's own timeout (large uploads), instead of the transport's.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Request {
@@ -134,6 +136,7 @@ impl Request {
             authenticated: true,
             replay: Replay::Retry,
             may_defer: p == Priority::Routine,
+            timeout: None,
         }
     }
 
@@ -173,6 +176,12 @@ impl Request {
 
     pub fn multipart(mut self, parts: Vec<Part>) -> Self {
         self.body = Some(Body::Multipart(parts));
+        self
+    }
+
+    /// A timeout of its own (a large upload that the API answers after installing it).
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 

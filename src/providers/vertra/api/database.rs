@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{PowerState, WorkspaceReference};
 use crate::api::common::{
-    ConnectionSecretStatus, DeletionPolicy, ManagedStatus, ManagementPolicy,
-    ProviderConfigReference, SecretReference, default_management_policies,
+    DeletionPolicy, ManagedStatus, ManagementPolicy, ProviderConfigReference, SecretReference,
+    default_management_policies,
 };
 
 /// A managed database on Vertra Cloud. Its connection details (host, port, username, password,
@@ -187,10 +187,6 @@ pub struct DatabaseStatus {
     /// The database as the cloud last reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_provider: Option<DatabaseObservation>,
-    /// The connection Secret this object owns and what it holds (names and times, never a
-    /// value).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_secret: Option<ConnectionSecretStatus>,
 }
 
 /// The database as Vertra reports it.

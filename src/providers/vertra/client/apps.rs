@@ -14,6 +14,10 @@ use crate::providers::vertra::model::{
     App, AppConfigUpdate, AppStatus, DnsRequirement, Env, EnvWrite,
 };
 
+/// How long a create or an upload may take: up to 100 MB sent, and Vertra answers a create
+/// once the app is installed. A timeout is an unknown outcome, so it must not come early.
+pub const UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Where a new app's code comes from: exactly one of a ZIP or an app snapshot.
 #[derive(Clone)]
 pub enum AppSource {
@@ -115,6 +119,7 @@ impl VertraClient {
     pub async fn create_app(&self, app: &AppCreate) -> Result<App, CloudError> {
         let request = Request::write(Method::POST, "apps.create", &["v1", "apps"])
             .once()
+            .timeout(UPLOAD_TIMEOUT)
             .class(DEPLOY, None)
             .multipart(app.parts()?);
         self.transport.data(request).await
@@ -189,6 +194,7 @@ impl VertraClient {
             &["v1", "apps", id, "files", "upload"],
         )
         .once()
+        .timeout(UPLOAD_TIMEOUT)
         .class(DEPLOY, None)
         .query("restart", restart)
         .multipart(vec![Part::file("file", "app.zip", "application/zip", zip)]);
