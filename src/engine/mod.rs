@@ -88,6 +88,57 @@ impl Freshness {
     }
 }
 
+/// A kind's `.status`: the engine's managed part (observedGeneration, conditions, ...) and the
+/// adapter's `atProvider`.
+pub fn status_with_at_provider<T: Serialize>(
+    at_provider: Option<T>,
+    managed: &ManagedStatus,
+) -> serde_json::Value {
+    let mut body = serde_json::to_value(managed).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(a) = at_provider {
+        body["atProvider"] = serde_json::to_value(a).unwrap_or_default();
+    }
+    body
+}
+
+/// The [`Adapter`] accessors every kind with the managed layout shares: `spec.providerConfigRef`,
+/// `spec.deletionPolicy`, `spec.managementPolicies`, `status` flattening [`ManagedStatus`] and an
+/// `atProvider` with the cloud's `id`. Use inside `impl Adapter for ...`, naming the pure
+/// function that maps `Observed` to `atProvider`; the last reported `atProvider` stays when
+/// nothing was observed.
+#[macro_export]
+macro_rules! managed_kind_accessors {
+    ($observation:path) => {
+        fn managed(obj: &Self::Kind) -> $crate::engine::ManagedSpec {
+            $crate::engine::ManagedSpec {
+                provider_config: obj.spec.provider_config_ref.name.clone(),
+                deletion_policy: obj.spec.deletion_policy,
+                management_policies: obj.spec.management_policies.clone(),
+            }
+        }
+
+        fn status(obj: &Self::Kind) -> Option<&$crate::api::common::ManagedStatus> {
+            obj.status.as_ref().map(|s| &s.managed)
+        }
+
+        fn reported_id(obj: &Self::Kind) -> Option<&str> {
+            let at = obj.status.as_ref()?.at_provider.as_ref()?;
+            Some(at.id.as_str()).filter(|id| !id.is_empty())
+        }
+
+        fn status_body(
+            observed: Option<&Self::Observed>,
+            previous: &Self::Kind,
+            managed: $crate::api::common::ManagedStatus,
+        ) -> serde_json::Value {
+            let at_provider = observed
+                .map($observation)
+                .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
+            $crate::engine::status_with_at_provider(at_provider, &managed)
+        }
+    };
+}
+
 /// How the cloud keeps a create from being applied twice: what the engine may do after an
 /// attempt whose outcome is unknown and that [`Adapter::find_created`] cannot find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

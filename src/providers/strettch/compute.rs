@@ -3,18 +3,14 @@
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::cloud::{Offer, StrettchCloud};
 use super::model::{self, ComputeCreate, ComputeState, Specification};
-use crate::api::common::ManagedStatus;
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
-use crate::engine::{
-    Adapter, Blocked, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
-};
+use crate::engine::{Adapter, Blocked, Created, Found, Freshness, Invalid, Plan, Proof, Readiness};
 use crate::providers::strettch::api::compute::{
     Compute, ComputeObservation, ComputeParameters, PowerState,
 };
@@ -282,22 +278,7 @@ impl Adapter for ComputeAdapter {
     const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "compute";
 
-    fn managed(obj: &Compute) -> ManagedSpec {
-        ManagedSpec {
-            provider_config: obj.spec.provider_config_ref.name.clone(),
-            deletion_policy: obj.spec.deletion_policy,
-            management_policies: obj.spec.management_policies.clone(),
-        }
-    }
-
-    fn status(obj: &Compute) -> Option<&ManagedStatus> {
-        obj.status.as_ref().map(|s| &s.managed)
-    }
-
-    fn reported_id(obj: &Compute) -> Option<&str> {
-        let at = obj.status.as_ref()?.at_provider.as_ref()?;
-        Some(at.id.as_str()).filter(|id| !id.is_empty())
-    }
+    crate::managed_kind_accessors!(observation);
 
     fn validate(obj: &Compute) -> Result<(), Invalid> {
         validate_params(&obj.spec.for_provider)
@@ -446,21 +427,6 @@ impl Adapter for ComputeAdapter {
             }
             other => Readiness::Unavailable(format!("compute {} is {other}", o.id)),
         }
-    }
-
-    fn status_body(
-        o: Option<&model::Compute>,
-        previous: &Compute,
-        managed: ManagedStatus,
-    ) -> serde_json::Value {
-        let at_provider = o
-            .map(observation)
-            .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
-        let mut body = serde_json::to_value(&managed).unwrap_or_else(|_| json!({}));
-        if let Some(a) = at_provider {
-            body["atProvider"] = serde_json::to_value(a).unwrap_or_default();
-        }
-        body
     }
 }
 

@@ -7,17 +7,14 @@ use jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::cloud::StrettchCloud;
 use super::model::{self, DomainCreate, DomainStatus};
-use crate::api::common::{EXTERNAL_NAME, ManagedStatus};
+use crate::api::common::EXTERNAL_NAME;
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
-use crate::engine::{
-    Adapter, Blocked, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
-};
+use crate::engine::{Adapter, Blocked, Created, Found, Freshness, Invalid, Plan, Proof, Readiness};
 use crate::providers::strettch::api::domain::{Domain, DomainObservation};
 
 /// Shortest and longest pause between two looks at a domain that is ACTIVATING.
@@ -268,22 +265,7 @@ impl Adapter for DomainAdapter {
     const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "domain";
 
-    fn managed(obj: &Domain) -> ManagedSpec {
-        ManagedSpec {
-            provider_config: obj.spec.provider_config_ref.name.clone(),
-            deletion_policy: obj.spec.deletion_policy,
-            management_policies: obj.spec.management_policies.clone(),
-        }
-    }
-
-    fn status(obj: &Domain) -> Option<&ManagedStatus> {
-        obj.status.as_ref().map(|s| &s.managed)
-    }
-
-    fn reported_id(obj: &Domain) -> Option<&str> {
-        let at = obj.status.as_ref()?.at_provider.as_ref()?;
-        Some(at.id.as_str()).filter(|id| !id.is_empty())
-    }
+    crate::managed_kind_accessors!(observation);
 
     fn validate(obj: &Domain) -> Result<(), Invalid> {
         validate_domain(obj)
@@ -429,21 +411,6 @@ impl Adapter for DomainAdapter {
 
     fn readiness(o: &model::Domain) -> Readiness {
         readiness(o)
-    }
-
-    fn status_body(
-        o: Option<&model::Domain>,
-        previous: &Domain,
-        managed: ManagedStatus,
-    ) -> serde_json::Value {
-        let at_provider = o
-            .map(observation)
-            .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
-        let mut body = serde_json::to_value(&managed).unwrap_or_else(|_| json!({}));
-        if let Some(a) = at_provider {
-            body["atProvider"] = serde_json::to_value(a).unwrap_or_default();
-        }
-        body
     }
 }
 

@@ -15,19 +15,18 @@
 
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::api::PowerState;
 use super::api::database::{Database, DatabaseObservation, DatabaseParameters, Engine};
 use super::cloud::{ObservedDatabase, VertraCloud};
 use super::model::{self, DatabaseCreate, DatabaseUpdate};
-use crate::api::common::{ConnectionSecretSpec, ManagedStatus};
+use crate::api::common::ConnectionSecretSpec;
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
-    Adapter, Blocked, ConnectionDetails, CreateGuard, Created, Found, Freshness, Invalid,
-    ManagedSpec, Plan, Proof, Readiness,
+    Adapter, Blocked, ConnectionDetails, CreateGuard, Created, Found, Freshness, Invalid, Plan,
+    Proof, Readiness,
 };
 
 #[derive(Clone)]
@@ -256,22 +255,7 @@ impl Adapter for DatabaseAdapter {
     const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "database";
 
-    fn managed(obj: &Database) -> ManagedSpec {
-        ManagedSpec {
-            provider_config: obj.spec.provider_config_ref.name.clone(),
-            deletion_policy: obj.spec.deletion_policy,
-            management_policies: obj.spec.management_policies.clone(),
-        }
-    }
-
-    fn status(obj: &Database) -> Option<&ManagedStatus> {
-        obj.status.as_ref().map(|s| &s.managed)
-    }
-
-    fn reported_id(obj: &Database) -> Option<&str> {
-        let at = obj.status.as_ref()?.at_provider.as_ref()?;
-        Some(at.id.as_str()).filter(|id| !id.is_empty())
-    }
+    crate::managed_kind_accessors!(observation);
 
     fn validate(obj: &Database) -> Result<(), Invalid> {
         validate_params(&obj.spec.for_provider)
@@ -502,27 +486,13 @@ impl Adapter for DatabaseAdapter {
             (None, false) => Readiness::Available(format!("database {} is stopped", o.db.id)),
         }
     }
-
-    fn status_body(
-        o: Option<&ObservedDatabase>,
-        previous: &Database,
-        managed: ManagedStatus,
-    ) -> serde_json::Value {
-        let at_provider = o
-            .map(observation)
-            .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
-        let mut body = serde_json::to_value(&managed).unwrap_or_else(|_| json!({}));
-        if let Some(a) = at_provider {
-            body["atProvider"] = serde_json::to_value(a).unwrap_or_default();
-        }
-        body
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::SecretBytes;
+    use serde_json::json;
 
     fn params(engine: Engine, memory_mb: u64) -> DatabaseParameters {
         serde_json::from_value(json!({

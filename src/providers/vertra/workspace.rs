@@ -5,17 +5,14 @@
 
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::api::workspace::{Workspace, WorkspaceObservation, WorkspaceParameters};
 use super::cloud::VertraCloud;
 use super::model::{self, WorkspaceWrite};
-use crate::api::common::ManagedStatus;
 use crate::cloud::CloudError;
 use crate::engine::{
-    Adapter, Blocked, CreateGuard, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof,
-    Readiness,
+    Adapter, Blocked, CreateGuard, Created, Found, Freshness, Invalid, Plan, Proof, Readiness,
 };
 
 #[derive(Clone)]
@@ -102,22 +99,7 @@ impl Adapter for WorkspaceAdapter {
     const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "workspace";
 
-    fn managed(obj: &Workspace) -> ManagedSpec {
-        ManagedSpec {
-            provider_config: obj.spec.provider_config_ref.name.clone(),
-            deletion_policy: obj.spec.deletion_policy,
-            management_policies: obj.spec.management_policies.clone(),
-        }
-    }
-
-    fn status(obj: &Workspace) -> Option<&ManagedStatus> {
-        obj.status.as_ref().map(|s| &s.managed)
-    }
-
-    fn reported_id(obj: &Workspace) -> Option<&str> {
-        let at = obj.status.as_ref()?.at_provider.as_ref()?;
-        Some(at.id.as_str()).filter(|id| !id.is_empty())
-    }
+    crate::managed_kind_accessors!(observation);
 
     fn validate(obj: &Workspace) -> Result<(), Invalid> {
         validate_params(&obj.spec.for_provider)
@@ -264,21 +246,6 @@ impl Adapter for WorkspaceAdapter {
             Readiness::Available(format!("workspace {} is active", o.id))
         }
     }
-
-    fn status_body(
-        o: Option<&model::Workspace>,
-        previous: &Workspace,
-        managed: ManagedStatus,
-    ) -> serde_json::Value {
-        let at_provider = o
-            .map(observation)
-            .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
-        let mut body = serde_json::to_value(&managed).unwrap_or_else(|_| json!({}));
-        if let Some(a) = at_provider {
-            body["atProvider"] = serde_json::to_value(a).unwrap_or_default();
-        }
-        body
-    }
 }
 
 /// The workspace id an Application or Database names: its `workspaceId`, or the id a Workspace
@@ -319,6 +286,7 @@ pub async fn resolve_workspace(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn params(name: &str, description: Option<&str>) -> WorkspaceParameters {
         WorkspaceParameters {

@@ -16,18 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::cloud::StrettchCloud;
 use super::domain::list_all;
 use super::model::{self, RecordType, RecordWrite};
-use crate::api::common::{CREATE_PENDING, EXTERNAL_NAME, ManagedStatus};
+use crate::api::common::{CREATE_PENDING, EXTERNAL_NAME};
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
-use crate::engine::{
-    Adapter, Blocked, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof, Readiness,
-};
+use crate::engine::{Adapter, Blocked, Created, Found, Freshness, Invalid, Plan, Proof, Readiness};
 use crate::providers::strettch::api::Compute;
 use crate::providers::strettch::api::dns_record::{
     ApplicationRecordType, ComputeAddressField, DnsRecord, DnsRecordObservation,
@@ -306,22 +303,7 @@ impl Adapter for DnsRecordAdapter {
     const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "dnsrecord";
 
-    fn managed(obj: &DnsRecord) -> ManagedSpec {
-        ManagedSpec {
-            provider_config: obj.spec.provider_config_ref.name.clone(),
-            deletion_policy: obj.spec.deletion_policy,
-            management_policies: obj.spec.management_policies.clone(),
-        }
-    }
-
-    fn status(obj: &DnsRecord) -> Option<&ManagedStatus> {
-        obj.status.as_ref().map(|s| &s.managed)
-    }
-
-    fn reported_id(obj: &DnsRecord) -> Option<&str> {
-        let at = obj.status.as_ref()?.at_provider.as_ref()?;
-        Some(at.id.as_str()).filter(|id| !id.is_empty())
-    }
+    crate::managed_kind_accessors!(observation);
 
     fn validate(obj: &DnsRecord) -> Result<(), Invalid> {
         validate_params(&obj.spec.for_provider)
@@ -582,21 +564,6 @@ impl Adapter for DnsRecordAdapter {
 
     fn readiness(o: &ObservedRecord) -> Readiness {
         readiness(o)
-    }
-
-    fn status_body(
-        o: Option<&ObservedRecord>,
-        previous: &DnsRecord,
-        managed: ManagedStatus,
-    ) -> serde_json::Value {
-        let at_provider = o
-            .map(observation)
-            .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
-        let mut body = serde_json::to_value(&managed).unwrap_or_else(|_| json!({}));
-        if let Some(a) = at_provider {
-            body["atProvider"] = serde_json::to_value(a).unwrap_or_default();
-        }
-        body
     }
 }
 

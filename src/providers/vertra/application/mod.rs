@@ -23,7 +23,6 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use self::plan::{AppAction, AppView, Code, DesiredApp, OWNER_ENV};
@@ -32,12 +31,10 @@ use super::api::application::Application;
 use super::client::{AppCreate, AppSource};
 use super::cloud::{ObservedApp, VertraCloud};
 use super::code::{self, CodeError};
-use crate::api::common::ManagedStatus;
 use crate::cloud::CloudError;
 use crate::cloud::throttle::Priority;
 use crate::engine::{
-    Adapter, Blocked, CreateGuard, Created, Found, Freshness, Invalid, ManagedSpec, Plan, Proof,
-    Readiness,
+    Adapter, Blocked, CreateGuard, Created, Found, Freshness, Invalid, Plan, Proof, Readiness,
 };
 
 /// The most candidates (apps of one name) whose env vars are read to find an ambiguous create.
@@ -157,22 +154,7 @@ impl Adapter for ApplicationAdapter {
     const PROVIDER: &'static str = super::PROVIDER;
     const CONTROLLER: &'static str = "application";
 
-    fn managed(obj: &Application) -> ManagedSpec {
-        ManagedSpec {
-            provider_config: obj.spec.provider_config_ref.name.clone(),
-            deletion_policy: obj.spec.deletion_policy,
-            management_policies: obj.spec.management_policies.clone(),
-        }
-    }
-
-    fn status(obj: &Application) -> Option<&ManagedStatus> {
-        obj.status.as_ref().map(|s| &s.managed)
-    }
-
-    fn reported_id(obj: &Application) -> Option<&str> {
-        let at = obj.status.as_ref()?.at_provider.as_ref()?;
-        Some(at.id.as_str()).filter(|id| !id.is_empty())
-    }
+    crate::managed_kind_accessors!(plan::observation);
 
     fn validate(obj: &Application) -> Result<(), Invalid> {
         plan::validate(&obj.spec.for_provider)
@@ -554,20 +536,5 @@ impl Adapter for ApplicationAdapter {
             (false, false) => Readiness::Available(format!("app {id} is stopped")),
             (false, true) => Readiness::Unavailable(format!("app {id} is down")),
         }
-    }
-
-    fn status_body(
-        v: Option<&AppView>,
-        previous: &Application,
-        managed: ManagedStatus,
-    ) -> serde_json::Value {
-        let at_provider = v
-            .map(plan::observation)
-            .or_else(|| previous.status.as_ref().and_then(|s| s.at_provider.clone()));
-        let mut body = serde_json::to_value(&managed).unwrap_or_else(|_| json!({}));
-        if let Some(a) = at_provider {
-            body["atProvider"] = serde_json::to_value(a).unwrap_or_default();
-        }
-        body
     }
 }
