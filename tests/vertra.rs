@@ -3,151 +3,19 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::Duration;
 
-use common::{
-    Operator, TestNamespace, has_condition_of, is_ready_of, wait_object, wait_object_gone,
-};
+use common::vertra::{Env, OPERATOR_ARGS, secret_text, serve, zip};
+use common::{has_condition_of, is_ready_of, wait_object, wait_object_gone};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use stratus::providers::vertra::api::{Application, Database, Workspace};
 use stratus::providers::vertra::code::sha256_hex;
-use stratus::providers::vertra::sim::{self, VertraSimConfig, VertraSimHandle};
+use stratus::providers::vertra::sim;
 
 const T: Duration = Duration::from_secs(90);
-
-/// A namespace, the Vertra sandbox, a ProviderConfig (provider: vertra) and the operator.
-struct Env {
-    ns: TestNamespace,
-    sim: VertraSimHandle,
-    #[allow(dead_code)]
-    operator: Operator,
-}
-
-impl Env {
-    async fn start(prefix: &str) -> Self {
-        Self::start_with(prefix, |_| {}).await
-    }
-
-    async fn start_with(prefix: &str, tune: impl FnOnce(&mut VertraSimConfig)) -> Self {
-        let key = format!("vc_live_{}", uuid::Uuid::new_v4().simple());
-        let mut config = VertraSimConfig::for_tests(&[key.as_str()]);
-        tune(&mut config);
-        let sim = sim::start(config, "127.0.0.1:0".parse().unwrap())
-            .await
-            .expect("sandbox");
-        let ns = TestNamespace::new(prefix).await;
-        let secrets: Api<Secret> = ns.api();
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": "vertra-credentials"},
-            "stringData": {"apiKey": key},
-        }))
-        .unwrap();
-        secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-        let configs: Api<stratus::api::ProviderConfig> = Api::all(ns.client.clone());
-        let pc: stratus::api::ProviderConfig = serde_json::from_value(json!({
-            "apiVersion": "stratus.dev/v1alpha1", "kind": "ProviderConfig",
-            "metadata": {"name": ns.name},
-            "spec": {
-                "provider": "vertra",
-                "endpoint": sim.root_url(),
-                "credentials": {"secretRef": {"namespace": ns.name, "name": "vertra-credentials", "key": "apiKey"}},
-            },
-        }))
-        .unwrap();
-        configs.create(&PostParams::default(), &pc).await.unwrap();
-        let operator = Operator::start(
-            &ns.name,
-            &["--create-settle", "5s", "--rotation-grace", "2s"],
-        );
-        Env { ns, sim, operator }
-    }
-
-    async fn apply<K>(&self, name: &str, spec: serde_json::Value)
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-    {
-        let mut spec = spec;
-        spec["providerConfigRef"] = json!({"name": self.ns.name});
-        let obj: K = serde_json::from_value(json!({
-            "apiVersion": K::api_version(&()), "kind": K::kind(&()),
-            "metadata": {"name": name}, "spec": spec,
-        }))
-        .unwrap();
-        self.ns
-            .api::<K>()
-            .create(&PostParams::default(), &obj)
-            .await
-            .unwrap();
-    }
-
-    async fn patch<K>(&self, name: &str, spec: serde_json::Value)
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        self.ns
-            .api::<K>()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": spec})),
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn stop(self) {
-        common::strip_all_finalizers(&self.ns).await;
-        self.ns.cleanup().await;
-        self.sim.shutdown().await;
-    }
-}
-
-fn secret_text(s: &Secret, key: &str) -> String {
-    s.data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| String::from_utf8(b.0.clone()).unwrap())
-        .unwrap_or_default()
-}
-
-/// A ZIP with `index.js` (and `extra` as one more file), at least Vertra's 100 bytes.
-fn zip(extra: &str) -> Vec<u8> {
-    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default();
-    out.start_file("index.js", options).unwrap();
-    out.write_all(format!("console.log({:?});\n{}", extra, "//".repeat(80)).as_bytes())
-        .unwrap();
-    out.finish().unwrap().into_inner()
-}
-
-/// Serve `files` (path → bytes) over plain HTTP on loopback; returns the base URL.
-async fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
-    let mut app = axum::Router::new();
-    for (path, bytes) in files {
-        app = app.route(
-            path,
-            axum::routing::get(move || async move { bytes.clone() }),
-        );
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 #[tokio::test]
 async fn a_database_is_created_once_its_password_is_set_once_rotated_on_the_nonce_and_delete_removes_both()
@@ -310,7 +178,7 @@ async fn an_app_deploys_its_archive_takes_env_from_a_secret_and_redeploys_a_new_
 
 #[tokio::test]
 async fn a_workspace_needs_the_enterprise_plan_and_is_said_so() {
-    let env = Env::start_with("vws", |c| c.plan = sim::Plan::Pro).await;
+    let env = Env::start_with("vws", |c| c.plan = sim::Plan::Pro, OPERATOR_ARGS).await;
     env.apply::<Workspace>("team", json!({"forProvider": {"name": "team-a"}}))
         .await;
     let workspaces: Api<Workspace> = env.ns.api();

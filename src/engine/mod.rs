@@ -315,7 +315,8 @@ pub trait Adapter: Send + Sync + 'static {
     /// Whether issuing a new value ([`replace`](Self::replace)) disrupts what uses the
     /// resource now (a database password reset disconnects every client). Then the engine
     /// issues one for a resource the operator created, or when the spec's rotation field asks,
-    /// never on its own for an adopted resource. Default: no.
+    /// never on its own for an adopted resource: for that one the rotation value it was adopted
+    /// with is a baseline, and only a change of it asks. Default: no.
     fn replace_disrupts(&self) -> bool {
         false
     }

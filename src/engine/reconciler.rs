@@ -1199,7 +1199,12 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             self.annotate(&[(CREATE_DIGEST, Some(recorded_digest::<A>(&desired)))])
                 .await?;
         }
-        self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
+        // A failure's backoff ends when the object reaches its spec, not when it is merely
+        // observed: else a change the cloud keeps refusing (a build that fails to start) would
+        // be retried at the first delay forever. A user's edit starts afresh.
+        if self.user_changed() {
+            self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
+        }
 
         if A::is_deleting(&observed) {
             let outcome = Outcome {
@@ -1237,6 +1242,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         }
         match A::plan(&desired, &observed, self.annotation(CREATE_DIGEST)) {
             Plan::UpToDate => {
+                self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
                 let outcome = Outcome {
                     readiness,
                     sync: Sync::Success,
@@ -1253,6 +1259,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 self.fail(Some(&observed), readiness, sync).await
             }
             Plan::Update(actions) if !may.update => {
+                self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
                 let outcome = Outcome {
                     readiness,
                     sync: Sync::Differs(format!(
@@ -1277,6 +1284,24 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                             .await;
                             current = next;
                         }
+                        // Held back by an operation class's limit (a deploy budget): nothing was
+                        // sent; what was applied so far stays, and the rest waits without
+                        // holding a worker or growing the backoff.
+                        Err(CloudError::Deferred { retry_in, .. }) => {
+                            let outcome = Outcome {
+                                readiness: A::readiness(&current),
+                                sync: Sync::Error {
+                                    reason: "RateLimited".into(),
+                                    message: format!(
+                                        "{action:?} on {id} waits for the cloud's limit on it; next try in {} s",
+                                        retry_in.as_secs().max(1)
+                                    ),
+                                },
+                                progressing: None,
+                            };
+                            self.write_status(Some(&current), &outcome).await?;
+                            return Ok(Step::ok(Action::requeue(jittered(retry_in))));
+                        }
                         Err(e) => {
                             return self
                                 .fail(Some(&current), A::readiness(&current), Self::cloud_sync(&e))
@@ -1284,6 +1309,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                         }
                     }
                 }
+                self.ctx.backoffs.reset(&backoff_key(self.obj.as_ref()));
                 let outcome = Outcome {
                     readiness: A::readiness(&current),
                     sync: Sync::Success,
@@ -1654,6 +1680,23 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
 
         // 3. A value to put in the Secret, or a rotation to make.
         let needs_value = current.as_ref().is_none_or(|r| r.version.is_none());
+        // An adopted resource whose new value disrupts its users: the rotation field as first
+        // seen is a baseline (often copied with the manifest of the resource's first owner),
+        // and only a change of it asks for a value.
+        if needs_value
+            && current.is_none()
+            && may_update
+            && !own
+            && self.ctx.adapter.replace_disrupts()
+        {
+            let baseline = ConnectionSecretStatus {
+                name: name.clone(),
+                rotation: rotation.clone(),
+                ..Default::default()
+            };
+            self.record_connection_checked(baseline.clone()).await?;
+            current = Some(baseline);
+        }
         let rotate = !needs_value && current.as_ref().is_some_and(|r| r.rotation != rotation);
         let lost = current.as_ref().is_some_and(|r| r.lost);
         // One rotation at a time: the next starts once the previous value is revoked.
@@ -1670,7 +1713,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 "ConnectionSecretNotIssued",
                 "Update",
                 format!(
-                    "{id} was adopted and its credential's value is not in Secret {name}: issuing a new one would disrupt what uses {id} now, so the operator waits until the spec's rotation field is set (or changed) to ask for it"
+                    "{id} was adopted and its credential's value is not in Secret {name}: issuing a new one would disrupt what uses {id} now, so the operator waits until the spec's rotation field changes to ask for it"
                 ),
             )
             .await;
@@ -2068,6 +2111,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 request
             }
         };
+        // What the marker said before this attempt: restored if the attempt is never sent.
+        let before = pending;
         let mut pending = pending;
         if let Some(since) = pending
             && self.ctx.adapter.create_guard() == CreateGuard::FindOnly
@@ -2162,6 +2207,31 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
                 Ok(Step::ok(Action::requeue(
                     self.ctx.settings.transitional_poll,
                 )))
+            }
+            // The throttle held it back (an operation class's limit, a deploy budget): nothing
+            // was sent, so the marker goes back to what it said before this attempt, and the
+            // worker goes on with other objects until the budget allows it.
+            Err(CloudError::Deferred { retry_in, .. }) => {
+                if before.is_none() {
+                    // Stamped by this attempt: as if it had not started.
+                    self.annotate(&[(CREATE_PENDING, None), (CREATE_REQUEST, None)])
+                        .await?;
+                } else if before != pending {
+                    // Stamped anew over an attempt that settled unfound: that stamp again.
+                    self.annotate(&[(CREATE_PENDING, before.map(|t| t.to_string()))])
+                        .await?;
+                }
+                self.wait_for(
+                    Invalid::new(
+                        "RateLimited",
+                        format!(
+                            "the create waits for the cloud's limit on it; nothing was sent, next try in {} s",
+                            retry_in.as_secs().max(1)
+                        ),
+                    ),
+                    jittered(retry_in),
+                )
+                .await
             }
             Err(e) if e.is_rejection() => {
                 let settled =

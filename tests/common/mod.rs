@@ -14,6 +14,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
+pub mod vertra;
+
 pub const HOW_TO_GET_A_CLUSTER: &str = "no Kubernetes API server for the integration tests: run them with `scripts/test` \
 (which starts a local etcd + kube-apiserver), or start one with `scripts/control-plane up` and \
 `export STRATUS_TEST_KUBECONFIG=/tmp/stratus-control-plane/admin.kubeconfig`, or point \

@@ -824,6 +824,54 @@ async fn a_disruptive_credential_of_an_adopted_widget_is_issued_only_when_the_sp
     env.stop().await;
 }
 
+/// An adopted widget whose manifest already carries a rotation value (copied from the
+/// resource's first owner, say) gets no disruptive value for it: that value is the baseline, and
+/// only a change of it asks.
+#[tokio::test]
+async fn an_adopted_widget_s_rotation_value_at_adoption_is_a_baseline_not_a_request() {
+    let mut env = Env::start_with_adapter(
+        "eng-conn-baseline",
+        settings(),
+        FakeAdapter {
+            disrupts: true,
+            ..FakeAdapter::default()
+        },
+    )
+    .await;
+    env.cloud.insert(Thing::made_elsewhere(
+        "w-89",
+        "w",
+        1,
+        Duration::from_secs(3600),
+    ));
+    let mut spec = with_secret("w-conn");
+    spec["connectionSecretRotation"] = json!("r7");
+    env.create("w", spec, json!({EXTERNAL_NAME: "w-89"})).await;
+    for _ in 0..3 {
+        env.step("w").await;
+    }
+    assert_eq!(
+        env.cloud.count(Method::Replace),
+        0,
+        "the rotation value the object was adopted with issued a value"
+    );
+    let waiting = env.get("w").await;
+    expect(&waiting, "Ready", "False", "WaitingForConnectionSecret");
+    assert_eq!(record(&waiting).rotation.as_deref(), Some("r7"));
+
+    // A restart keeps the baseline: it is recorded on the object.
+    env.restart();
+    env.step("w").await;
+    assert_eq!(env.cloud.count(Method::Replace), 0);
+
+    env.patch_spec("w", json!({"connectionSecretRotation": "r8"}))
+        .await;
+    let issued = env.until("w", 4, "written", written).await;
+    assert_eq!(env.cloud.count(Method::Replace), 1);
+    assert_eq!(record(&issued).rotation.as_deref(), Some("r8"));
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn a_value_that_cannot_be_revoked_is_named_in_a_warning() {
     let mut env = Env::start_with("eng-conn-no-revoke", settings()).await;

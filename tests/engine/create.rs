@@ -357,6 +357,49 @@ async fn without_idempotency_keys_an_ambiguous_create_is_sent_again_only_after_i
     env.stop().await;
 }
 
+fn deferred() -> CloudError {
+    CloudError::Deferred {
+        operation: "widgets.create".into(),
+        retry_in: Duration::from_secs(30),
+    }
+}
+
+/// A create the throttle holds back (a deploy budget spent) was never sent: the worker is
+/// given back with a requeue at the budget's time, the marker is restored to what it said
+/// before, and the next attempt is sent at once, with either guard.
+#[tokio::test]
+async fn a_create_the_throttle_defers_is_not_sent_and_leaves_no_marker_to_wait_on() {
+    for guard in [CreateGuard::IdempotencyKey, CreateGuard::FindOnly] {
+        let env = Env::start_with_adapter(
+            "eng-deferred",
+            Settings::default(),
+            FakeAdapter {
+                guard,
+                ..FakeAdapter::default()
+            },
+        )
+        .await;
+        env.cloud.fail(Method::Create, Fault::Refuse(deferred()));
+        let w = env.create("w", json!({}), json!({})).await;
+        let action = env.reconcile("w").await.expect("a deferral is no error");
+        let after = requeue_after(&action).expect("requeued");
+        assert!(
+            after >= Duration::from_secs(25) && after <= Duration::from_secs(35),
+            "{guard:?}: requeued after {after:?}"
+        );
+        let held = env.get("w").await;
+        assert_eq!(ann(&held, CREATE_PENDING), None, "{guard:?}: marker left");
+        assert_eq!(ann(&held, CREATE_REQUEST), None, "{guard:?}: request left");
+        expect(&held, "Ready", "False", "RateLimited");
+        assert!(made_for(&env, &w).is_empty());
+
+        // Budget back: sent at once (no settle window to wait out), and made once.
+        env.until("w", 4, "settled", settled).await;
+        assert_eq!(made_for(&env, &w).len(), 1, "{guard:?}");
+        env.stop().await;
+    }
+}
+
 /// Where a crash stops a create.
 #[derive(Debug, Clone, Copy)]
 enum CrashAt {

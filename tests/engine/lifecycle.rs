@@ -7,7 +7,9 @@ use kube::ResourceExt;
 use serde_json::json;
 use stratus::engine::reconciler::Settings;
 
-use crate::fake::{Call, Fault, Method, Point, Resize, Thing, crash_once, timeout, unavailable};
+use crate::fake::{
+    Call, Fault, Method, Point, Resize, Thing, api_error, crash_once, timeout, unavailable,
+};
 use crate::harness::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -168,6 +170,74 @@ async fn a_spec_change_is_planned_and_applied_as_an_update() {
     );
     assert_eq!(env.cloud.count(Method::Act), 2);
     assert_eq!(env.cloud.count(Method::Create), 1);
+    env.stop().await;
+}
+
+/// A change the throttle holds back (its class's budget is spent) was never sent: reported
+/// as rate limited, requeued at the budget's time without holding the worker, and applied
+/// then.
+#[tokio::test]
+async fn a_change_the_throttle_defers_is_reported_rate_limited_and_applied_later() {
+    let env = Env::start("eng-act-deferred").await;
+    env.create("w", json!({}), json!({})).await;
+    let w = env.until("w", 3, "settled", settled).await;
+    let id = ann(&w, EXTERNAL_NAME).unwrap().to_string();
+    env.patch_spec("w", json!({"forProvider": {"size": 3}}))
+        .await;
+    env.cloud.fail(
+        Method::Act,
+        Fault::Refuse(stratus::cloud::CloudError::Deferred {
+            operation: "widgets.resize".into(),
+            retry_in: Duration::from_secs(40),
+        }),
+    );
+    let action = env.reconcile("w").await.expect("a deferral is no error");
+    let after = requeue_after(&action).expect("requeued");
+    assert!(after >= Duration::from_secs(35), "{after:?}");
+    let held = env.get("w").await;
+    expect(&held, "Synced", "False", "ReconcileError");
+    expect(&held, "Reconciling", "True", "RateLimited");
+    assert_eq!(env.cloud.thing(&id).unwrap().size, 1);
+    env.until("w", 3, "applied", settled).await;
+    assert_eq!(env.cloud.thing(&id).unwrap().size, 3);
+    env.stop().await;
+}
+
+/// A change the cloud keeps refusing (a build that fails to start) is retried with a growing
+/// delay, though every reconcile observes the resource successfully; reaching the spec ends
+/// the backoff.
+#[tokio::test]
+async fn a_change_the_cloud_keeps_refusing_backs_off_more_each_time_until_it_is_made() {
+    let env = Env::start("eng-refused-backoff").await;
+    env.create("w", json!({}), json!({})).await;
+    env.until("w", 3, "settled", settled).await;
+    env.patch_spec("w", json!({"forProvider": {"size": 3}}))
+        .await;
+    for _ in 0..3 {
+        env.cloud
+            .fail(Method::Act, Fault::Refuse(api_error(422, "BUILD_FAILED")));
+    }
+    let mut delays = Vec::new();
+    for _ in 0..3 {
+        let action = env.reconcile("w").await.expect("reported in the status");
+        delays.push(requeue_after(&action).expect("retried"));
+        expect(&env.get("w").await, "Stalled", "True", "BuildFailed");
+    }
+    let initial = Settings::default().stalled_initial;
+    for (i, d) in delays.iter().enumerate() {
+        // stalled_initial doubled each time; jitter only adds.
+        assert!(*d >= initial * (1 << i), "{delays:?}");
+    }
+    env.until("w", 3, "settled", settled).await;
+
+    // Made: the next refusal starts from the first delay again.
+    env.patch_spec("w", json!({"forProvider": {"size": 4}}))
+        .await;
+    env.cloud
+        .fail(Method::Act, Fault::Refuse(api_error(422, "BUILD_FAILED")));
+    let action = env.reconcile("w").await.expect("reported in the status");
+    let d = requeue_after(&action).expect("retried");
+    assert!(d < initial * 2 + Duration::from_millis(1), "{d:?}");
     env.stop().await;
 }
 

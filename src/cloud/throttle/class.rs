@@ -30,7 +30,10 @@ use tokio::time::Instant;
 use super::adaptive::Learned;
 use super::pace::{self, Gcra, LimitSpec, PermitLog};
 use super::queue::{FairQueue, Ticket};
-use super::{AdaptiveLimit, Deferred, KeyThrottle, NEXT_TICKET, Priority, ROUTINE_PATIENCE, Step};
+use super::{
+    AdaptiveLimit, CLASS_PATIENCE, Deferred, KeyThrottle, NEXT_TICKET, Priority, ROUTINE_PATIENCE,
+    Step,
+};
 
 /// A limit only requests of one class take: at most `requests` per `per`, for the whole class or,
 /// with `per_subject`, for each subject (an app) apart. An `adaptive` class limit starts at
@@ -713,8 +716,22 @@ impl KeyThrottle {
     /// Like [`acquire_op`](Self::acquire_op), except that a [`Priority::Routine`] request gives
     /// its place up when it cannot have both permits within [`ROUTINE_PATIENCE`] (see
     /// [`acquire_or_defer`](Self::acquire_or_defer)).
+    ///
+    /// A write of an operation class gives its place up too when the class's own limit holds
+    /// it longer than [`CLASS_PATIENCE`] (a deploy waiting for the hour's budget): nothing is
+    /// spent, and its reconcile worker goes on with other objects instead of waiting an hour.
     pub async fn acquire_op_or_defer(&self, op: &Op<'_>) -> Result<(), Deferred> {
         if op.priority != Priority::Routine {
+            if let Some(class) = op.class {
+                let held = self
+                    .state
+                    .lock()
+                    .classes
+                    .backlog(class, op.subject, Instant::now());
+                if held > CLASS_PATIENCE {
+                    return Err(self.defer(held));
+                }
+            }
             self.acquire_op(op).await;
             return Ok(());
         }

@@ -117,6 +117,10 @@ use queue::{FairQueue, Ticket};
 /// How long a [`Priority::Routine`] request may wait for a permit in
 /// [`KeyThrottle::acquire_or_defer`] before it gives its place up.
 pub const ROUTINE_PATIENCE: Duration = Duration::from_secs(1);
+/// How long a write of an operation class waits for the class's own limit before it gives its
+/// place up ([`KeyThrottle::acquire_op_or_defer`]): long enough for a lifecycle call's next
+/// slot, short against an hourly deploy budget.
+pub const CLASS_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Which waiter gets the next permit. Ordered: `Write < Urgent < Routine`, served in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -529,3 +529,39 @@ async fn the_registry_merges_adaptive_and_class_limits_lowest_first() {
     assert!(format!("{a:?}").contains("deploy"));
     assert!(format!("{t:?}").contains("deploy 20 per 1h"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_its_class_holds_longer_than_the_class_patience_is_deferred_without_a_permit() {
+    let t = vertra_like("write-defer");
+    tokio::time::sleep(MIN).await;
+    t.rate_limited(RateLimited {
+        class: Some("deploy".into()),
+        retry_after: Some(HOUR),
+        ..Default::default()
+    });
+    let before = t.permits_granted();
+    let deferred = t
+        .acquire_op_or_defer(&Op::new(Priority::Write).class("deploy", None))
+        .await
+        .expect_err("the deploy class is held for an hour");
+    assert!(deferred.retry_in >= HOUR - 20 * SEC, "{deferred:?}");
+    assert_eq!(
+        t.permits_granted(),
+        before,
+        "a deferred write spends nothing"
+    );
+    assert_eq!(class_waiting(&t, "deploy"), 0, "and does not queue");
+
+    // A short hold (a lifecycle call's next slot) is waited out.
+    t.rate_limited(RateLimited {
+        class: Some("lifecycle".into()),
+        subject: Some("app-a".into()),
+        retry_after: Some(5 * SEC),
+        ..Default::default()
+    });
+    let start = Instant::now();
+    t.acquire_op_or_defer(&Op::new(Priority::Write).class("lifecycle", Some("app-a")))
+        .await
+        .expect("a hold shorter than the class patience is waited");
+    assert!(start.elapsed() >= 5 * SEC, "{:?}", start.elapsed());
+}

@@ -277,13 +277,17 @@ impl<W: Wire> Transport<W> {
     }
 
     /// Wait for the budget the request needs: its class's (if it has one), then the key's.
-    async fn permit(&self, request: &Request) -> Result<(), CloudError> {
+    ///
+    /// A request of an operation class may be deferred on its first attempt only: a later
+    /// attempt follows one that may have been applied, and its caller must hear how that
+    /// ended, not that nothing was sent.
+    async fn permit(&self, request: &Request, attempt: u32) -> Result<(), CloudError> {
         let throttle = &self.inner.throttle;
         let mut op = Op::new(request.priority);
         if let Some((class, subject)) = &request.class {
             op = op.class(class, subject.as_deref());
         }
-        if request.may_defer {
+        if request.may_defer || (request.class.is_some() && attempt <= 1) {
             throttle
                 .acquire_op_or_defer(&op)
                 .await
@@ -318,7 +322,7 @@ impl<W: Wire> Transport<W> {
         );
         async move {
             if request.authenticated {
-                self.permit(request).await?;
+                self.permit(request, attempt).await?;
             }
             let mut req = inner
                 .http

@@ -299,6 +299,11 @@ pub struct ApplicationObservation {
     /// applied (never of a value): a change writes the env vars again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_digest: Option<String>,
+    /// The names of the env vars the operator wrote (never their values). When the spec drops
+    /// one of them, it is removed from the app; variables set outside Kubernetes (on an
+    /// adopted app, say) are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_names: Vec<String>,
     /// Since when the platform has kept the app stopped (credits exhausted, crash loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_since: Option<String>,

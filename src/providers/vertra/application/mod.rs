@@ -126,6 +126,9 @@ pub struct AppCreateRequest {
     pub code: Code,
     /// The env digest the create's env vars answer.
     pub env_digest: String,
+    /// The names of the env vars the create sends (not the owner marker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_names: Vec<String>,
     /// The ownership marker's value: the object's UID.
     pub owner: String,
 }
@@ -137,6 +140,7 @@ fn view(obj: &Application, observed: ObservedApp) -> AppView {
         want_running: obj.spec.for_provider.power_state == PowerState::Running,
         deployed_digest: at.and_then(|a| a.deployed_digest.clone()),
         env_digest: at.and_then(|a| a.env_digest.clone()),
+        env_names: at.map(|a| a.env_names.clone()).unwrap_or_default(),
         dns: Vec::new(),
         observed,
     }
@@ -258,6 +262,7 @@ impl Adapter for ApplicationAdapter {
             subdomain,
             code: d.code.clone(),
             env_digest: d.env_digest.clone(),
+            env_names: p.env.iter().map(|e| e.name.clone()).collect(),
             owner: obj.uid().unwrap_or_default(),
         }
     }
@@ -302,6 +307,7 @@ impl Adapter for ApplicationAdapter {
                         want_running: true,
                         deployed_digest: Some(request.code.digest()),
                         env_digest: Some(request.env_digest.clone()),
+                        env_names: request.env_names.clone(),
                         dns: Vec::new(),
                     },
                     proof: Proof::OwnershipMarker,
@@ -359,6 +365,7 @@ impl Adapter for ApplicationAdapter {
             want_running: obj.spec.for_provider.power_state == PowerState::Running,
             deployed_digest: Some(r.code.digest()),
             env_digest: Some(r.env_digest.clone()),
+            env_names: r.env_names.clone(),
             dns: Vec::new(),
         }
         .into())
@@ -424,11 +431,12 @@ impl Adapter for ApplicationAdapter {
                             message: i.message,
                         }
                     })?;
+                // Only what the operator wrote is removed: an adopted app's other variables
+                // are someone else's.
                 let current = client.list_envs(&id, Priority::Write).await?;
-                for stale in current
-                    .iter()
-                    .filter(|e| !wanted.iter().any(|w| w.key == e.key))
-                {
+                for stale in current.iter().filter(|e| {
+                    v.env_names.contains(&e.key) && !wanted.iter().any(|w| w.key == e.key)
+                }) {
                     match client.delete_env(&id, &stale.id).await {
                         Ok(()) => {}
                         Err(e) if e.is_not_found() => {}
@@ -437,6 +445,7 @@ impl Adapter for ApplicationAdapter {
                 }
                 client.set_envs(&id, &wanted).await?;
                 next.env_digest = Some(sync.digest.clone());
+                next.env_names = sync.env.iter().map(|e| e.name.clone()).collect();
             }
             AppAction::Deploy(code) => {
                 let zip = self.zip(code, "apps.upload").await?;

@@ -77,6 +77,8 @@ pub struct AppView {
     pub want_running: bool,
     pub deployed_digest: Option<String>,
     pub env_digest: Option<String>,
+    /// The env vars the operator wrote (names): the only ones it removes.
+    pub env_names: Vec<String>,
     pub dns: Vec<DnsRequirement>,
 }
 
@@ -370,6 +372,7 @@ pub fn observation(v: &AppView) -> ApplicationObservation {
             .collect(),
         deployed_digest: v.deployed_digest.clone(),
         env_digest: v.env_digest.clone(),
+        env_names: v.env_names.clone(),
         offline_since: app.offline_since.clone(),
         shield_cooldown: app.shield_cooldown.as_ref().and_then(|s| s.until.clone()),
     }

@@ -53,6 +53,7 @@ fn view(app: App, running: bool) -> AppView {
         want_running: true,
         deployed_digest: Some(format!("sha256:{}", "a".repeat(64))),
         env_digest: Some("sha256:env".into()),
+        env_names: Vec::new(),
         dns: Vec::new(),
     }
 }
