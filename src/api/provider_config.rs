@@ -102,6 +102,14 @@ pub struct VertraSettings {
     /// Omitted: the key owner's own resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// How many deploys (app creates, code uploads, rebuilds) per hour the account's plan
+    /// allows. Vertra sends no header for it: the operator starts at this figure and lowers it
+    /// when a DEPLOY_RATE_LIMITED answer says less. Omitted: 60, the largest published plan's.
+    /// After a restart the first deploy waits one interval (3600 s / this figure), since the
+    /// operator cannot know what was spent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 36000))]
+    pub deploys_per_hour: Option<u32>,
 }
 
 /// CloudAPI settings (provider: cloudapi).

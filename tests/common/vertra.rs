@@ -34,6 +34,16 @@ impl Env {
         tune: impl FnOnce(&mut VertraSimConfig),
         operator_args: &[&str],
     ) -> Self {
+        Self::start_configured(prefix, tune, serde_json::Value::Null, operator_args).await
+    }
+
+    /// As [`Env::start_with`], with `vertra` as the ProviderConfig's `spec.vertra` (null: none).
+    pub async fn start_configured(
+        prefix: &str,
+        tune: impl FnOnce(&mut VertraSimConfig),
+        vertra: serde_json::Value,
+        operator_args: &[&str],
+    ) -> Self {
         let key = format!("vc_live_{}", uuid::Uuid::new_v4().simple());
         let mut config = VertraSimConfig::for_tests(&[key.as_str()]);
         tune(&mut config);
@@ -52,14 +62,17 @@ impl Env {
             .await
             .unwrap();
         let configs: Api<stratus::api::ProviderConfig> = Api::all(ns.client.clone());
+        let mut spec = json!({
+            "provider": "vertra",
+            "endpoint": sim.root_url(),
+            "credentials": {"secretRef": {"namespace": ns.name, "name": "vertra-credentials", "key": "apiKey"}},
+        });
+        if !vertra.is_null() {
+            spec["vertra"] = vertra;
+        }
         let pc: stratus::api::ProviderConfig = serde_json::from_value(json!({
             "apiVersion": "stratus.dev/v1alpha1", "kind": "ProviderConfig",
-            "metadata": {"name": ns.name},
-            "spec": {
-                "provider": "vertra",
-                "endpoint": sim.root_url(),
-                "credentials": {"secretRef": {"namespace": ns.name, "name": "vertra-credentials", "key": "apiKey"}},
-            },
+            "metadata": {"name": ns.name}, "spec": spec,
         }))
         .unwrap();
         configs.create(&PostParams::default(), &pc).await.unwrap();

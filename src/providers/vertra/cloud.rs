@@ -57,7 +57,11 @@ impl Connect for VertraCloud {
         // Before any client exists, so a refused endpoint never sees a request (nor the key).
         spec.check_endpoint(DEFAULT_ENDPOINT).map_err(invalid)?;
         let endpoint = spec.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
-        let policy = with_vertra_limits(spec.throttle_policy(&default_limits()).map_err(invalid)?);
+        let deploys = spec.vertra.as_ref().and_then(|v| v.deploys_per_hour);
+        let policy = with_vertra_limits(
+            spec.throttle_policy(&default_limits()).map_err(invalid)?,
+            deploys,
+        );
         let workspace = spec.vertra.as_ref().and_then(|v| v.workspace_id.clone());
         let client =
             VertraClient::for_provider_config(config_name, endpoint, key, policy, workspace)

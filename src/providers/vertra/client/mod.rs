@@ -40,6 +40,7 @@ pub const START_PER_MINUTE: u32 = 30;
 /// The largest plan's per-minute limit: the most the adaptive limit learns.
 pub const MAX_PER_MINUTE: u32 = 480;
 /// Deploys per hour on the largest plans; a smaller plan's 429 (`details.limit`) teaches its own.
+/// A ProviderConfig's `spec.vertra.deploysPerHour` replaces it (a plan agreed with Vertra).
 pub const MAX_DEPLOYS_PER_HOUR: u32 = 60;
 /// Lifecycle calls per app per minute, on every plan.
 pub const LIFECYCLE_PER_APP_PER_MINUTE: u32 = 10;
@@ -49,7 +50,11 @@ pub const LIFECYCLE_PER_APP_PER_MINUTE: u32 = 10;
 /// says nothing and recovers slowly); deploys per hour, adaptive from the largest plan's 60
 /// down to what a `DEPLOY_RATE_LIMITED` answer reports — holding deploys only; and lifecycle
 /// calls, 10 per minute per app — holding that app's calls only.
-pub fn with_vertra_limits(policy: Policy) -> Policy {
+///
+/// `deploys_per_hour`: where the deploy limit starts and the most it learns (default
+/// [`MAX_DEPLOYS_PER_HOUR`]).
+pub fn with_vertra_limits(policy: Policy, deploys_per_hour: Option<u32>) -> Policy {
+    let deploys = deploys_per_hour.unwrap_or(MAX_DEPLOYS_PER_HOUR).max(1);
     let minute = Duration::from_secs(60);
     policy
         .with_adaptive(AdaptiveLimit::new(
@@ -58,10 +63,7 @@ pub fn with_vertra_limits(policy: Policy) -> Policy {
             1,
             MAX_PER_MINUTE,
         ))
-        .with_class(
-            ClassLimit::new(DEPLOY, MAX_DEPLOYS_PER_HOUR, Duration::from_secs(3600))
-                .adaptive(MAX_DEPLOYS_PER_HOUR),
-        )
+        .with_class(ClassLimit::new(DEPLOY, deploys, Duration::from_secs(3600)).adaptive(deploys))
         .with_class(ClassLimit::new(LIFECYCLE, LIFECYCLE_PER_APP_PER_MINUTE, minute).per_subject())
 }
 
