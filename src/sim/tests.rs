@@ -69,7 +69,10 @@ impl Cloud for Notes {
 
     /// A note `key:K` makes `K` a key (as a cloud that issues keys would).
     fn accepts_key(sim: &Sim<Self>, key: &str) -> bool {
-        sim.state().notes.iter().any(|n| n.strip_prefix("key:") == Some(key))
+        sim.state()
+            .notes
+            .iter()
+            .any(|n| n.strip_prefix("key:") == Some(key))
     }
 
     fn how_to_authenticate(&self) -> &'static str {
@@ -370,6 +373,9 @@ async fn a_key_the_cloud_issued_while_running_passes_the_gate_under_its_fingerpr
     assert_eq!(c.get("/v2/notes", Some("issued")).await.0, 401);
     assert_eq!(c.post("/v2/notes", Some(KEY), "key:issued").await.0, 201);
     assert_eq!(c.get("/v2/notes", Some("issued")).await.0, 200);
-    assert_eq!(sim.stats().requests.keys[&key_fingerprint("issued")].requests, 1);
+    assert_eq!(
+        sim.stats().requests.keys[&key_fingerprint("issued")].requests,
+        1
+    );
     assert_eq!(c.get("/v2/notes", Some("other")).await.0, 401);
 }

@@ -111,7 +111,10 @@ mod tests {
         let c = config(&["--api-key", "a"]).unwrap();
         assert_eq!(c.build_time, Duration::from_secs(2));
         assert!(c.session_tokens.is_empty() && c.workspace_keys.is_empty());
-        assert_eq!((c.per_key_per_minute, c.per_workspace_per_ten_minutes), (None, None));
+        assert_eq!(
+            (c.per_key_per_minute, c.per_workspace_per_ten_minutes),
+            (None, None)
+        );
 
         let c = config(&[
             "--session-token",
@@ -134,7 +137,10 @@ mod tests {
         assert_eq!(c.workspace_keys[0].workspace, "acme");
         assert_eq!(c.build_time, Duration::from_millis(200));
         assert_eq!(c.fail_commits, ["abc"]);
-        assert_eq!((c.per_key_per_minute, c.per_workspace_per_ten_minutes), (Some(5), Some(0)));
+        assert_eq!(
+            (c.per_key_per_minute, c.per_workspace_per_ten_minutes),
+            (Some(5), Some(0))
+        );
         assert!(config(&["--workspace-key", "nokey"]).is_err());
         assert!(config(&["--build-seconds", "-1"]).is_err());
     }

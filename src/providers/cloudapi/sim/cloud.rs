@@ -94,10 +94,7 @@ impl CloudApi {
                 dialect,
                 settings: RwLock::new(settings),
                 meter: Mutex::new(meter),
-                keys: keys
-                    .into_iter()
-                    .map(|(k, a)| (sha256_hex(&k), a))
-                    .collect(),
+                keys: keys.into_iter().map(|(k, a)| (sha256_hex(&k), a)).collect(),
                 sessions: sessions.iter().map(|s| sha256_hex(s)).collect(),
             }),
         }
@@ -155,7 +152,10 @@ impl CloudApi {
                 super::state::deployments::FAIL_PREFIX
             ))
         } else if self.shared.settings.read().fail_commits.contains(commit) {
-            Some("the build step exited with status 1 (the sandbox was told to fail this commit)".into())
+            Some(
+                "the build step exited with status 1 (the sandbox was told to fail this commit)"
+                    .into(),
+            )
         } else {
             None
         }

@@ -192,7 +192,10 @@ mod tests {
     #[test]
     fn workspace_keys_parse_and_never_show_their_key() {
         let wk = parse_workspace_key(" acme = sk_secret_1 ").unwrap();
-        assert_eq!((wk.workspace.as_str(), wk.key.as_str()), ("acme", "sk_secret_1"));
+        assert_eq!(
+            (wk.workspace.as_str(), wk.key.as_str()),
+            ("acme", "sk_secret_1")
+        );
         for bad in ["nokey", "=k", "a b=k", "acme="] {
             assert!(parse_workspace_key(bad).is_err(), "{bad}");
         }
@@ -201,7 +204,8 @@ mod tests {
         c.session_tokens.push("session-secret".into());
         let shown = format!("{c:?}");
         assert!(
-            !shown.contains("sk_secret") && !shown.contains("plain-secret")
+            !shown.contains("sk_secret")
+                && !shown.contains("plain-secret")
                 && !shown.contains("session-secret"),
             "{shown}"
         );
@@ -210,7 +214,8 @@ mod tests {
     #[test]
     fn keys_belong_to_their_workspace_in_cloudplatform_and_to_one_account_in_cloudapi() {
         let mut c = CloudApiSimConfig::for_tests(Dialect::Cloudplatform, &["a"]);
-        c.workspace_keys.push(parse_workspace_key("acme=b").unwrap());
+        c.workspace_keys
+            .push(parse_workspace_key("acme=b").unwrap());
         assert_eq!(
             c.keys_with_accounts(),
             [("a".into(), "default".into()), ("b".into(), "acme".into())]

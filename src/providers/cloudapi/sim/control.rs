@@ -82,7 +82,11 @@ fn settings_json(s: &Settings, dialect: Dialect) -> Value {
 }
 
 async fn settings(State(sim): State<Arc<Sim>>) -> Response {
-    Json(settings_json(&sim.cloud().settings(), sim.cloud().dialect())).into_response()
+    Json(settings_json(
+        &sim.cloud().settings(),
+        sim.cloud().dialect(),
+    ))
+    .into_response()
 }
 
 /// An override: absent = unchanged, null = the dialect's number, N (0 = unlimited).

@@ -172,8 +172,7 @@ impl Meter {
         if force || b.per_key_per_minute != self.budgets.per_key_per_minute {
             self.key = limiter(b.per_key_per_minute, MINUTE, self.key_window());
         }
-        if force || b.per_workspace_per_ten_minutes != self.budgets.per_workspace_per_ten_minutes
-        {
+        if force || b.per_workspace_per_ten_minutes != self.budgets.per_workspace_per_ten_minutes {
             self.workspace = limiter(
                 b.per_workspace_per_ten_minutes,
                 TEN_MINUTES,
@@ -312,7 +311,10 @@ mod tests {
         assert_eq!(a.key.reset, noon().as_secs() + 60);
         m.check("k", None, t);
         let r = m.check("k", None, t);
-        assert_eq!((r.refused, r.key.remaining, r.retry_after), (Some(Refused::Key), 0, 10));
+        assert_eq!(
+            (r.refused, r.key.remaining, r.retry_after),
+            (Some(Refused::Key), 0, 10)
+        );
         assert_eq!(m.check("other", None, t).refused, None);
         // The next clock minute has room though the last two were seconds ago.
         assert_eq!(m.check("k", None, noon() + MINUTE).refused, None);
@@ -341,8 +343,17 @@ mod tests {
             Some(Refused::Workspace)
         );
         let mw = m.max_in_window();
-        assert_eq!((mw.per_key_per_minute, mw.per_workspace_per_ten_minutes), (2, 3));
-        assert_eq!(m.served_429(), Served429 { per_key: 1, per_workspace: 2 });
+        assert_eq!(
+            (mw.per_key_per_minute, mw.per_workspace_per_ten_minutes),
+            (2, 3)
+        );
+        assert_eq!(
+            m.served_429(),
+            Served429 {
+                per_key: 1,
+                per_workspace: 2
+            }
+        );
         m.reset_stats();
         assert_eq!(m.max_in_window(), MaxInWindow::default());
     }

@@ -140,7 +140,14 @@ mod tests {
     #[test]
     fn newest_first_lists_page_downwards() {
         let all: Vec<(u64, u64)> = (1..=5).rev().map(|i| (i, i)).collect();
-        let p1 = paginate(all.clone(), true, Some(PageRequest { limit: 2, after: None }));
+        let p1 = paginate(
+            all.clone(),
+            true,
+            Some(PageRequest {
+                limit: 2,
+                after: None,
+            }),
+        );
         assert_eq!(p1.items, vec![5, 4]);
         let after = decode(p1.next_cursor.as_deref().unwrap());
         let p2 = paginate(all, true, Some(PageRequest { limit: 2, after }));
@@ -152,14 +159,23 @@ mod tests {
         let d = Dialect::Cloudapi;
         assert_eq!(
             PageRequest::from_query(d, &q(&[])).unwrap(),
-            Some(PageRequest { limit: 20, after: None })
+            Some(PageRequest {
+                limit: 20,
+                after: None
+            })
         );
         assert_eq!(
             PageRequest::from_query(d, &q(&[("limit", "100"), ("cursor", "cur_a")])).unwrap(),
-            Some(PageRequest { limit: 100, after: Some(10) })
+            Some(PageRequest {
+                limit: 100,
+                after: Some(10)
+            })
         );
         for bad in ["0", "101", "x", "-1"] {
-            assert!(PageRequest::from_query(d, &q(&[("limit", bad)])).is_err(), "{bad}");
+            assert!(
+                PageRequest::from_query(d, &q(&[("limit", bad)])).is_err(),
+                "{bad}"
+            );
         }
         assert!(PageRequest::from_query(d, &q(&[("cursor", "eyJpZCI6")])).is_err());
         assert_eq!(
@@ -172,6 +188,9 @@ mod tests {
     #[test]
     fn no_page_request_is_the_whole_list() {
         let p = paginate((1..=150).map(|i| (i, i)).collect(), false, None);
-        assert_eq!((p.items.len(), p.has_more, p.next_cursor), (150, false, None));
+        assert_eq!(
+            (p.items.len(), p.has_more, p.next_cursor),
+            (150, false, None)
+        );
     }
 }

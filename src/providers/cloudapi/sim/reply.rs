@@ -23,7 +23,10 @@ use super::wire::{Dialect, codes};
 
 /// `req_` and 12 hex digits, as 002's FAQ shows request ids.
 pub fn request_id() -> String {
-    format!("req_{:012x}", rand::rng().random::<u64>() & 0xffff_ffff_ffff)
+    format!(
+        "req_{:012x}",
+        rand::rng().random::<u64>() & 0xffff_ffff_ffff
+    )
 }
 
 /// RFC 3339 UTC to the second, as the seeds write times (`2026-04-28T14:02:11Z`).
@@ -176,17 +179,13 @@ impl From<ErrorReply> for ApiError {
             ErrorKind::RateLimited => Self::rate_limited(m, 1),
             ErrorKind::InjectedFault | ErrorKind::Internal => Self::internal(m),
             ErrorKind::UnreadableBody | ErrorKind::MalformedJson => Self::bad_request(m),
-            ErrorKind::Invalid => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                codes::VALIDATION_ERROR,
-                m,
-            ),
+            ErrorKind::Invalid => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, codes::VALIDATION_ERROR, m)
+            }
             ErrorKind::NoSuchRoute => Self::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, m),
-            ErrorKind::MethodNotAllowed => Self::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                codes::METHOD_NOT_ALLOWED,
-                m,
-            ),
+            ErrorKind::MethodNotAllowed => {
+                Self::new(StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED, m)
+            }
         }
     }
 }

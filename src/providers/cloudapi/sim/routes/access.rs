@@ -43,10 +43,7 @@ pub async fn create_key(
 
 pub async fn revoke_key(ctx: Ctx, P(id): P<String>) -> Answer {
     let account = ctx.account()?;
-    let revoked = ctx
-        .sim
-        .state()
-        .revoke_key(account, &id, Timestamp::now())?;
+    let revoked = ctx.sim.state().revoke_key(account, &id, Timestamp::now())?;
     ctx.sim.mutated();
     object(revoked)
 }

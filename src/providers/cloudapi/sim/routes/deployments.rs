@@ -36,8 +36,12 @@ pub async fn create(
         let view = {
             let mut st = ctx.sim.state();
             st.settle(now);
-            st.project(account, &project_id)
-                .map_err(|_| ApiError::invalid("project_id", format!("project {project_id:?} does not exist")))?;
+            st.project(account, &project_id).map_err(|_| {
+                ApiError::invalid(
+                    "project_id",
+                    format!("project {project_id:?} does not exist"),
+                )
+            })?;
             st.create_deployment(&project_id, commit, build, failure, now)
         };
         ctx.sim.mutated();
@@ -78,7 +82,13 @@ pub async fn rollback(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     // The body is optional here: an empty one counts as `{}`.
-    let body = body.map(|b| if b.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { b });
+    let body = body.map(|b| {
+        if b.iter().all(u8::is_ascii_whitespace) {
+            Bytes::from_static(b"{}")
+        } else {
+            b
+        }
+    });
     ctx.post(idem, body, |ctx, _| {
         let account = ctx.account()?;
         let now = Timestamp::now();

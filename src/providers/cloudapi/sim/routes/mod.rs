@@ -60,15 +60,15 @@ pub fn router(cloud: CloudApi) -> Router<Arc<Sim>> {
             "/v1/deployments",
             get(deployments::list).post(deployments::create),
         )
-        .route(
-            "/v1/deployments/{id}/rollback",
-            post(deployments::rollback),
-        )
+        .route("/v1/deployments/{id}/rollback", post(deployments::rollback))
         .route("/v1/logs", get(logs::list))
         .route("/v1/logs/stream", get(logs::stream))
         .route("/v1/keys", post(access::create_key))
         .route("/v1/keys/{id}", delete(access::revoke_key))
-        .route("/v1/tokens", get(access::list_tokens).post(access::create_token))
+        .route(
+            "/v1/tokens",
+            get(access::list_tokens).post(access::create_token),
+        )
         .route("/v1/tokens/{id}", delete(access::delete_token))
         .route("/v1/users", get(account::users))
         .route("/v1/usage", get(account::usage))
@@ -315,10 +315,7 @@ pub struct Q(pub HashMap<String, String>);
 impl Q {
     /// A parameter, `None` when absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
+        self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
     /// A time: RFC 3339 (`2026-04-01T10:00:00Z`) or a date (`2026-04-01`, midnight UTC), as
@@ -367,7 +364,9 @@ pub fn json_object(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(ApiError::bad_request("the request body must be a JSON object")),
+        Ok(_) => Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        )),
         Err(e) => Err(ApiError::bad_request(format!(
             "the request body is not valid JSON: {e}"
         ))),
@@ -378,11 +377,13 @@ pub fn json_object(bytes: &Bytes) -> Result<Map<String, Value>, ApiError> {
 pub fn required_str(o: &Map<String, Value>, field: &str) -> Result<String, ApiError> {
     match o.get(field) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(ApiError::invalid(
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            Err(ApiError::invalid(field, format!("{field} is required")))
+        }
+        Some(_) => Err(ApiError::invalid(
             field,
-            format!("{field} is required"),
+            format!("{field} must be a string"),
         )),
-        Some(_) => Err(ApiError::invalid(field, format!("{field} must be a string"))),
     }
 }
 
@@ -391,7 +392,10 @@ pub fn optional_str(o: &Map<String, Value>, field: &str) -> Result<Option<String
     match o.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => Err(ApiError::invalid(field, format!("{field} must be a string"))),
+        Some(_) => Err(ApiError::invalid(
+            field,
+            format!("{field} must be a string"),
+        )),
     }
 }
 

@@ -10,7 +10,9 @@ use super::super::page::{PageRequest, paginate};
 use super::super::reply::list as list_reply;
 use super::super::state::projects::{check_name, check_region};
 use super::super::wire::{Deleted, Dialect};
-use super::{Answer, Ctx, Idempotency, P, Q, json_object, object, optional_str, required_str, to_value};
+use super::{
+    Answer, Ctx, Idempotency, P, Q, json_object, object, optional_str, required_str, to_value,
+};
 
 pub async fn list(ctx: Ctx, q: Q) -> Answer {
     let page = PageRequest::from_query(ctx.dialect, &q.0)?;
@@ -56,14 +58,20 @@ pub async fn get(ctx: Ctx, P(id): P<String>) -> Answer {
 pub async fn patch(ctx: Ctx, P(id): P<String>, body: Result<Bytes, BytesRejection>) -> Answer {
     let account = ctx.account()?;
     let bytes = body.map_err(|e| {
-        super::super::reply::ApiError::bad_request(format!("could not read the body: {}", e.body_text()))
+        super::super::reply::ApiError::bad_request(format!(
+            "could not read the body: {}",
+            e.body_text()
+        ))
     })?;
     let o = json_object(&bytes)?;
-    let name = optional_str(&o, "name")?.map(|n| check_name(&n)).transpose()?;
+    let name = optional_str(&o, "name")?
+        .map(|n| check_name(&n))
+        .transpose()?;
     let region = optional_str(&o, "region")?;
     let view = {
         let mut st = ctx.sim.state();
-        st.patch_project(account, &id, name, region)?.view(ctx.dialect)
+        st.patch_project(account, &id, name, region)?
+            .view(ctx.dialect)
     };
     ctx.sim.mutated();
     object(view)

@@ -64,7 +64,10 @@ impl TokenRec {
 /// Scopes: at least one, each from [`TOKEN_SCOPES`], duplicates dropped (order kept).
 pub fn check_scopes(scopes: &[String]) -> Result<Vec<String>, ApiError> {
     if scopes.is_empty() {
-        return Err(ApiError::invalid("scopes", "scopes must name at least one scope"));
+        return Err(ApiError::invalid(
+            "scopes",
+            "scopes must name at least one scope",
+        ));
     }
     let unknown: Vec<&String> = scopes
         .iter()
@@ -219,15 +222,27 @@ mod tests {
         let b = st.create_key("proj_2", "default", now);
         assert!(a.key.starts_with("sk_live_") && a.id.starts_with("key_"));
         assert_eq!(st.active_key(&a.key).unwrap().id, a.id);
-        assert!(st.revoke_key("other", &a.id, now).is_err(), "another workspace's key");
+        assert!(
+            st.revoke_key("other", &a.id, now).is_err(),
+            "another workspace's key"
+        );
         assert!(st.revoke_key("default", &a.id, now).unwrap().revoked);
         assert!(st.active_key(&a.key).is_none());
-        assert!(st.revoke_key("default", &a.id, now).is_ok(), "again: same answer");
+        assert!(
+            st.revoke_key("default", &a.id, now).is_ok(),
+            "again: same answer"
+        );
         st.keys.get_mut(&b.id).unwrap().project_deleted = true;
         assert!(st.active_key(&b.key).is_none());
-        assert_eq!(st.revoke_key("default", &b.id, now).unwrap_err().status, 404);
+        assert_eq!(
+            st.revoke_key("default", &b.id, now).unwrap_err().status,
+            404
+        );
         let shown = format!("{:?}", st.key_infos());
-        assert!(!shown.contains(&a.key) && !shown.contains(&b.key), "{shown}");
+        assert!(
+            !shown.contains(&a.key) && !shown.contains(&b.key),
+            "{shown}"
+        );
     }
 
     #[test]

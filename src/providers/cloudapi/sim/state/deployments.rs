@@ -182,19 +182,49 @@ impl State {
             let dep = Some(id.as_str());
             match status {
                 DeploymentStatus::Building => {
-                    self.log(at, Level::Info, &project, dep, format!("build started for commit {commit}"));
-                    self.log(at, Level::Debug, &project, dep, "installing dependencies".into());
+                    self.log(
+                        at,
+                        Level::Info,
+                        &project,
+                        dep,
+                        format!("build started for commit {commit}"),
+                    );
+                    self.log(
+                        at,
+                        Level::Debug,
+                        &project,
+                        dep,
+                        "installing dependencies".into(),
+                    );
                 }
                 DeploymentStatus::Succeeded => {
-                    self.log(at, Level::Info, &project, dep, format!("build succeeded for commit {commit}"));
-                    self.log(at, Level::Info, &project, dep, format!("deployment {id} is live"));
+                    self.log(
+                        at,
+                        Level::Info,
+                        &project,
+                        dep,
+                        format!("build succeeded for commit {commit}"),
+                    );
+                    self.log(
+                        at,
+                        Level::Info,
+                        &project,
+                        dep,
+                        format!("deployment {id} is live"),
+                    );
                     if let Some(p) = self.projects.get_mut(&project) {
                         p.current = Some(id.clone());
                     }
                 }
                 DeploymentStatus::Failed => {
                     let cause = failure.unwrap_or_default();
-                    self.log(at, Level::Error, &project, dep, format!("build failed for commit {commit}: {cause}"));
+                    self.log(
+                        at,
+                        Level::Error,
+                        &project,
+                        dep,
+                        format!("build failed for commit {commit}: {cause}"),
+                    );
                 }
                 DeploymentStatus::Queued => {}
             }
@@ -386,7 +416,11 @@ mod tests {
         assert_eq!(st.deployments[&d.id].status, DeploymentStatus::Failed);
         assert_eq!(st.projects[&p].current, None);
         let err = st.logs.iter().find(|l| l.level == Level::Error).unwrap();
-        assert!(err.message.contains("exited with status 1"), "{}", err.message);
+        assert!(
+            err.message.contains("exited with status 1"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

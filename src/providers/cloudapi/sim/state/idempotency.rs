@@ -111,6 +111,9 @@ mod tests {
         st.idempotency_end("e", None);
         assert_eq!(st.idempotency_begin("e", "r", now), Idem::Serve);
         // A day later the key is free again.
-        assert_eq!(st.idempotency_begin("k", "r2", after(now, TTL)), Idem::Serve);
+        assert_eq!(
+            st.idempotency_begin("k", "r2", after(now, TTL)),
+            Idem::Serve
+        );
     }
 }

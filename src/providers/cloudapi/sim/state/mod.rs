@@ -191,7 +191,10 @@ pub fn month_of(ts: Timestamp) -> String {
 /// The first and last day (`2026-03-01`, `2026-03-31`) of the UTC month of `ts`.
 pub fn month_bounds(ts: Timestamp) -> (String, String) {
     let d = ts.to_zoned(jiff::tz::TimeZone::UTC).date();
-    (d.first_of_month().to_string(), d.last_of_month().to_string())
+    (
+        d.first_of_month().to_string(),
+        d.last_of_month().to_string(),
+    )
 }
 
 #[cfg(test)]
