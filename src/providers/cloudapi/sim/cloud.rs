@@ -208,7 +208,7 @@ impl Cloud for CloudApi {
     /// Keys the API issued (until revoked) and session tokens.
     fn accepts_key(sim: &Sim<Self>, key: &str) -> bool {
         let st = sim.state();
-        matches!(sim.cloud().credential(key, &st), Some(_))
+        sim.cloud().credential(key, &st).is_some()
     }
 
     fn how_to_authenticate(&self) -> &'static str {
