@@ -544,7 +544,10 @@ async fn cloudplatform_keys_see_only_their_workspaces_projects() {
 #[tokio::test]
 async fn a_deployment_is_queued_then_builds_and_succeeds_and_becomes_current() {
     for d in [Dialect::Cloudapi, Dialect::Cloudplatform] {
-        let s = Sandbox::of(d).await;
+        // Long enough that the list right after the create surely sees the build unfinished.
+        let mut c = config(d);
+        c.build_time = Duration::from_millis(800);
+        let s = Sandbox::new(c).await;
         let p = s.create_project("web").await;
         let id = s.deploy(&p, "a1b2c3d").await;
         let first = s
@@ -657,7 +660,7 @@ async fn deployments_list_newest_first_and_filter_by_project_status_and_creation
     s.settled(&a, &a1).await;
     s.settled(&a, &bad).await;
     let cut = jiff::Timestamp::now();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let b1 = s.deploy(&b, "b1").await;
     let all = s.get("/v1/deployments").await.data();
     let ids: Vec<_> = all.iter().map(|d| d["id"].as_str().unwrap()).collect();
@@ -674,10 +677,7 @@ async fn deployments_list_newest_first_and_filter_by_project_status_and_creation
     let failed = s.get("/v1/deployments?status=failed").await.data();
     assert_eq!((failed.len(), &failed[0]["id"]), (1, &json!(bad)));
     let later = s
-        .get(&format!(
-            "/v1/deployments?created_after={}",
-            cut.strftime("%Y-%m-%dT%H:%M:%SZ")
-        ))
+        .get(&format!("/v1/deployments?created_after={}", cut))
         .await
         .data();
     assert_eq!(
@@ -1027,10 +1027,27 @@ async fn the_state_file_keeps_projects_deployments_and_issued_keys_across_a_rest
     let p = s.create_project("kept").await;
     let d = s.deploy(&p, "k1").await;
     s.settled(&p, &d).await;
-    let (_, key) = s.issue_key(&p).await;
+    // Created with an Idempotency-Key: a retry gets the same key, and nothing is created twice.
+    let body = json!({"project_id": p});
+    let send = || {
+        s.send(
+            Method::POST,
+            "/v1/keys",
+            Some(SESSION),
+            Some(body.clone()),
+            Some("k-1"),
+        )
+    };
+    let (first, again) = (send().await, send().await);
+    assert_eq!((first.status.as_u16(), first.json()), (201, again.json()));
+    assert_eq!(s.sim.creates().keys, 1);
+    let key = first.json()["key"].as_str().unwrap().to_string();
     s.sim.shutdown().await;
     let saved = std::fs::read_to_string(dir.path().join("cloudapi.json")).unwrap();
-    assert!(!saved.contains(&key), "the state keeps no key value");
+    assert!(
+        !saved.contains(&key),
+        "the state keeps no key value, not even a replay's"
+    );
 
     let s = Sandbox::new(c).await;
     let back = s

@@ -46,6 +46,9 @@ pub type Answer = Result<Response, ApiError>;
 /// The one route that takes a dashboard session token (and only that).
 pub const SESSION_ROUTE: (&str, &str) = ("POST", "/v1/keys");
 
+/// The creates whose answer holds a secret shown only once.
+const SECRET_ROUTES: [&str; 2] = ["POST /v1/keys", "POST /v1/tokens"];
+
 /// The `/v1` routes; the framework adds its gate, the fallbacks and `/_sim`.
 pub fn router(cloud: CloudApi) -> Router<Arc<Sim>> {
     Router::new()
@@ -151,7 +154,7 @@ impl Ctx {
             Credential::Session { .. } => "dashboard".to_string(),
         };
         let key = format!("{scope}/{}", idem.key);
-        let mut request = idem.target.into_bytes();
+        let mut request = idem.target.clone().into_bytes();
         request.push(0);
         request.extend_from_slice(&bytes);
         let request = sha256_hex(&String::from_utf8_lossy(&request));
@@ -182,6 +185,7 @@ impl Ctx {
                 let stored = result.as_ref().ok().map(|(status, v)| Stored {
                     status: status.as_u16(),
                     body: v.to_string(),
+                    secret: SECRET_ROUTES.contains(&idem.target.as_str()),
                 });
                 self.sim.state().idempotency_end(&key, stored);
                 self.sim.mutated();

@@ -5,6 +5,7 @@
 //! being served a second gets `409 IDEMPOTENCY_KEY_IN_USE`. Only successful (2xx) answers are
 //! kept: after an error the retry runs again.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -20,6 +21,27 @@ pub const TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Stored {
     pub status: u16,
     pub body: String,
+    /// The answer holds a secret (a created key or token): kept in memory only, never in the
+    /// state file, so a replay of it does not survive a restart.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// Writes the remembered answers without those that hold a secret (`State::idempotency`).
+pub fn serialize_without_secrets<S: serde::Serializer>(
+    map: &BTreeMap<String, IdemEntry>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let kept: Vec<_> = map
+        .iter()
+        .filter(|(_, e)| !e.answer.as_ref().is_some_and(|a| a.secret))
+        .collect();
+    let mut m = s.serialize_map(Some(kept.len()))?;
+    for (k, v) in kept {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,6 +124,7 @@ mod tests {
         let a = Stored {
             status: 201,
             body: "{}".into(),
+            secret: false,
         };
         st.idempotency_end("k", Some(a.clone()));
         assert_eq!(st.idempotency_begin("k", "r1", now), Idem::Replay(a));

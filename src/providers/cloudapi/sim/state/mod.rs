@@ -112,7 +112,7 @@ pub struct State {
     #[serde(default)]
     pub usage: BTreeMap<String, BTreeMap<String, u64>>,
     /// Account and `Idempotency-Key` → what the first request got.
-    #[serde(default)]
+    #[serde(default, serialize_with = "idempotency::serialize_without_secrets")]
     pub idempotency: BTreeMap<String, IdemEntry>,
     #[serde(skip)]
     pub creates: CreateCounts,
