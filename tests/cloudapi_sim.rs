@@ -1115,3 +1115,99 @@ async fn control_endpoints_show_builds_creates_and_settings_and_change_the_build
     let body: Value = bad.json().await.unwrap();
     assert!(body["details"].is_object(), "{body}");
 }
+
+#[tokio::test]
+async fn an_injected_fault_answers_500_in_the_dialects_body_and_applies_nothing() {
+    for d in [Dialect::Cloudapi, Dialect::Cloudplatform] {
+        let mut c = config(d);
+        c.faults.error_rate = 1.0;
+        let s = Sandbox::new(c).await;
+        s.post("/v1/projects", json!({"name": "x", "region": "us-east-1"}))
+            .await
+            .expect(500, d, "INTERNAL_ERROR");
+        assert!(s.sim.projects().is_empty());
+        assert_eq!(s.sim.creates().projects, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_created_key_counts_in_its_projects_workspace_budget() {
+    let mut c = config(Dialect::Cloudplatform);
+    c.per_workspace_per_ten_minutes = Some(3);
+    c.workspace_keys
+        .push(parse_workspace_key("acme=acme-key").unwrap());
+    let s = Sandbox::new(c).await;
+    let acme = |path: &'static str, body: Option<Value>| {
+        let method = if body.is_some() {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        s.send(method, path, Some("acme-key"), body, None)
+    };
+    let p = acme("/v1/projects", Some(json!({"name": "acme-app"})))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, key) = s.issue_key(&p).await;
+    // The new key sees acme's project, not the default workspace's.
+    let listed = s
+        .send(Method::GET, "/v1/projects", Some(&key), None, None)
+        .await;
+    assert_eq!(listed.data()[0]["id"], p.as_str(), "{}", listed.text);
+    // acme has used 2 of its 3 (the session token's request counts in no workspace).
+    assert_eq!(acme("/v1/usage", None).await.status, 200);
+    let r = s
+        .send(Method::GET, "/v1/usage", Some(&key), None, None)
+        .await;
+    r.expect(429, Dialect::Cloudplatform, "RATE_LIMITED");
+    assert_eq!(
+        s.get("/v1/usage").await.status,
+        200,
+        "the default workspace is untouched"
+    );
+    assert_eq!(s.sim.max_in_window().per_workspace_per_ten_minutes, 3);
+}
+
+#[tokio::test]
+async fn a_reconnecting_log_stream_resumes_after_its_last_event_id() {
+    let s = Sandbox::of(Dialect::Cloudplatform).await;
+    let p = s.create_project("resume").await;
+    let id = s.deploy(&p, "r1").await;
+    s.settled(&p, &id).await;
+    let lines = s.get(&format!("/v1/logs?project_id={p}")).await.data();
+    let last_seen = lines[1]["id"].as_str().unwrap().to_string();
+    let mut resp = s
+        .http
+        .get(format!(
+            "{}/v1/logs/stream?project_id={p}",
+            s.sim.root_url()
+        ))
+        .bearer_auth(KEY)
+        .header("Last-Event-ID", &last_seen)
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let want = format!("id: {}", lines.last().unwrap()["id"].as_str().unwrap());
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        while !text.contains(&want) {
+            let chunk = resp.chunk().await.unwrap().expect("the stream stays open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no resumed lines: {text}");
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(str::trim)
+        .collect();
+    let expected: Vec<&str> = lines[2..]
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, expected, "exactly the lines after the last one seen");
+}
