@@ -942,6 +942,17 @@ async fn cloudplatform_limits_each_key_and_the_workspace_at_once() {
     let r = s.get("/v1/usage").await;
     r.expect(429, Dialect::Cloudplatform, "RATE_LIMITED");
     assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    let details = &r.json()["details"];
+    assert_eq!(
+        (
+            &details["scope"],
+            &details["limit"],
+            &details["window_seconds"]
+        ),
+        (&json!("key"), &json!(3), &json!(60)),
+        "{}",
+        r.text
+    );
     assert!(
         r.header("x-ratelimit-limit").is_none(),
         "cloudplatform documents no headers"
@@ -963,6 +974,17 @@ async fn cloudplatform_limits_each_key_and_the_workspace_at_once() {
     );
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 60, "the workspace's window is 10 minutes: {retry}");
+    let details = &r.json()["details"];
+    assert_eq!(
+        (
+            &details["scope"],
+            &details["limit"],
+            &details["window_seconds"]
+        ),
+        (&json!("workspace"), &json!(5), &json!(600)),
+        "{}",
+        r.text
+    );
     let acme = s
         .send(Method::GET, "/v1/usage", Some("acme-key"), None, None)
         .await;

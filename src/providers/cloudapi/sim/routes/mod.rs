@@ -29,13 +29,13 @@ use axum::routing::{delete, get, post};
 use jiff::Timestamp;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::sim::gate;
 
 use super::Sim;
 use super::cloud::{CloudApi, Credential, unix_now};
-use super::limits::{Check, Refused};
+use super::limits::{Check, MINUTE, Refused, TEN_MINUTES};
 use super::reply::{ApiError, json_response, render_errors};
 use super::state::idempotency::{Idem, Stored};
 use super::state::sha256_hex;
@@ -246,14 +246,27 @@ impl FromRequestParts<Arc<Sim>> for Ctx {
             *v.0.lock() = Some(check);
         }
         if let Some(r) = refused {
-            let whose = match r {
-                Refused::Key => "this key's",
-                Refused::Workspace => "the workspace's",
+            let b = cloud.meter().budgets();
+            let (whose, scope, limit, window) = match r {
+                Refused::Key => ("this key's", "key", b.per_key_per_minute, MINUTE),
+                Refused::Workspace => (
+                    "the workspace's",
+                    "workspace",
+                    b.per_workspace_per_ten_minutes,
+                    TEN_MINUTES,
+                ),
             };
+            // `details` shows only in `cloudplatform`'s body; what a client needs to pace.
             return Err(ApiError::rate_limited(
                 format!("{whose} rate limit ({describe}) is used up; retry after {retry_after} s"),
                 retry_after,
-            ));
+            )
+            .with_details(json!({
+                "scope": scope,
+                "limit": limit,
+                "window_seconds": window.as_secs(),
+                "retry_after": retry_after,
+            })));
         }
         if let Credential::ApiKey { account, .. } = &credential {
             let mut st = sim.state();
