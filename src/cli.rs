@@ -164,7 +164,6 @@ mod tests {
         use crate::providers::sim::SimCloud;
         let a = sim(&["--api-key", "k", "--rate-limit", "5", "--latency-ms", "3"]).unwrap();
         assert_eq!((a.cloud, a.dialect), (SimCloud::Strettch, None));
-        assert_eq!(a.unavailable(), None);
         let c = a.strettch.config(&a.common);
         assert_eq!(
             (c.api_keys, c.rate_limit, c.faults.latency_ms),
@@ -231,25 +230,36 @@ mod tests {
             "7",
         ])
         .unwrap();
-        assert_eq!((a.cloud, a.unavailable()), (SimCloud::Vertra, None));
+        assert_eq!(a.cloud, SimCloud::Vertra);
         let c = a.vertra.config(&a.common);
         assert_eq!((c.plan, c.per_minute), (Plan::Pro, Some(7)));
     }
 
     #[test]
-    fn sim_clouds_this_build_lacks_say_so_in_one_line() {
-        let cloudapi = sim(&["--cloud", "cloudapi", "--dialect", "cloudplatform"])
-            .unwrap()
-            .unavailable()
-            .unwrap();
-        assert!(
-            cloudapi.contains("no CloudAPI sandbox yet (--cloud cloudapi --dialect cloudplatform)"),
-            "{cloudapi}"
-        );
-        assert!(
-            !cloudapi.contains('\n') && cloudapi.contains("--cloud strettch and --cloud vertra"),
-            "{cloudapi}"
-        );
+    fn sim_cloud_cloudapi_takes_its_own_flags_and_the_dialect() {
+        use crate::providers::cloudapi::sim::Dialect;
+        use crate::providers::sim::SimCloud;
+        let a = sim(&[
+            "--cloud",
+            "cloudapi",
+            "--dialect",
+            "cloudplatform",
+            "--api-key",
+            "k",
+            "--session-token",
+            "s",
+            "--workspace-key",
+            "acme=w",
+            "--key-per-minute",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(a.cloud, SimCloud::Cloudapi);
+        let dialect: Dialect = a.dialect.unwrap().into();
+        let c = a.cloudapi.config(&a.common, dialect);
+        assert_eq!(c.dialect, Dialect::Cloudplatform);
+        assert_eq!((c.session_tokens.len(), c.per_key_per_minute), (1, Some(7)));
+        assert_eq!(c.workspace_keys[0].workspace, "acme");
         assert_eq!(
             sim(&["--cloud", "aws"]).unwrap_err().kind(),
             ErrorKind::InvalidValue

@@ -1455,20 +1455,40 @@ fn stratus_sim(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn a_cloud_this_build_has_no_sandbox_for_exits_2_with_one_line() {
-    let args = [
+fn stratus_sim_cloud_cloudapi_serves_its_dialect() {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    cmd.args([
+        "sim",
         "--cloud",
         "cloudapi",
         "--dialect",
-        "cloudapi",
+        "cloudplatform",
         "--api-key",
         "k",
-    ];
-    let out = stratus_sim(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("sandbox yet"), "{stderr}");
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("STRATUS_SIM_") {
+            cmd.env_remove(name);
+        }
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the stratus binary runs");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("CloudAPI sandbox listening on http://127.0.0.1:") && line.contains("/v1"),
+        "{line}"
+    );
 }
 
 #[test]

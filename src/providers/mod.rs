@@ -3,6 +3,7 @@
 //! `src/cloud/` or `src/sim/` imports a provider — this module is where the operator (and
 //! `stratus sim`, in [`sim`]) meets them.
 
+pub mod cloudapi;
 pub mod sim;
 pub mod strettch;
 pub mod vertra;

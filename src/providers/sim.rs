@@ -6,7 +6,7 @@
 
 use clap::{Args, ValueEnum};
 
-use super::{strettch, vertra};
+use super::{cloudapi, strettch, vertra};
 use crate::sim::CommonArgs;
 
 /// The clouds `stratus sim` knows.
@@ -52,6 +52,9 @@ pub struct SimArgs {
 
     #[command(flatten)]
     pub vertra: vertra::sim::VertraArgs,
+
+    #[command(flatten)]
+    pub cloudapi: cloudapi::sim::CloudApiArgs,
 }
 
 impl SimArgs {
@@ -67,24 +70,6 @@ impl SimArgs {
             )),
         }
     }
-
-    /// Why this build cannot run the sandbox asked for, if it cannot: one line for the user.
-    pub fn unavailable(&self) -> Option<String> {
-        let (cloud, what) = match self.cloud {
-            SimCloud::Strettch | SimCloud::Vertra => return None,
-            SimCloud::Cloudapi => (
-                "CloudAPI",
-                match self.dialect {
-                    Some(d) => format!("--cloud cloudapi --dialect {}", name(d)),
-                    None => "--cloud cloudapi".to_string(),
-                },
-            ),
-        };
-        Some(format!(
-            "this build of stratus has no {cloud} sandbox yet ({what}); \
-             only --cloud strettch and --cloud vertra are available"
-        ))
-    }
 }
 
 /// A value as it is written on the command line.
@@ -94,14 +79,24 @@ fn name(v: impl ValueEnum) -> String {
         .unwrap_or_default()
 }
 
-/// Runs the sandbox `args` ask for until Ctrl-C or SIGTERM. Check [`SimArgs::unavailable`]
-/// first to exit with a usage status; here it is an error.
+impl From<Dialect> for cloudapi::sim::Dialect {
+    fn from(d: Dialect) -> Self {
+        match d {
+            Dialect::Cloudapi => cloudapi::sim::Dialect::Cloudapi,
+            Dialect::Cloudplatform => cloudapi::sim::Dialect::Cloudplatform,
+        }
+    }
+}
+
+/// Runs the sandbox `args` ask for until Ctrl-C or SIGTERM.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     match args.cloud {
         SimCloud::Strettch => strettch::sim::run(&args.common, &args.strettch).await,
         SimCloud::Vertra => vertra::sim::run(&args.common, &args.vertra).await,
         SimCloud::Cloudapi => {
-            anyhow::bail!("{}", args.unavailable().unwrap_or_default())
+            // clap requires --dialect with --cloud cloudapi.
+            let dialect = args.dialect.unwrap_or(Dialect::Cloudapi).into();
+            cloudapi::sim::run(&args.common, &args.cloudapi, dialect).await
         }
     }
 }

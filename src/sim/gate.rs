@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::keys::key_fingerprint;
 use super::kill_switch::ConnKill;
 use super::reply::{ErrorKind, ErrorReply};
 use super::{Cloud, Sim, faults};
@@ -68,10 +69,10 @@ pub async fn gate<C: Cloud>(State(sim): State<Arc<Sim<C>>>, req: Request, next: 
         return next.run(req).await;
     }
 
-    let Some(fp) = cloud
-        .api_key(req.headers())
-        .and_then(|k| sim.fingerprint_of(k))
-    else {
+    let Some(fp) = cloud.api_key(req.headers()).and_then(|k| {
+        sim.fingerprint_of(k)
+            .or_else(|| C::accepts_key(&sim, k).then(|| key_fingerprint(k)))
+    }) else {
         return cloud.unauthorized_response(
             req.headers(),
             ErrorReply::new(

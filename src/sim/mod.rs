@@ -81,6 +81,15 @@ pub trait Cloud: Debug + Send + Sync + Sized + 'static {
     /// among the accepted keys.
     fn api_key<'r>(&self, headers: &'r HeaderMap) -> Option<&'r str>;
 
+    /// Whether `key`, none of the keys the sandbox was started with, is a credential the cloud
+    /// accepts now: one its own API issued (a created API key), or another kind of credential
+    /// that some routes take (a dashboard session token). The gate then lets the request
+    /// through under `key_fingerprint(key)`, and the cloud's routes decide what it may do.
+    /// Default: no other key.
+    fn accepts_key(_sim: &Sim<Self>, _key: &str) -> bool {
+        false
+    }
+
     /// What a client must send, for the 401 message: "send the header Authorization: Bearer
     /// <api key>".
     fn how_to_authenticate(&self) -> &'static str;

@@ -67,6 +67,14 @@ impl Cloud for Notes {
         headers.get("x-api-key")?.to_str().ok()
     }
 
+    /// A note `key:K` makes `K` a key (as a cloud that issues keys would).
+    fn accepts_key(sim: &Sim<Self>, key: &str) -> bool {
+        sim.state()
+            .notes
+            .iter()
+            .any(|n| n.strip_prefix("key:") == Some(key))
+    }
+
     fn how_to_authenticate(&self) -> &'static str {
         "send the header X-Api-Key: <api key>"
     }
@@ -354,4 +362,20 @@ async fn the_state_file_keeps_the_clouds_state_across_a_restart() {
     assert_eq!(Client::new(&sim).notes().await, ["keep", "late"]);
     assert_eq!(sim.stats().notes, 2);
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_the_cloud_issued_while_running_passes_the_gate_under_its_fingerprint() {
+    let sim = start(Notes, config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let c = Client::new(&sim);
+    assert_eq!(c.get("/v2/notes", Some("issued")).await.0, 401);
+    assert_eq!(c.post("/v2/notes", Some(KEY), "key:issued").await.0, 201);
+    assert_eq!(c.get("/v2/notes", Some("issued")).await.0, 200);
+    assert_eq!(
+        sim.stats().requests.keys[&key_fingerprint("issued")].requests,
+        1
+    );
+    assert_eq!(c.get("/v2/notes", Some("other")).await.0, 401);
 }
