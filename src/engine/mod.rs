@@ -384,6 +384,14 @@ pub trait Adapter: Send + Sync + 'static {
     fn transitional_poll(_observed: &Self::Observed) -> Option<Duration> {
         None
     }
+
+    /// How often to read again inputs of `obj` the operator cannot watch (Secrets it may only
+    /// `get`, another tool's objects whose CRDs may not exist), so a change of one is acted on
+    /// within this time. Such a recheck observes the cloud from the shared snapshot as any
+    /// steady reconcile does: it spends no budget of the key. `None` (the default): the resync.
+    fn input_recheck(_obj: &Self::Kind) -> Option<Duration> {
+        None
+    }
     fn readiness(observed: &Self::Observed) -> Readiness;
 
     /// The complete `.status` to write.

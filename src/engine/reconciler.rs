@@ -880,7 +880,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
     }
 
     fn steady_requeue(&self) -> Action {
-        let every = jittered(self.poll_interval().unwrap_or(self.ctx.settings.resync));
+        let every = self.poll_interval().unwrap_or(self.ctx.settings.resync);
+        let every = jittered(A::input_recheck(self.obj).map_or(every, |r| r.min(every)));
         Action::requeue(self.connection_due().map_or(every, |due| due.min(every)))
     }
 

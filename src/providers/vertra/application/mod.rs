@@ -19,6 +19,7 @@ pub mod inputs;
 pub mod plan;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::ResourceExt;
 use parking_lot::Mutex;
@@ -36,6 +37,9 @@ use crate::cloud::throttle::Priority;
 use crate::engine::{
     Adapter, Blocked, CreateGuard, Created, Found, Freshness, Invalid, Plan, Proof, Readiness,
 };
+
+/// How often an app's Secrets and Flux source are read again (see `input_recheck`).
+pub const INPUT_RECHECK: Duration = Duration::from_secs(30);
 
 /// The most candidates (apps of one name) whose env vars are read to find an ambiguous create.
 const MAX_CANDIDATES: usize = 10;
@@ -162,6 +166,15 @@ impl Adapter for ApplicationAdapter {
 
     fn validate(obj: &Application) -> Result<(), Invalid> {
         plan::validate(&obj.spec.for_provider)
+    }
+
+    /// Env values from Secrets and code from a Flux source cannot be watched (the operator may
+    /// only `get` Secrets, and Flux may not be installed): they are read again this often.
+    fn input_recheck(obj: &Application) -> Option<Duration> {
+        let p = &obj.spec.for_provider;
+        let reads_secrets = p.env.iter().any(|e| e.value_from.is_some());
+        let follows_flux = p.source.flux_source_ref.is_some();
+        (reads_secrets || follows_flux).then_some(INPUT_RECHECK)
     }
 
     async fn desired(&self, kube: &kube::Client, obj: &Application) -> Result<DesiredApp, Blocked> {
