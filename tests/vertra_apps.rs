@@ -520,3 +520,147 @@ async fn a_custom_domain_is_validated_by_records_in_a_strettch_zone_taking_their
     strettch.stop().await;
     vertra.shutdown().await;
 }
+
+/// `deploy/examples/vertra.yaml`, applied as a user would (pointed at this test's sandboxes
+/// and namespace): the database, the app that waits for its Secret, and the records in a
+/// Strettch zone all become Ready, and the app gets the database's URI.
+#[tokio::test]
+async fn the_vertra_example_converges_with_its_database_and_its_records_in_a_strettch_zone() {
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let strettch = common::Env::start("vexample").await;
+    let key = "vertra-demo-key";
+    let vertra = stratus::providers::vertra::sim::start(
+        stratus::providers::vertra::sim::VertraSimConfig::for_tests(&[key]),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let ns = &strettch.ns;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/vertra.yaml"
+    ))
+    .unwrap();
+    // Everything the example names, renamed into this test's namespace and sandboxes.
+    let text = text
+        .replace("http://127.0.0.1:8081", &vertra.root_url())
+        .replace(
+            "namespace: stratus-system",
+            &format!("namespace: {}", ns.name),
+        )
+        .replace("namespace: shop", &format!("namespace: {}", ns.name))
+        .replace("name: vertra\n", &format!("name: {}-vertra\n", ns.name))
+        .replace("{name: vertra}", &format!("{{name: {}-vertra}}", ns.name))
+        .replace(
+            "{name: default}",
+            &format!("{{name: {}}}", strettch.provider_config),
+        );
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &Value| d["kind"] != "Namespace")
+        .collect();
+    let mut resources: std::collections::HashMap<String, ApiResource> = stratus::providers::kinds()
+        .iter()
+        .map(|k| {
+            let crd = k.crd();
+            let gvk = GroupVersionKind::gvk(
+                &crd.spec.group,
+                &crd.spec.versions[0].name,
+                &crd.spec.names.kind,
+            );
+            (
+                crd.spec.names.kind.clone(),
+                ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural),
+            )
+        })
+        .collect();
+    resources.insert("Secret".into(), ApiResource::erase::<Secret>(&()));
+    resources.insert(
+        "ProviderConfig".into(),
+        ApiResource::erase::<stratus::api::ProviderConfig>(&()),
+    );
+    let mut kinds = Vec::new();
+    for doc in docs {
+        let kind = doc["kind"].as_str().unwrap().to_string();
+        let obj: DynamicObject = serde_json::from_value(doc).unwrap();
+        let ar = &resources[&kind];
+        let api: Api<DynamicObject> = if kind == "ProviderConfig" {
+            Api::all_with(ns.client.clone(), ar)
+        } else {
+            Api::namespaced_with(ns.client.clone(), &ns.name, ar)
+        };
+        api.create(&PostParams::default(), &obj).await.unwrap();
+        kinds.push(kind);
+    }
+    assert_eq!(
+        kinds,
+        [
+            "Secret",
+            "ProviderConfig",
+            "Database",
+            "Application",
+            "Domain",
+            "DnsRecord",
+            "DnsRecord"
+        ]
+    );
+
+    let apps: Api<Application> = ns.api();
+    let dbs: Api<Database> = ns.api();
+    let records: Api<stratus::providers::strettch::api::DnsRecord> = ns.api();
+    wait_object(
+        &dbs,
+        "orders",
+        Duration::from_secs(180),
+        "Ready",
+        is_ready_of,
+    )
+    .await;
+    let shop = wait_object(
+        &apps,
+        "shop",
+        Duration::from_secs(180),
+        "Ready, with its records",
+        |a| {
+            is_ready_of(a)
+                && a.status
+                    .as_ref()
+                    .and_then(|s| s.at_provider.as_ref())
+                    .is_some_and(|x| x.dns_records.len() == 2)
+        },
+    )
+    .await;
+    for name in ["www-cname", "www-txt"] {
+        wait_object(
+            &records,
+            name,
+            Duration::from_secs(180),
+            "Ready",
+            is_ready_of,
+        )
+        .await;
+    }
+    let id = app_id(&shop);
+    let secrets: Api<Secret> = ns.api();
+    let uri = secret_text(&secrets.get("orders-db").await.unwrap(), "uri");
+    let url = {
+        let envs = reqwest::Client::new()
+            .get(format!("{}/v1/apps/{id}/envs", vertra.root_url()))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        envs["response"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == "DATABASE_URL")
+            .map(|e| e["value"].as_str().unwrap().to_string())
+    };
+    assert_eq!(url.as_deref(), Some(uri.as_str()));
+    strettch.stop().await;
+    vertra.shutdown().await;
+}

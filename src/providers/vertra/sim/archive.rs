@@ -13,6 +13,38 @@ pub const MIN_ZIP_BYTES: usize = 100;
 pub const MAX_FILE_BYTES: usize = 100 * 1024 * 1024;
 /// A file of this name in an archive makes the build of that code fail.
 pub const FAIL_BUILD: &str = "FAIL_BUILD";
+/// Where the sandbox serves [`sample_zip`] (no key needed), for examples and demos that have
+/// no server of their own for code.
+pub const SAMPLE_ZIP_PATH: &str = "/_sim/sample.zip";
+
+/// A small Node.js app (`index.js`, `package.json`), byte for byte the same on every build
+/// (stored, not compressed, with the ZIP epoch as every file's time), so an example can pin its
+/// SHA-256.
+pub fn sample_zip() -> Vec<u8> {
+    use std::io::Write;
+    let files = [
+        (
+            "index.js",
+            "// The stratus example app: answers every request with a greeting.\n\
+             const http = require('http');\n\
+             http.createServer((req, res) => res.end('hello from stratus\\n')).listen(process.env.PORT || 80);\n",
+        ),
+        (
+            "package.json",
+            "{\n  \"name\": \"stratus-example\",\n  \"version\": \"1.0.0\",\n  \"main\": \"index.js\"\n}\n",
+        ),
+    ];
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    for (name, text) in files {
+        out.start_file(name, options).expect("writing to memory");
+        out.write_all(text.as_bytes()).expect("writing to memory");
+    }
+    out.finish().expect("writing to memory").into_inner()
+}
+
 /// Directories the platform strips from uploads.
 const STRIPPED: [&str; 2] = ["node_modules", ".git"];
 
@@ -136,6 +168,19 @@ mod tests {
                 .unwrap();
         }
         w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn the_sample_zip_is_the_same_on_every_build_and_an_archive_vertra_takes() {
+        let a = sample_zip();
+        assert_eq!(a, sample_zip());
+        assert!(a.len() >= MIN_ZIP_BYTES);
+        // deploy/examples/vertra.yaml pins this digest.
+        assert_eq!(
+            crate::providers::vertra::code::sha256_hex(&a),
+            "fdd675c71f8f9cfc2a8e2f3ab8639390c8a9a8b0089966b557f3e4adce93da59"
+        );
+        crate::providers::vertra::code::check_zip(&a).unwrap();
     }
 
     #[test]

@@ -30,6 +30,7 @@ type Answer = Result<Response, ApiError>;
 
 pub fn router() -> Router<Arc<Sim>> {
     Router::new()
+        .route(super::archive::SAMPLE_ZIP_PATH, get(sample_zip))
         .route("/_sim/apps", get(apps))
         .route("/_sim/apps/{id}/offline", post(app_offline))
         .route("/_sim/apps/{id}/shield-cooldown", post(shield))
@@ -53,6 +54,14 @@ fn app_not_found(id: &str) -> ApiError {
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::validation(&[field], message)
+}
+
+async fn sample_zip() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/zip")],
+        super::archive::sample_zip(),
+    )
+        .into_response()
 }
 
 async fn apps(State(sim): State<Arc<Sim>>) -> Response {

@@ -39,7 +39,7 @@ pub mod wire;
 use std::net::SocketAddr;
 
 pub use crate::sim::{Faults, KeyStats, key_fingerprint};
-pub use archive::{FAIL_BUILD, MAX_FILE_BYTES, MIN_ZIP_BYTES};
+pub use archive::{FAIL_BUILD, MAX_FILE_BYTES, MIN_ZIP_BYTES, SAMPLE_ZIP_PATH, sample_zip};
 pub use args::VertraArgs;
 pub use cloud::{API_PREFIX, Vertra, VertraStats};
 pub use config::{Settings, SnapshotFailures, VertraSimConfig};
