@@ -664,3 +664,159 @@ async fn the_vertra_example_converges_with_its_database_and_its_records_in_a_str
     strettch.stop().await;
     vertra.shutdown().await;
 }
+
+/// Flux's GitRepository, as far as the operator reads it (the apiserver of the tests has no
+/// Flux): a CRD that keeps any field and has a status subresource.
+async fn install_flux_git_repository_crd(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "gitrepositories.source.toolkit.fluxcd.io"},
+        "spec": {
+            "group": "source.toolkit.fluxcd.io",
+            "names": {"kind": "GitRepository", "plural": "gitrepositories", "singular": "gitrepository", "listKind": "GitRepositoryList"},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+                "subresources": {"status": {}},
+            }],
+        },
+    }))
+    .unwrap();
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => panic!("installing the GitRepository CRD: {e}"),
+    }
+    let established = common::wait_for(Duration::from_secs(30), || {
+        let crds = crds.clone();
+        async move {
+            crds.get("gitrepositories.source.toolkit.fluxcd.io")
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        }
+    })
+    .await;
+    assert!(established, "the GitRepository CRD was not established");
+}
+
+fn tar_gz(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, text.as_bytes())
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A repo Flux syncs deploys to Vertra without a script: each new artifact of the
+/// GitRepository is repackaged as a ZIP and deployed, with its digest in the status.
+#[tokio::test]
+async fn a_new_artifact_of_a_flux_git_repository_deploys_the_app_again() {
+    let env = Env::start("vapp-flux").await;
+    install_flux_git_repository_crd(&env.ns.client).await;
+    let filler = "//".repeat(80);
+    let v1 = tar_gz(&[("index.js", &format!("console.log(1);\n{filler}"))]);
+    let v2 = tar_gz(&[
+        ("index.js", &format!("console.log(2);\n{filler}")),
+        ("lib/util.js", "module.exports = 2;\n"),
+    ]);
+    let base = serve(vec![("/v1.tar.gz", v1.clone()), ("/v2.tar.gz", v2.clone())]).await;
+    let repos: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        env.ns.client.clone(),
+        &env.ns.name,
+        &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "source.toolkit.fluxcd.io",
+            "v1",
+            "GitRepository",
+        )),
+    );
+    let repo: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "shop"},
+        "spec": {"url": "https://example.com/shop.git", "interval": "1m"},
+    }))
+    .unwrap();
+    repos.create(&PostParams::default(), &repo).await.unwrap();
+    let publish = |file: &str, bytes: &[u8]| {
+        json!({"status": {"artifact": {
+            "url": format!("{base}/{file}"),
+            "digest": format!("sha256:{}", sha256_hex(bytes)),
+            "revision": format!("main@sha1:{}", &sha256_hex(bytes)[..40]),
+        }}})
+    };
+    let status_patch = |body: Value| {
+        let repos = repos.clone();
+        async move {
+            repos
+                .patch_status(
+                    "shop",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(body),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // The app waits for the first artifact.
+    let mut spec = app_spec(json!({})).await;
+    spec["forProvider"]["source"] =
+        json!({"fluxSourceRef": {"kind": "GitRepository", "name": "shop"}});
+    env.apply::<Application>("shop", spec).await;
+    let apps: Api<Application> = env.ns.api();
+    let waiting = wait_object(&apps, "shop", T, "waiting for the source", |a| {
+        has_condition_of(a, "Ready", "False", Some("WaitingForSource"))
+    })
+    .await;
+    assert!(
+        condition_of(&waiting, "Ready")
+            .unwrap()
+            .message
+            .contains("no artifact")
+    );
+    assert_eq!(env.sim.creates().apps, 0);
+
+    status_patch(publish("v1.tar.gz", &v1)).await;
+    let want = format!("sha256:{}", sha256_hex(&v1));
+    let a = wait_object(&apps, "shop", T, "deployed v1", |a| {
+        is_ready_of(a)
+            && a.status
+                .as_ref()
+                .and_then(|s| s.at_provider.as_ref())
+                .and_then(|x| x.deployed_digest.clone())
+                == Some(want.clone())
+    })
+    .await;
+    let id = app_id(&a);
+
+    // Flux fetched a new commit: no change to the Application, and within the recheck it is live.
+    status_patch(publish("v2.tar.gz", &v2)).await;
+    let want = format!("sha256:{}", sha256_hex(&v2));
+    wait_object(&apps, "shop", T, "deployed v2", |a| {
+        is_ready_of(a)
+            && a.status
+                .as_ref()
+                .and_then(|s| s.at_provider.as_ref())
+                .and_then(|x| x.deployed_digest.clone())
+                == Some(want.clone())
+    })
+    .await;
+    assert_eq!(env.sim.creates().apps, 1, "the same app, deployed again");
+    assert!(env.sim.app(&id).is_some());
+    env.stop().await;
+}
