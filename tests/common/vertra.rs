@@ -29,12 +29,19 @@ impl Env {
         Self::start_with(prefix, |_| {}, OPERATOR_ARGS).await
     }
 
+    /// A plan with deploys to spare on both sides (3,600 per hour): a new operator's first
+    /// deploy then waits one second, not the minute the default 60 per hour gives (it cannot
+    /// know what was spent before it started).
     pub async fn start_with(
         prefix: &str,
         tune: impl FnOnce(&mut VertraSimConfig),
         operator_args: &[&str],
     ) -> Self {
-        Self::start_configured(prefix, tune, serde_json::Value::Null, operator_args).await
+        let tune = |c: &mut VertraSimConfig| {
+            c.deploys_per_hour = Some(3600);
+            tune(c);
+        };
+        Self::start_configured(prefix, tune, json!({"deploysPerHour": 3600}), operator_args).await
     }
 
     /// As [`Env::start_with`], with `vertra` as the ProviderConfig's `spec.vertra` (null: none).
