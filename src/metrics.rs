@@ -1,7 +1,8 @@
 //! Prometheus metrics. Reconcile metrics reuse controller-runtime's names and labels so existing
 //! dashboards work; cloud metrics count every external call.
 
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -66,6 +67,21 @@ pub struct WindowLabels {
     pub window: String,
 }
 
+/// A throttle queue's waiters of one priority (`write`, `urgent`, `routine`), over every key of a
+/// provider: per key would multiply the series by keys for no dashboard that needs it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PriorityLabels {
+    pub provider: String,
+    pub priority: String,
+}
+
+/// Objects of a kind by a condition's reason (a PascalCase word of the code, never a message).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub kind: String,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LeaseLabels {
     pub name: String,
@@ -90,7 +106,14 @@ pub struct Metrics {
     pub managed_resources: Family<KindLabels, Gauge>,
     pub managed_resources_ready: Family<KindLabels, Gauge>,
     pub managed_resources_synced: Family<KindLabels, Gauge>,
+    pub managed_resources_not_ready: Family<ReasonLabels, Gauge>,
+    pub managed_resources_stalled: Family<ReasonLabels, Gauge>,
+    pub throttle_queue_depth: Family<PriorityLabels, Gauge>,
+    pub throttle_priority_wait_seconds: Family<PriorityLabels, Histogram>,
     pub leader: Family<LeaseLabels, Gauge>,
+    /// The reasons last set per kind in the two by-reason families, so that a reason no object
+    /// has any more is removed rather than left at its last count.
+    reasons: Mutex<HashMap<String, [BTreeSet<String>; 2]>>,
     registry: Registry,
 }
 
@@ -115,7 +138,12 @@ impl Metrics {
             managed_resources: Family::default(),
             managed_resources_ready: Family::default(),
             managed_resources_synced: Family::default(),
+            managed_resources_not_ready: Family::default(),
+            managed_resources_stalled: Family::default(),
+            throttle_queue_depth: Family::default(),
+            throttle_priority_wait_seconds: Family::new_with_constructor(latency_histogram),
             leader: Family::default(),
+            reasons: Mutex::default(),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -185,6 +213,26 @@ impl Metrics {
             m.managed_resources_synced.clone(),
         );
         registry.register(
+            "stratus_managed_resources_not_ready",
+            "Managed resources whose Ready is not True, per kind and Ready's reason",
+            m.managed_resources_not_ready.clone(),
+        );
+        registry.register(
+            "stratus_managed_resources_stalled",
+            "Managed resources with Stalled=True (they need a human), per kind and reason",
+            m.managed_resources_stalled.clone(),
+        );
+        registry.register(
+            "stratus_cloud_throttle_queue_depth",
+            "Requests waiting in the key throttles for a permit, per provider and priority",
+            m.throttle_queue_depth.clone(),
+        );
+        registry.register(
+            "stratus_cloud_throttle_priority_wait_seconds",
+            "Time requests waited in the key throttles, per provider and priority",
+            m.throttle_priority_wait_seconds.clone(),
+        );
+        registry.register(
             "leader_election_master_status",
             "1 while this replica holds the leader lease `name`, else 0 (controller-runtime's name)",
             m.leader.clone(),
@@ -197,6 +245,40 @@ impl Metrics {
         self.leader
             .get_or_create(&LeaseLabels { name: name.into() })
             .set(i64::from(leading));
+    }
+
+    /// Set a kind's objects not Ready and Stalled, by reason; reasons gone since the last call
+    /// are removed.
+    pub fn set_reasons(
+        &self,
+        kind: &str,
+        not_ready: &BTreeMap<String, usize>,
+        stalled: &BTreeMap<String, usize>,
+    ) {
+        let mut last = self.reasons.lock().unwrap_or_else(|e| e.into_inner());
+        let last = last.entry(kind.to_string()).or_default();
+        let families = [
+            &self.managed_resources_not_ready,
+            &self.managed_resources_stalled,
+        ];
+        for ((family, now), before) in families.into_iter().zip([not_ready, stalled]).zip(last) {
+            for gone in before.iter().filter(|r| !now.contains_key(*r)) {
+                family.remove(&reason_labels(kind, gone));
+            }
+            for (reason, n) in now {
+                family
+                    .get_or_create(&reason_labels(kind, reason))
+                    .set(i64::try_from(*n).unwrap_or(i64::MAX));
+            }
+            *before = now.keys().cloned().collect();
+        }
+    }
+
+    /// A request joined (`+1`) or left (`-1`, granted or given up) a throttle queue.
+    pub fn throttle_queued(&self, provider: &str, priority: &str, delta: i64) {
+        self.throttle_queue_depth
+            .get_or_create(&priority_labels(provider, priority))
+            .inc_by(delta);
     }
 
     /// Record one cloud API call. `code` is the HTTP status, or a word such as `transport`.
@@ -218,9 +300,18 @@ impl Metrics {
             .inc();
     }
 
-    pub fn throttle_wait(&self, provider: &str, key_fingerprint: &str, seconds: f64) {
+    pub fn throttle_wait(
+        &self,
+        provider: &str,
+        key_fingerprint: &str,
+        priority: &str,
+        seconds: f64,
+    ) {
         self.cloud_throttle_wait_seconds
             .get_or_create(&key_labels(provider, key_fingerprint))
+            .observe(seconds);
+        self.throttle_priority_wait_seconds
+            .get_or_create(&priority_labels(provider, priority))
             .observe(seconds);
     }
 
@@ -272,6 +363,20 @@ impl Metrics {
     }
 }
 
+fn reason_labels(kind: &str, reason: &str) -> ReasonLabels {
+    ReasonLabels {
+        kind: kind.into(),
+        reason: reason.into(),
+    }
+}
+
+fn priority_labels(provider: &str, priority: &str) -> PriorityLabels {
+    PriorityLabels {
+        provider: provider.into(),
+        priority: priority.into(),
+    }
+}
+
 fn window_labels(provider: &str, key: &str, window: std::time::Duration) -> WindowLabels {
     WindowLabels {
         provider: provider.into(),
@@ -285,6 +390,55 @@ fn key_labels(provider: &str, key: &str) -> KeyLabels {
         provider: provider.into(),
         key: key.into(),
     }
+}
+
+/// A fresh registry, apart from the process's, with one series in every family: its exposition
+/// names every metric and label the operator exports, so the chart's dashboard and alerts can be
+/// checked against it (tests/chart_monitoring.rs) instead of against a list that could drift. A
+/// family added without a series here fails `sample_has_a_series_in_every_family`.
+#[doc(hidden)]
+pub fn sample() -> Metrics {
+    let m = Metrics::new();
+    let c = "strettch/compute";
+    for result in ["success", "error"] {
+        m.reconcile_total
+            .get_or_create(&ReconcileLabels {
+                controller: c.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+    m.reconcile_errors_total
+        .get_or_create(&ErrorLabels {
+            controller: c.into(),
+            error: "kube".into(),
+        })
+        .inc();
+    m.reconcile_time_seconds
+        .get_or_create(&ControllerLabels {
+            controller: c.into(),
+        })
+        .observe(0.1);
+    m.workqueue_depth
+        .get_or_create(&WorkqueueLabels::new(c))
+        .set(0);
+    m.cloud_request("strettch", "computes.list", "429", 0.01);
+    m.rate_limited("strettch", "fp");
+    m.throttle_wait("strettch", "fp", "routine", 0.5);
+    m.budget_remaining("strettch", "fp", 10);
+    m.adaptive_limit("strettch", "fp", std::time::Duration::from_secs(60), 100);
+    m.throttle_queued("strettch", "routine", 1);
+    let kind = KindLabels { kind: c.into() };
+    m.managed_resources.get_or_create(&kind).set(2);
+    m.managed_resources_ready.get_or_create(&kind).set(1);
+    m.managed_resources_synced.get_or_create(&kind).set(1);
+    m.set_reasons(
+        c,
+        &BTreeMap::from([("Creating".to_string(), 1)]),
+        &BTreeMap::from([("UnsupportedChange".to_string(), 1)]),
+    );
+    m.set_leader("stratus-leader", true);
+    m
 }
 
 /// The process-wide metrics.
@@ -320,5 +474,76 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("stratus_cloud_requests_total{provider=\"strettch\",operation=\"computes.list\",code=\"200\"}"), "{text}");
+    }
+
+    #[test]
+    fn sample_has_a_series_in_every_family() {
+        let text = sample().encode();
+        let families: Vec<(&str, &str)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_once(' '))
+            .collect();
+        assert!(families.len() >= 18, "{text}");
+        for (name, kind) in families {
+            let series = match kind {
+                "counter" => format!("{name}_total{{"),
+                "histogram" => format!("{name}_count{{"),
+                _ => format!("{name}{{"),
+            };
+            assert!(
+                text.lines().any(|l| l.starts_with(&series)),
+                "no series of {name} in the sample: add one to metrics::sample\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reason_no_object_has_any_more_is_removed() {
+        let m = Metrics::new();
+        let reasons = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
+            pairs.iter().map(|(r, n)| (r.to_string(), *n)).collect()
+        };
+        m.set_reasons(
+            "vertra/application",
+            &reasons(&[("Creating", 2), ("BuildFailed", 1)]),
+            &reasons(&[("BuildFailed", 1)]),
+        );
+        m.set_reasons(
+            "strettch/compute",
+            &reasons(&[("Creating", 1)]),
+            &reasons(&[]),
+        );
+        m.set_reasons(
+            "vertra/application",
+            &reasons(&[("Creating", 1)]),
+            &reasons(&[]),
+        );
+        let text = m.encode();
+        assert!(
+            text.contains("stratus_managed_resources_not_ready{kind=\"vertra/application\",reason=\"Creating\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stratus_managed_resources_not_ready{kind=\"strettch/compute\",reason=\"Creating\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("BuildFailed"), "{text}");
+    }
+
+    #[test]
+    fn the_throttle_queue_depth_goes_back_to_zero_when_every_waiter_left() {
+        let m = Metrics::new();
+        m.throttle_queued("vertra", "write", 1);
+        m.throttle_queued("vertra", "write", 1);
+        m.throttle_queued("vertra", "write", -1);
+        m.throttle_queued("vertra", "write", -1);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                "stratus_cloud_throttle_queue_depth{provider=\"vertra\",priority=\"write\"} 0"
+            ),
+            "{text}"
+        );
     }
 }

@@ -162,6 +162,7 @@ fn update_gauges(kind: &str, counts: Counts) {
     m.managed_resources_synced
         .get_or_create(&labels)
         .set(counts.synced as i64);
+    m.set_reasons(kind, &counts.not_ready, &counts.stalled);
 }
 
 fn settings(args: &RunArgs) -> Settings {

@@ -3,6 +3,7 @@
 //! tests' clean-up all come from that list, so adding a kind is an adapter, its CRD type and one
 //! line there.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,11 +45,31 @@ pub struct Runtime {
 }
 
 /// Objects of one kind in the caches, for the per-kind gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Counts {
     pub objects: usize,
     pub ready: usize,
     pub synced: usize,
+    /// Objects whose Ready is not True, by Ready's reason (`Unknown` without one): what a
+    /// dashboard shows as "not Ready, and why". Reasons are the code's words, never messages.
+    pub not_ready: BTreeMap<String, usize>,
+    /// Objects with Stalled=True, by Stalled's reason: each needs a human.
+    pub stalled: BTreeMap<String, usize>,
+}
+
+impl Counts {
+    /// Add another store's counts (a kind watched in several namespaces).
+    pub fn add(&mut self, other: Counts) {
+        self.objects += other.objects;
+        self.ready += other.ready;
+        self.synced += other.synced;
+        for (reason, n) in other.not_ready {
+            *self.not_ready.entry(reason).or_default() += n;
+        }
+        for (reason, n) in other.stalled {
+            *self.stalled.entry(reason).or_default() += n;
+        }
+    }
 }
 
 /// A kind's running controllers: tasks that should never end.
@@ -165,10 +186,7 @@ where
             loop {
                 let mut total = Counts::default();
                 for s in &stores {
-                    let c = count(s, |o| A::status(o));
-                    total.objects += c.objects;
-                    total.ready += c.ready;
-                    total.synced += c.synced;
+                    total.add(count(s, |o| A::status(o)));
                 }
                 counts(&label, total);
                 tokio::time::sleep(Duration::from_secs(10)).await;
@@ -190,6 +208,23 @@ fn count<K: Resource<DynamicType = ()> + Clone + 'static>(
             .and_then(|s| conditions::find(&s.conditions, t))
             .is_some_and(|c| c.status == "True")
     };
+    let mut not_ready = BTreeMap::<String, usize>::new();
+    let mut stalled = BTreeMap::<String, usize>::new();
+    for o in &objects {
+        let conds = status(o)
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        match conditions::find(conds, conditions::READY) {
+            Some(c) if c.status == "True" => {}
+            Some(c) if !c.reason.is_empty() => *not_ready.entry(c.reason.clone()).or_default() += 1,
+            _ => *not_ready.entry("Unknown".into()).or_default() += 1,
+        }
+        if let Some(c) = conditions::find(conds, conditions::STALLED)
+            && c.status == "True"
+        {
+            *stalled.entry(c.reason.clone()).or_default() += 1;
+        }
+    }
     Counts {
         objects: objects.len(),
         ready: objects
@@ -200,5 +235,80 @@ fn count<K: Resource<DynamicType = ()> + Clone + 'static>(
             .iter()
             .filter(|o| is_true(o, conditions::SYNCED))
             .count(),
+        not_ready,
+        stalled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
+
+    use super::*;
+    use crate::api::common::Condition;
+
+    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: String::new(),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn objects_not_ready_and_stalled_are_counted_by_reason() {
+        // ConfigMaps stand in for a managed kind; their statuses come from this map, by name
+        // (leaked: `count` wants a status borrowed for as long as any object could be).
+        let statuses: HashMap<&str, ManagedStatus> = [
+            ("ready", vec![condition("Ready", "True", "Available")]),
+            ("creating-1", vec![condition("Ready", "False", "Creating")]),
+            ("creating-2", vec![condition("Ready", "False", "Creating")]),
+            (
+                "stalled",
+                vec![
+                    condition("Ready", "False", "Unavailable"),
+                    condition("Stalled", "True", "UnsupportedChange"),
+                ],
+            ),
+            ("new", vec![]),
+        ]
+        .into_iter()
+        .map(|(name, conditions)| {
+            (
+                name,
+                ManagedStatus {
+                    conditions,
+                    ..ManagedStatus::default()
+                },
+            )
+        })
+        .collect();
+        let statuses: &'static HashMap<&str, ManagedStatus> = Box::leak(Box::new(statuses));
+        let mut writer = Writer::<ConfigMap>::default();
+        for name in statuses.keys() {
+            let mut cm = ConfigMap::default();
+            cm.metadata.name = Some(name.to_string());
+            cm.metadata.namespace = Some("team-a".into());
+            writer.apply_watcher_event(&watcher::Event::Apply(cm));
+        }
+        let c = count(&writer.as_reader(), |o: &ConfigMap| {
+            statuses.get(o.metadata.name.as_deref().unwrap_or_default())
+        });
+        assert_eq!((c.objects, c.ready), (5, 1));
+        let reasons = |m: &[(&str, usize)]| -> BTreeMap<String, usize> {
+            m.iter().map(|(r, n)| (r.to_string(), *n)).collect()
+        };
+        assert_eq!(
+            c.not_ready,
+            reasons(&[("Creating", 2), ("Unavailable", 1), ("Unknown", 1)])
+        );
+        assert_eq!(c.stalled, reasons(&[("UnsupportedChange", 1)]));
     }
 }

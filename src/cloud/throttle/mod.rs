@@ -728,9 +728,11 @@ impl KeyThrottle {
             .lock()
             .queue
             .push(priority, Arc::from(flow), ticket);
+        crate::metrics::global().throttle_queued(&self.provider, priority.as_str(), 1);
         let mut guard = QueueSlot {
             throttle: self,
             ticket,
+            priority,
             granted: false,
         };
         // The newcomer may have become the head: let the previous head step back.
@@ -771,7 +773,12 @@ impl KeyThrottle {
         // The next waiter is the new head.
         self.changed.notify_waiters();
         let waited = started.elapsed().as_secs_f64();
-        crate::metrics::global().throttle_wait(&self.provider, &self.fingerprint, waited);
+        crate::metrics::global().throttle_wait(
+            &self.provider,
+            &self.fingerprint,
+            priority.as_str(),
+            waited,
+        );
         tracing::trace!(key = %self.fingerprint, priority = priority.as_str(), flow, waited, "throttle permit");
     }
 
@@ -963,11 +970,18 @@ fn merge_classes(limits: &[ClassLimit]) -> Vec<ClassLimit> {
 struct QueueSlot<'a> {
     throttle: &'a KeyThrottle,
     ticket: Ticket,
+    priority: Priority,
     granted: bool,
 }
 
 impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
+        // Granted or given up, the request has left the queue: the one place both pass.
+        crate::metrics::global().throttle_queued(
+            &self.throttle.provider,
+            self.priority.as_str(),
+            -1,
+        );
         if !self.granted {
             let was_head = {
                 let mut st = self.throttle.state.lock();
