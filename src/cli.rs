@@ -60,6 +60,9 @@ pub enum Command {
     /// Run a local sandbox that imitates a cloud's API (Strettch Cloud unless `--cloud` says
     /// otherwise).
     Sim(crate::providers::sim::SimArgs),
+    /// Show an object, what it references and what references it, with Ready, Synced and
+    /// the reason of each (`kubectl stratus tree` when installed as `kubectl-stratus`).
+    Tree(crate::tree::TreeArgs),
 }
 
 #[derive(Args, Debug, Clone)]

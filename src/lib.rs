@@ -10,3 +10,4 @@ pub mod operator;
 pub mod providers;
 pub mod sim;
 pub mod telemetry;
+pub mod tree;

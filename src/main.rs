@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(args) => stratus::operator::run(args).await,
+        Command::Tree(args) => stratus::tree::run(args).await,
         Command::Sim(args) => {
             stratus::telemetry::init(stratus::cli::LogFormat::Text);
             stratus::providers::sim::run(args).await
