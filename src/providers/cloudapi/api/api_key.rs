@@ -106,6 +106,5 @@ pub struct ApiKeyObservation {
     /// status.connectionSecret.version.
     pub id: String,
     /// The project the key belongs to.
-    #[serde(default)]
     pub project_id: String,
 }

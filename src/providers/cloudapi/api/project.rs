@@ -97,7 +97,6 @@ pub struct ProjectObservation {
     /// The cloud's id of the project (proj_… or prj_…): what projectId fields take.
     pub id: String,
     /// The project's name in the cloud.
-    #[serde(default)]
     pub name: String,
     /// The project's region (cloudapi dialect).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -100,10 +100,8 @@ pub struct TokenObservation {
     /// The id of the token in the Secret now (tok_…).
     pub id: String,
     /// Its name.
-    #[serde(default)]
     pub name: String,
     /// Its scopes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// When the cloud created it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

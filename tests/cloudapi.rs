@@ -1,0 +1,346 @@
+//! CloudAPI end to end: the operator process against the real apiserver and the CloudAPI
+//! sandbox (its own model of the API, never the client's types), in both dialects where they
+//! differ.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cloudapi::{Env, Setup, secret_text};
+use common::{condition_of, has_condition_of, is_ready_of, wait_object, wait_object_gone};
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use stratus::cloud::throttle::Priority;
+use stratus::providers::cloudapi::api::{ApiKey, Project, Release, Token};
+use stratus::providers::cloudapi::model::{DeploymentCreate, ProjectCreate};
+use stratus::providers::cloudapi::sim::Dialect;
+use stratus::providers::cloudapi::sim::wire::DeploymentStatus;
+
+const T: Duration = Duration::from_secs(60);
+
+fn at_provider<K: serde::Serialize>(obj: &K) -> serde_json::Value {
+    serde_json::to_value(obj).unwrap()["status"]["atProvider"].clone()
+}
+
+fn id_of<K: serde::Serialize>(obj: &K) -> String {
+    at_provider(obj)["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn live_commit(r: &Release) -> String {
+    at_provider(r)["current"]["commit"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A project made in the sandbox directly (outside Kubernetes).
+async fn outside_project(env: &Env, name: &str) -> String {
+    let region = (env.dialect == Dialect::Cloudapi).then(|| "us-east-1".to_string());
+    env.outside()
+        .create_project(
+            &ProjectCreate {
+                name: name.into(),
+                region,
+            },
+            uuid::Uuid::new_v4(),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// Waits for a Release to be Ready with `commit` live.
+async fn wait_live(env: &Env, name: &str, commit: &str) -> Release {
+    let releases: Api<Release> = env.ns.api();
+    wait_object(&releases, name, T, &format!("live at {commit}"), |r| {
+        is_ready_of(r) && live_commit(r) == commit
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_project_is_created_once_renamed_in_place_and_deleted_with_its_object() {
+    let env = Env::start("caproj", Dialect::Cloudapi).await;
+    env.apply::<Project>(
+        "shop",
+        json!({"forProvider": {"name": "acme-prod", "region": "us-east-1"}}),
+    )
+    .await;
+    let projects: Api<Project> = env.ns.api();
+    let p = wait_object(&projects, "shop", T, "Ready", is_ready_of).await;
+    let id = id_of(&p);
+    assert!(id.starts_with("proj_"), "{id}");
+    assert_eq!(at_provider(&p)["region"], "us-east-1");
+    assert_eq!(env.sim.creates().projects, 1);
+
+    env.patch::<Project>("shop", json!({"forProvider": {"name": "acme-production"}}))
+        .await;
+    wait_object(&projects, "shop", T, "renamed", |p| {
+        is_ready_of(p) && at_provider(p)["name"] == "acme-production"
+    })
+    .await;
+    assert_eq!(env.sim.project(&id).unwrap().name, "acme-production");
+
+    // The region is fixed once the project exists: an API server with CEL refuses the
+    // change; an older one takes it and the operator stalls on it without a call.
+    let patched = projects
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"forProvider": {"region": "eu-west-1"}}})),
+        )
+        .await;
+    match patched {
+        Err(refused) => {
+            assert!(
+                refused.to_string().contains("region cannot be changed"),
+                "{refused}"
+            )
+        }
+        Ok(_) => {
+            let p = wait_object(&projects, "shop", T, "Stalled", |p| {
+                has_condition_of(p, "Stalled", "True", Some("RegionImmutable"))
+            })
+            .await;
+            let message = condition_of(&p, "Stalled").unwrap().message;
+            assert!(message.contains("us-east-1"), "{message}");
+            assert_eq!(
+                env.sim.project(&id).unwrap().region.as_deref(),
+                Some("us-east-1")
+            );
+        }
+    }
+
+    projects.delete("shop", &Default::default()).await.unwrap();
+    wait_object_gone(&projects, "shop", T).await;
+    assert!(
+        env.sim.project(&id).is_none(),
+        "the project was left behind"
+    );
+    assert_eq!(env.sim.creates().projects, 1);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_cloudplatform_project_has_no_region_and_asking_for_one_is_a_spec_error() {
+    let env = Env::start("caplat", Dialect::Cloudplatform).await;
+    env.apply::<Project>(
+        "bad",
+        json!({"forProvider": {"name": "gamma", "region": "us-east-1"}}),
+    )
+    .await;
+    env.apply::<Project>("good", json!({"forProvider": {"name": "gamma"}}))
+        .await;
+    let projects: Api<Project> = env.ns.api();
+    let p = wait_object(&projects, "good", T, "Ready", is_ready_of).await;
+    assert!(id_of(&p).starts_with("prj_"));
+    let bad = wait_object(&projects, "bad", T, "Stalled", |p| {
+        has_condition_of(p, "Stalled", "True", Some("InvalidSpec"))
+    })
+    .await;
+    let message = condition_of(&bad, "Stalled").unwrap().message;
+    assert!(
+        message.contains("cloudplatform") && message.contains("region"),
+        "{message}"
+    );
+    assert_eq!(
+        env.sim.creates().projects,
+        1,
+        "nothing was sent for the bad one"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_project_named_by_external_name_is_adopted_and_left_in_place_by_orphan() {
+    let env = Env::start("caadopt", Dialect::Cloudplatform).await;
+    let id = outside_project(&env, "legacy").await;
+    env.apply_with::<Project>(
+        "legacy",
+        json!({"annotations": {"stratus.dev/external-name": id}}),
+        json!({"deletionPolicy": "Orphan", "forProvider": {"name": "legacy"}}),
+    )
+    .await;
+    let projects: Api<Project> = env.ns.api();
+    let p = wait_object(&projects, "legacy", T, "Ready", is_ready_of).await;
+    assert_eq!(id_of(&p), id);
+    assert_eq!(env.sim.creates().projects, 1, "adopted, not created");
+    projects
+        .delete("legacy", &Default::default())
+        .await
+        .unwrap();
+    wait_object_gone(&projects, "legacy", T).await;
+    assert!(env.sim.project(&id).is_some(), "an orphaned project stays");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_deploys_a_new_commit_and_setting_the_previous_one_back_rolls_back_without_a_build()
+ {
+    let env = Env::start("carel", Dialect::Cloudapi).await;
+    env.apply::<Project>(
+        "app",
+        json!({"forProvider": {"name": "app", "region": "us-east-1"}}),
+    )
+    .await;
+    env.apply::<Release>(
+        "app",
+        json!({"forProvider": {"projectRef": {"name": "app"}, "commit": "a1a1a1"}}),
+    )
+    .await;
+    let r = wait_live(&env, "app", "a1a1a1").await;
+    let project = id_of(&r);
+    assert!(project.starts_with("proj_"));
+    assert_eq!(env.sim.builds(), 1);
+
+    env.patch::<Release>("app", json!({"forProvider": {"commit": "b2b2b2"}}))
+        .await;
+    let r = wait_live(&env, "app", "b2b2b2").await;
+    assert_eq!(env.sim.builds(), 2);
+    assert_eq!(at_provider(&r)["recent"].as_array().unwrap().len(), 2);
+
+    env.patch::<Release>("app", json!({"forProvider": {"commit": "a1a1a1"}}))
+        .await;
+    wait_live(&env, "app", "a1a1a1").await;
+    assert_eq!(env.sim.builds(), 2, "a rollback builds nothing");
+    assert_eq!(
+        env.sim.deployments(&project).len(),
+        2,
+        "and makes no deployment"
+    );
+    assert_eq!(
+        env.sim.current_deployment(&project).unwrap().commit,
+        "a1a1a1"
+    );
+    // Settled: nothing more happens.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.sim.creates().deployments, 2);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_build_is_ready_false_with_its_last_log_line_and_is_not_retried() {
+    let env = Env::start("cafail", Dialect::Cloudapi).await;
+    let project = outside_project(&env, "app").await;
+    env.apply::<Release>(
+        "app",
+        json!({"forProvider": {"projectId": project, "commit": "good-1"}}),
+    )
+    .await;
+    wait_live(&env, "app", "good-1").await;
+    env.patch::<Release>("app", json!({"forProvider": {"commit": "fail-2"}}))
+        .await;
+    let releases: Api<Release> = env.ns.api();
+    let r = wait_object(&releases, "app", T, "failed", |r| {
+        has_condition_of(r, "Ready", "False", None)
+            && at_provider(r)["buildError"].as_str().is_some()
+            && has_condition_of(r, "Stalled", "True", Some("BuildFailed"))
+    })
+    .await;
+    let ready = condition_of(&r, "Ready").unwrap().message;
+    let line = at_provider(&r)["buildError"].as_str().unwrap().to_string();
+    assert!(ready.contains(&line), "{ready} / {line}");
+    assert!(line.contains("fail-2"), "{line}");
+    assert_eq!(live_commit(&r), "good-1", "the previous release stays live");
+    let builds = env.sim.builds();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(env.sim.builds(), builds, "a failed build is not retried");
+
+    // A new nonce retries it; a fixed commit deploys.
+    env.patch::<Release>("app", json!({"forProvider": {"commit": "good-3"}}))
+        .await;
+    wait_live(&env, "app", "good-3").await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_redeploy_nonce_builds_the_same_commit_again_once() {
+    let env = Env::start("canonce", Dialect::Cloudplatform).await;
+    let project = outside_project(&env, "app").await;
+    env.apply::<Release>(
+        "app",
+        json!({"forProvider": {"projectId": project, "commit": "c0ffee"}}),
+    )
+    .await;
+    wait_live(&env, "app", "c0ffee").await;
+    assert_eq!(env.sim.builds(), 1);
+    env.patch::<Release>("app", json!({"forProvider": {"redeployNonce": "2"}}))
+        .await;
+    let releases: Api<Release> = env.ns.api();
+    wait_object(&releases, "app", T, "redeployed", |r| {
+        is_ready_of(r) && at_provider(r)["redeployNonce"] == "2"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.sim.builds(), 2, "one rebuild for one nonce change");
+    let deployments = env.sim.deployments(&project);
+    assert!(deployments.iter().all(|d| d.commit == "c0ffee"));
+    assert_eq!(deployments[0].status, DeploymentStatus::Succeeded);
+    assert!(deployments[0].current);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_deployment_made_outside_kubernetes_is_reported_under_observe_and_rolled_back_otherwise()
+{
+    let env = Env::start("cadrift", Dialect::Cloudapi).await;
+    let watched = outside_project(&env, "watched").await;
+    let managed = outside_project(&env, "managed").await;
+    // Drift is seen at the next observation: poll often instead of the 10-minute resync.
+    let poll = json!({"annotations": {"stratus.dev/poll-interval": "5s"}});
+    env.apply_with::<Release>(
+        "watched",
+        poll.clone(),
+        json!({"forProvider": {"projectId": watched, "commit": "v1"}}),
+    )
+    .await;
+    env.apply_with::<Release>(
+        "managed",
+        poll,
+        json!({"forProvider": {"projectId": managed, "commit": "v1"}}),
+    )
+    .await;
+    wait_live(&env, "watched", "v1").await;
+    wait_live(&env, "managed", "v1").await;
+    env.patch::<Release>("watched", json!({"managementPolicies": ["Observe"]}))
+        .await;
+
+    let outside = env.outside();
+    for project in [&watched, &managed] {
+        outside
+            .create_deployment(
+                &DeploymentCreate {
+                    project_id: project.to_string(),
+                    commit: "hotfix".into(),
+                },
+                uuid::Uuid::new_v4(),
+            )
+            .await
+            .unwrap();
+    }
+    let releases: Api<Release> = env.ns.api();
+    let r = wait_object(&releases, "watched", T, "drifted", |r| {
+        has_condition_of(r, "Synced", "False", None) && live_commit(r) == "hotfix"
+    })
+    .await;
+    let synced = condition_of(&r, "Synced").unwrap().message;
+    assert!(synced.contains("live: hotfix"), "{synced}");
+    // The managed one goes back to its commit, by a rollback (no third build of v1).
+    wait_object(&releases, "managed", T, "back at v1", |r| {
+        is_ready_of(r) && live_commit(r) == "v1"
+    })
+    .await;
+    assert_eq!(env.sim.current_deployment(&managed).unwrap().commit, "v1");
+    assert_eq!(env.sim.deployments(&managed).len(), 2);
+    assert_eq!(
+        env.sim.current_deployment(&watched).unwrap().commit,
+        "hotfix"
+    );
+    let _ = outside.list_projects(Priority::Urgent).await.unwrap();
+    env.stop().await;
+}
