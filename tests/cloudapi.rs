@@ -344,3 +344,143 @@ async fn a_deployment_made_outside_kubernetes_is_reported_under_observe_and_roll
     let _ = outside.list_projects(Priority::Urgent).await.unwrap();
     env.stop().await;
 }
+
+/// `POST /projects` and `POST /deployments` the sandbox received (answered or not).
+fn creates_sent(env: &Env) -> u64 {
+    let stats = env.sim.stats();
+    ["POST /projects", "POST /deployments"]
+        .iter()
+        .map(|r| stats.requests_by_route.get(*r).copied().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+async fn killing_the_operator_at_random_moments_during_creates_leaves_exactly_one_project_and_one_deployment_per_object()
+ {
+    use common::{Operator, wait_for};
+    use kube::ResourceExt;
+    use rand::Rng;
+    use std::collections::BTreeMap;
+
+    const KILLS: usize = 12;
+    const LONG: Duration = Duration::from_secs(180);
+    let mut env = Env::start_with("cakill", Setup::default(), |c| {
+        // Slow answers widen the window between "applied in the cloud" and "recorded in
+        // Kubernetes"; a fifth of applied writes are never answered.
+        c.faults.latency_ms = 600;
+        c.faults.drop_after_write_rate = 0.2;
+    })
+    .await;
+    env.operator.kill();
+    let projects: Api<Project> = env.ns.api();
+    let releases: Api<Release> = env.ns.api();
+    let add = |i: usize| {
+        let env = &env;
+        async move {
+            env.apply::<Project>(
+                &format!("proj{i}"),
+                json!({"forProvider": {"name": format!("p{i}"), "region": "us-east-1"}}),
+            )
+            .await;
+            env.apply::<Release>(
+                &format!("rel{i}"),
+                json!({"forProvider": {"projectRef": {"name": format!("proj{i}")}, "commit": format!("c{i}")}}),
+            )
+            .await;
+        }
+    };
+    let mut objects = 0;
+    while objects < 3 {
+        add(objects).await;
+        objects += 1;
+    }
+    let mut rng = rand::rng();
+    let (mut killed, mut lives) = (0, 0);
+    while killed < KILLS {
+        lives += 1;
+        assert!(
+            lives <= 3 * KILLS,
+            "{lives} lives, only {killed} killed during a create"
+        );
+        let unrecorded = projects
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.annotations().contains_key("stratus.dev/external-name"))
+            .chain(
+                releases
+                    .list(&Default::default())
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.annotations().contains_key("stratus.dev/external-name")),
+            )
+            .filter(|recorded| !recorded)
+            .count();
+        if unrecorded == 0 {
+            add(objects).await;
+            objects += 1;
+        }
+        let mut op = Operator::start(&env.ns.name, common::cloudapi::OPERATOR_ARGS);
+        let before = creates_sent(&env);
+        let sent = wait_for(Duration::from_secs(20), || {
+            let now = creates_sent(&env);
+            async move { now > before }
+        })
+        .await;
+        if !sent {
+            op.kill();
+            continue;
+        }
+        tokio::time::sleep(rng.random_range(Duration::ZERO..Duration::from_millis(1500))).await;
+        op.kill();
+        killed += 1;
+    }
+    env.operator = Operator::start(&env.ns.name, common::cloudapi::OPERATOR_ARGS);
+    println!(
+        "{killed} kills during creates in {lives} lives; POST /projects + /deployments received {} times for {} objects",
+        creates_sent(&env),
+        2 * objects
+    );
+    for i in 0..objects {
+        wait_object(&projects, &format!("proj{i}"), LONG, "Ready", is_ready_of).await;
+        wait_live(&env, &format!("rel{i}"), &format!("c{i}")).await;
+    }
+    let mut per_name: BTreeMap<String, usize> = BTreeMap::new();
+    for p in env.sim.projects() {
+        *per_name.entry(p.name.clone()).or_default() += 1;
+    }
+    assert_eq!(env.sim.projects().len(), objects, "{per_name:?}");
+    for i in 0..objects {
+        assert_eq!(per_name.get(&format!("p{i}")), Some(&1), "{per_name:?}");
+        let p = projects.get(&format!("proj{i}")).await.unwrap();
+        let id = id_of(&p);
+        assert_eq!(env.sim.project(&id).unwrap().name, format!("p{i}"));
+        let deployments = env.sim.deployments(&id);
+        assert_eq!(deployments.len(), 1, "project p{i}: {deployments:?}");
+        assert_eq!(deployments[0].commit, format!("c{i}"));
+        let r = releases.get(&format!("rel{i}")).await.unwrap();
+        assert_eq!(id_of(&r), id);
+    }
+    assert_eq!(env.sim.creates().deployments as usize, objects);
+
+    // Deleting everything leaves no project behind (a Release leaves its deployments, which
+    // go with their project).
+    for i in 0..objects {
+        releases
+            .delete(&format!("rel{i}"), &Default::default())
+            .await
+            .unwrap();
+        projects
+            .delete(&format!("proj{i}"), &Default::default())
+            .await
+            .unwrap();
+    }
+    for i in 0..objects {
+        wait_object_gone(&releases, &format!("rel{i}"), LONG).await;
+        wait_object_gone(&projects, &format!("proj{i}"), LONG).await;
+    }
+    assert!(env.sim.projects().is_empty());
+    env.stop().await;
+}
