@@ -484,3 +484,164 @@ async fn killing_the_operator_at_random_moments_during_creates_leaves_exactly_on
     assert!(env.sim.projects().is_empty());
     env.stop().await;
 }
+
+fn secret_of(env: &Env) -> Api<Secret> {
+    env.ns.api()
+}
+
+#[tokio::test]
+async fn an_api_key_is_written_to_its_secret_once_rotated_on_the_nonce_and_revoked_on_delete() {
+    let env = Env::start("cakey", Dialect::Cloudapi).await;
+    env.apply::<Project>(
+        "app",
+        json!({"forProvider": {"name": "app", "region": "us-east-1"}}),
+    )
+    .await;
+    env.apply::<ApiKey>(
+        "ci",
+        json!({
+            "forProvider": {"projectRef": {"name": "app"}},
+            "writeConnectionSecretToRef": {"name": "ci-key"},
+        }),
+    )
+    .await;
+    let keys: Api<ApiKey> = env.ns.api();
+    let k = wait_object(&keys, "ci", T, "Ready", is_ready_of).await;
+    let secrets = secret_of(&env);
+    let s = secrets.get("ci-key").await.unwrap();
+    let first = secret_text(&s, "apiKey");
+    let first_id = secret_text(&s, "keyId");
+    assert!(first.starts_with("sk_live_"), "{first_id}");
+    assert_eq!(id_of(&k), first_id);
+    assert_eq!(env.sim.creates().keys, 1);
+    let shown = serde_json::to_string(&k).unwrap();
+    assert!(!shown.contains(&first), "the key is in the object");
+    // Settled: written once, never issued again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.sim.creates().keys, 1);
+
+    env.patch::<ApiKey>("ci", json!({"connectionSecretRotation": "2026-12"}))
+        .await;
+    let rotated = wait_object(&secrets, "ci-key", T, "rotated", |s| {
+        secret_text(s, "keyId") != first_id
+    })
+    .await;
+    let second_id = secret_text(&rotated, "keyId");
+    assert_ne!(secret_text(&rotated, "apiKey"), first);
+    // The previous key is revoked after the grace period.
+    assert!(
+        common::wait_for(T, || {
+            let revoked = env.sim.keys().iter().any(|k| k.id == first_id && k.revoked);
+            async move { revoked }
+        })
+        .await,
+        "the previous key was not revoked: {:?}",
+        env.sim.keys()
+    );
+    assert_eq!(env.sim.creates().keys, 2);
+
+    keys.delete("ci", &Default::default()).await.unwrap();
+    wait_object_gone(&keys, "ci", T).await;
+    assert!(
+        env.sim.keys().iter().all(|k| k.revoked),
+        "{:?}",
+        env.sim.keys()
+    );
+    assert!(env.sim.keys().iter().any(|k| k.id == second_id));
+    assert!(secrets.get_opt("ci-key").await.unwrap().is_none());
+    let log = env.operator_log();
+    assert!(
+        !log.contains(&first) && !log.contains("sk_live_"),
+        "a key value is in the log"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_key_without_a_session_token_is_stalled_saying_how_to_give_one() {
+    let env = Env::start_with(
+        "canosess",
+        Setup {
+            session: false,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let project = outside_project(&env, "app").await;
+    env.apply::<ApiKey>(
+        "ci",
+        json!({
+            "forProvider": {"projectId": project},
+            "writeConnectionSecretToRef": {"name": "ci-key"},
+        }),
+    )
+    .await;
+    let keys: Api<ApiKey> = env.ns.api();
+    let k = wait_object(&keys, "ci", T, "Stalled", |k| {
+        has_condition_of(k, "Stalled", "True", Some("SessionTokenMissing"))
+    })
+    .await;
+    let message = condition_of(&k, "Stalled").unwrap().message;
+    assert!(message.contains("sessionTokenSecretRef"), "{message}");
+    assert_eq!(env.sim.creates().keys, 0);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_is_written_once_and_replaced_by_a_new_one_when_its_scopes_change() {
+    let env = Env::start("catok", Dialect::Cloudapi).await;
+    env.apply::<Token>(
+        "ci",
+        json!({
+            "forProvider": {"name": "ci-token", "scopes": ["usage:read"]},
+            "writeConnectionSecretToRef": {"name": "ci-token"},
+        }),
+    )
+    .await;
+    let tokens: Api<Token> = env.ns.api();
+    let t = wait_object(&tokens, "ci", T, "Ready", is_ready_of).await;
+    let secrets = secret_of(&env);
+    let s = secrets.get("ci-token").await.unwrap();
+    let first = secret_text(&s, "token");
+    let first_id = secret_text(&s, "tokenId");
+    assert!(first.starts_with("cap_"));
+    assert_eq!(id_of(&t), first_id);
+    assert!(!serde_json::to_string(&t).unwrap().contains(&first));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.sim.creates().tokens, 1, "written once");
+
+    env.patch::<Token>(
+        "ci",
+        json!({"forProvider": {"scopes": ["usage:read", "users:read"]}}),
+    )
+    .await;
+    let replaced = wait_object(&secrets, "ci-token", T, "replaced", |s| {
+        secret_text(s, "tokenId") != first_id
+    })
+    .await;
+    let second_id = secret_text(&replaced, "tokenId");
+    assert!(
+        common::wait_for(T, || {
+            let ids: Vec<String> = env.sim.tokens().iter().map(|t| t.id.clone()).collect();
+            let done = ids == vec![second_id.clone()];
+            async move { done }
+        })
+        .await,
+        "the previous token was not revoked: {:?}",
+        env.sim.tokens()
+    );
+    let live = &env.sim.tokens()[0];
+    assert_eq!(live.scopes, vec!["usage:read", "users:read"]);
+    wait_object(&tokens, "ci", T, "showing the new scopes", |t| {
+        is_ready_of(t) && at_provider(t)["tokenId"] == second_id.as_str()
+    })
+    .await;
+    assert_eq!(env.sim.creates().tokens, 2);
+
+    tokens.delete("ci", &Default::default()).await.unwrap();
+    wait_object_gone(&tokens, "ci", T).await;
+    assert!(env.sim.tokens().is_empty(), "{:?}", env.sim.tokens());
+    assert!(!env.operator_log().contains(&first));
+    env.stop().await;
+}

@@ -9,12 +9,15 @@
 //! which keeps its own types: the client never shares them.
 
 pub mod api;
+pub mod api_key;
 pub mod client;
 pub mod cloud;
+pub mod credentials;
 pub mod model;
 pub mod project;
 pub mod release;
 pub mod sim;
+pub mod token;
 pub mod wire;
 
 use crate::engine::registry::{Kind, ManagedKind};
@@ -27,5 +30,9 @@ pub fn kinds() -> Vec<Box<dyn ManagedKind>> {
     vec![
         Box::new(Kind::new(|_| project::ProjectAdapter)),
         Box::new(Kind::new(|_| release::ReleaseAdapter)),
+        Box::new(Kind::new(|rt| {
+            api_key::ApiKeyAdapter::new(rt.client.clone())
+        })),
+        Box::new(Kind::new(|_| token::TokenAdapter)),
     ]
 }

@@ -97,8 +97,10 @@ pub struct TokenStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenObservation {
-    /// The id of the token in the Secret now (tok_…).
+    /// The id of the first token this object made (tok_…).
     pub id: String,
+    /// The id of the token in the Secret now (differs from id after a replacement).
+    pub token_id: String,
     /// Its name.
     pub name: String,
     /// Its scopes.
