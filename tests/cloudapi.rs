@@ -645,3 +645,48 @@ async fn a_token_is_written_once_and_replaced_by_a_new_one_when_its_scopes_chang
     assert!(!env.operator_log().contains(&first));
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_cloudapi_example_converges_against_the_sandbox() {
+    let env = Env::start("caexample", Dialect::Cloudapi).await;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/cloudapi.yaml"
+    ))
+    .unwrap();
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|d: &serde_json::Value| d["apiVersion"] == "cloudapi.stratus.dev/v1alpha1")
+        .collect();
+    assert_eq!(docs.len(), 4, "a Project, a Release, an ApiKey and a Token");
+    let mut names = Vec::new();
+    for doc in docs {
+        let kind = doc["kind"].as_str().unwrap().to_string();
+        let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+        let spec = doc["spec"].clone();
+        match kind.as_str() {
+            "Project" => env.apply::<Project>(&name, spec).await,
+            "Release" => env.apply::<Release>(&name, spec).await,
+            "ApiKey" => env.apply::<ApiKey>(&name, spec).await,
+            "Token" => env.apply::<Token>(&name, spec).await,
+            other => panic!("unexpected kind {other}"),
+        }
+        names.push((kind, name));
+    }
+    for (kind, name) in names {
+        match kind.as_str() {
+            "Project" => {
+                drop(wait_object(&env.ns.api::<Project>(), &name, T, "Ready", is_ready_of).await)
+            }
+            "Release" => {
+                drop(wait_object(&env.ns.api::<Release>(), &name, T, "Ready", is_ready_of).await)
+            }
+            "ApiKey" => {
+                drop(wait_object(&env.ns.api::<ApiKey>(), &name, T, "Ready", is_ready_of).await)
+            }
+            _ => drop(wait_object(&env.ns.api::<Token>(), &name, T, "Ready", is_ready_of).await),
+        }
+    }
+    assert_eq!(env.sim.builds(), 1);
+    env.stop().await;
+}

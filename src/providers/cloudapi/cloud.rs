@@ -245,3 +245,83 @@ impl Item for Token {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::throttle::Scope;
+
+    fn spec(dialect: &str, workspace: Option<&str>) -> ProviderConfigSpec {
+        let mut cloudapi = serde_json::json!({"dialect": dialect});
+        if let Some(w) = workspace {
+            cloudapi["workspace"] = serde_json::json!(w);
+        }
+        serde_json::from_value(serde_json::json!({
+            "provider": "cloudapi",
+            "endpoint": "http://127.0.0.1:9",
+            "credentials": {"secretRef": {"namespace": "ns", "name": "s", "key": "k"}},
+            "cloudapi": cloudapi,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_key_of_a_cloudplatform_workspace_shares_its_budget() {
+        let ws = format!("acme-{}", uuid::Uuid::new_v4().simple());
+        let a =
+            CloudApiCloud::connect("pc-a", &spec("cloudplatform", Some(&ws)), ApiKey::new("ka"))
+                .unwrap();
+        let b =
+            CloudApiCloud::connect("pc-b", &spec("cloudplatform", Some(&ws)), ApiKey::new("kb"))
+                .unwrap();
+        let group = |c: &CloudApiCloud| c.client.throttle().groups();
+        let (ga, gb) = (group(&a), group(&b));
+        assert_eq!(ga.len(), 1);
+        assert!(
+            std::sync::Arc::ptr_eq(&ga[0], &gb[0]),
+            "one budget for the workspace"
+        );
+        assert_eq!(ga[0].name(), format!("workspace:{ws}"));
+        let limits = ga[0].limits();
+        assert!(
+            limits
+                .iter()
+                .any(|l| l.requests == 600 && l.per == Duration::from_secs(600)),
+            "{limits:?}"
+        );
+        let key = a.client.throttle().key_limits();
+        assert!(
+            key.iter()
+                .any(|l| l.scope == Scope::Key && l.requests == 120),
+            "{key:?}"
+        );
+        // cloudapi: one account, 1,000 per minute per key, no group.
+        let c = CloudApiCloud::connect("pc-c", &spec("cloudapi", None), ApiKey::new("kc")).unwrap();
+        assert!(group(&c).is_empty());
+        assert!(
+            c.client
+                .throttle()
+                .key_limits()
+                .iter()
+                .any(|l| l.requests == 1000)
+        );
+    }
+
+    #[test]
+    fn a_deployment_listing_is_grouped_by_project_newest_first() {
+        let d = |id: &str, project: &str, at: u32| Deployment {
+            id: id.into(),
+            project_id: project.into(),
+            status: "succeeded".into(),
+            commit: "c".into(),
+            created_at: Some(format!("2026-04-28T14:00:{at:02}Z")),
+            current: None,
+        };
+        let grouped =
+            ProjectDeployments::group(vec![d("d3", "p1", 3), d("d2", "p2", 2), d("d1", "p1", 1)]);
+        assert_eq!(grouped.len(), 2);
+        let p1 = grouped.iter().find(|g| g.project_id == "p1").unwrap();
+        let ids: Vec<&str> = p1.deployments.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, vec!["d3", "d1"]);
+    }
+}
