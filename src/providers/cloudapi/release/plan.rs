@@ -128,19 +128,28 @@ pub fn plan(d: &DesiredRelease, o: &ObservedRelease) -> Plan<ReleaseAction> {
     if o.newest().is_some_and(Deployment::in_progress) {
         return Plan::UpToDate;
     }
+    if d.project_id != o.project_id {
+        return Plan::Impossible(Invalid::new(
+            "ProjectImmutable",
+            format!(
+                "this Release manages project {}, the spec names {}: a Release cannot move to another project; set the project back, or create another Release",
+                o.project_id, d.project_id
+            ),
+        ));
+    }
     let live = o.live();
     let nonce_changed = d.nonce != o.nonce;
-    let deploy = || ReleaseAction::Deploy {
+    let deploy = |key: Uuid| ReleaseAction::Deploy {
         commit: d.commit.clone(),
         nonce: d.nonce.clone(),
-        key: deploy_key(d, live.map(|l| l.id.as_str())),
+        key,
         live: live.map(|l| l.commit.clone()),
     };
     if let Some(live) = live
         && live.commit == d.commit
     {
         return if nonce_changed {
-            Plan::Update(vec![deploy()])
+            Plan::Update(vec![deploy(redeploy_key(d))])
         } else {
             Plan::UpToDate
         };
@@ -174,12 +183,25 @@ pub fn plan(d: &DesiredRelease, o: &ObservedRelease) -> Plan<ReleaseAction> {
             to_commit: previous.commit.clone(),
         }]);
     }
-    Plan::Update(vec![deploy()])
+    Plan::Update(vec![deploy(deploy_key(d, live.map(|l| l.id.as_str())))])
 }
 
-/// The Idempotency-Key of a deploy (see [`ReleaseAction::Deploy`]).
+/// The Idempotency-Key of a deploy of a new commit (see [`ReleaseAction::Deploy`]): after a
+/// lost answer the deployment it made is in progress (waited for) or live (nothing to do), and
+/// until then the same plan gives the same key.
 pub fn deploy_key(d: &DesiredRelease, live: Option<&str>) -> Uuid {
     let purpose = serde_json::json!(["release.deploy", d.commit, d.nonce, live]).to_string();
+    idempotency_key(&d.uid, &purpose, 0)
+}
+
+/// The Idempotency-Key of a redeploy for a changed nonce: the object, the commit and the
+/// nonce only. A redeploy whose answer was lost is live once built, yet the nonce it answers
+/// was never recorded: planned again, it gets the same key and the API answers with the
+/// deployment it made instead of building a third time. (So a nonce set back to a value it
+/// had, for the same commit, within the API's idempotency window, builds nothing: use new
+/// values.)
+pub fn redeploy_key(d: &DesiredRelease) -> Uuid {
+    let purpose = serde_json::json!(["release.redeploy", d.commit, d.nonce]).to_string();
     idempotency_key(&d.uid, &purpose, 0)
 }
 
@@ -361,5 +383,35 @@ mod tests {
             deploy_key(&d, Some("d3")),
             deploy_key(&desired("aaa", Some("n")), Some("d3"))
         );
+    }
+
+    #[test]
+    fn a_redeploy_planned_again_after_its_answer_was_lost_has_the_same_key() {
+        // The redeploy (nonce n2) was made and went live; its answer was lost, so the status
+        // still says nonce None.
+        let o = observed(
+            vec![
+                dep("d1", "aaa", "succeeded", 1, false),
+                dep("d2", "aaa", "succeeded", 2, true),
+            ],
+            None,
+        );
+        let first = observed(vec![dep("d1", "aaa", "succeeded", 1, true)], None);
+        let key = |o: &ObservedRelease| match plan(&desired("aaa", Some("n2")), o) {
+            Plan::Update(a) => match &a[0] {
+                ReleaseAction::Deploy { key, .. } => *key,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key(&first), key(&o));
+    }
+
+    #[test]
+    fn another_project_is_not_taken_over() {
+        let o = observed(vec![dep("d1", "aaa", "succeeded", 1, true)], None);
+        let mut d = desired("aaa", None);
+        d.project_id = "proj_2".into();
+        assert!(matches!(plan(&d, &o), Plan::Impossible(i) if i.reason == "ProjectImmutable"));
     }
 }
