@@ -251,10 +251,29 @@ async fn a_failed_build_is_ready_false_with_its_last_log_line_and_is_not_retried
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(env.sim.builds(), builds, "a failed build is not retried");
 
-    // A new nonce retries it; a fixed commit deploys.
+    // A fixed commit deploys.
     env.patch::<Release>("app", json!({"forProvider": {"commit": "good-3"}}))
         .await;
     wait_live(&env, "app", "good-3").await;
+
+    // A build that failed for a reason outside the commit (a flaky dependency) is retried by
+    // a new redeployNonce, not before.
+    env.sim.fail_commit("flaky-4");
+    env.patch::<Release>("app", json!({"forProvider": {"commit": "flaky-4"}}))
+        .await;
+    wait_object(&releases, "app", T, "failed", |r| {
+        has_condition_of(r, "Stalled", "True", Some("BuildFailed"))
+            && r.metadata.generation == r.status.as_ref().unwrap().managed.observed_generation
+    })
+    .await;
+    env.sim.sim().set_commit_failing("flaky-4", false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let builds = env.sim.builds();
+    assert_eq!(live_commit(&releases.get("app").await.unwrap()), "good-3");
+    env.patch::<Release>("app", json!({"forProvider": {"redeployNonce": "retry-1"}}))
+        .await;
+    wait_live(&env, "app", "flaky-4").await;
+    assert_eq!(env.sim.builds(), builds + 1);
     env.stop().await;
 }
 
