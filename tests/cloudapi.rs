@@ -376,6 +376,19 @@ fn creates_sent(env: &Env) -> u64 {
 #[tokio::test]
 async fn killing_the_operator_at_random_moments_during_creates_leaves_exactly_one_project_and_one_deployment_per_object()
  {
+    kill_during_creates("cakill", Dialect::Cloudapi).await;
+}
+
+#[tokio::test]
+async fn killing_the_operator_during_cloudplatform_creates_leaves_one_of_each_and_is_never_refused_for_a_limit()
+ {
+    kill_during_creates("cakillp", Dialect::Cloudplatform).await;
+}
+
+/// Kills the operator (SIGKILL) at least 12 times at random moments while Projects and
+/// Releases are created; then exactly one project and one deployment per object, no 429, and
+/// nothing left after deletion.
+async fn kill_during_creates(prefix: &str, dialect: Dialect) {
     use common::{Operator, wait_for};
     use kube::ResourceExt;
     use rand::Rng;
@@ -383,7 +396,11 @@ async fn killing_the_operator_at_random_moments_during_creates_leaves_exactly_on
 
     const KILLS: usize = 12;
     const LONG: Duration = Duration::from_secs(180);
-    let mut env = Env::start_with("cakill", Setup::default(), |c| {
+    let setup = Setup {
+        dialect,
+        ..Default::default()
+    };
+    let mut env = Env::start_with(prefix, setup, |c| {
         // Slow answers widen the window between "applied in the cloud" and "recorded in
         // Kubernetes"; a fifth of applied writes are never answered.
         c.faults.latency_ms = 600;
@@ -396,11 +413,12 @@ async fn killing_the_operator_at_random_moments_during_creates_leaves_exactly_on
     let add = |i: usize| {
         let env = &env;
         async move {
-            env.apply::<Project>(
-                &format!("proj{i}"),
-                json!({"forProvider": {"name": format!("p{i}"), "region": "us-east-1"}}),
-            )
-            .await;
+            let mut params = json!({"name": format!("p{i}")});
+            if dialect == Dialect::Cloudapi {
+                params["region"] = json!("us-east-1");
+            }
+            env.apply::<Project>(&format!("proj{i}"), json!({"forProvider": params}))
+                .await;
             env.apply::<Release>(
                 &format!("rel{i}"),
                 json!({"forProvider": {"projectRef": {"name": format!("proj{i}")}, "commit": format!("c{i}")}}),
@@ -483,6 +501,19 @@ async fn killing_the_operator_at_random_moments_during_creates_leaves_exactly_on
         assert_eq!(id_of(&r), id);
     }
     assert_eq!(env.sim.creates().deployments as usize, objects);
+    // Every life paced itself as if its predecessor had spent what it could: nothing was
+    // refused for a limit.
+    println!(
+        "max in window {:?}, budgets {:?}",
+        env.sim.max_in_window(),
+        env.sim.budgets()
+    );
+    assert_eq!(
+        env.sim.served_429().total(),
+        0,
+        "{:?}",
+        env.sim.served_429()
+    );
 
     // Deleting everything leaves no project behind (a Release leaves its deployments, which
     // go with their project).
