@@ -740,3 +740,80 @@ async fn the_cloudapi_example_converges_against_the_sandbox() {
     assert_eq!(env.sim.builds(), 1);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn killing_the_operator_while_it_deploys_new_commits_and_nonces_never_builds_one_twice() {
+    use common::{Operator, wait_for};
+    use rand::Rng;
+    use std::collections::BTreeMap;
+
+    let mut env = Env::start_with("cakilldep", Setup::default(), |c| {
+        c.faults.latency_ms = 600;
+        c.faults.drop_after_write_rate = 0.3;
+    })
+    .await;
+    let project = outside_project(&env, "app").await;
+    env.apply::<Release>(
+        "app",
+        json!({"forProvider": {"projectId": project, "commit": "k0"}}),
+    )
+    .await;
+    wait_live(&env, "app", "k0").await;
+    env.operator.kill();
+    let deploys = |env: &Env| {
+        env.sim
+            .stats()
+            .requests_by_route
+            .get("POST /deployments")
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut rng = rand::rng();
+    let mut wanted = Vec::new();
+    let mut killed = 0;
+    for step in 1..=12 {
+        // Odd steps deploy a new commit, even steps rebuild it with a new nonce.
+        let spec = if step % 2 == 1 {
+            wanted.push(format!("k{step}"));
+            json!({"forProvider": {"commit": format!("k{step}")}})
+        } else {
+            json!({"forProvider": {"redeployNonce": format!("n{step}")}})
+        };
+        env.patch::<Release>("app", spec).await;
+        let mut op = Operator::start(&env.ns.name, common::cloudapi::OPERATOR_ARGS);
+        let before = deploys(&env);
+        let sent = wait_for(Duration::from_secs(20), || {
+            let now = deploys(&env);
+            async move { now > before }
+        })
+        .await;
+        if sent {
+            tokio::time::sleep(rng.random_range(Duration::ZERO..Duration::from_millis(1200))).await;
+            killed += 1;
+        }
+        op.kill();
+    }
+    assert!(killed >= 10, "only {killed} kills during a deploy");
+    env.operator = Operator::start(&env.ns.name, common::cloudapi::OPERATOR_ARGS);
+    let releases: Api<Release> = env.ns.api();
+    wait_object(&releases, "app", Duration::from_secs(120), "settled", |r| {
+        is_ready_of(r) && live_commit(r) == "k11" && at_provider(r)["redeployNonce"] == "n12"
+    })
+    .await;
+    // Each (commit, nonce) the operator acted on was built once: a commit at most twice (its
+    // deploy and its nonce's rebuild), never more.
+    let mut per_commit: BTreeMap<String, usize> = BTreeMap::new();
+    for d in env.sim.deployments(&project) {
+        *per_commit.entry(d.commit).or_default() += 1;
+    }
+    println!(
+        "{killed} kills; POST /deployments received {} times; builds per commit {per_commit:?}",
+        deploys(&env)
+    );
+    assert_eq!(per_commit.get("k0"), Some(&1));
+    for (commit, n) in &per_commit {
+        assert!(*n <= 2, "{commit} was built {n} times: {per_commit:?}");
+    }
+    assert!(per_commit.contains_key("k11"));
+    env.stop().await;
+}
