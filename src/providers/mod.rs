@@ -18,6 +18,7 @@ use crate::engine::registry::ManagedKind;
 pub fn kinds() -> Vec<Box<dyn ManagedKind>> {
     let mut kinds = strettch::kinds();
     kinds.extend(vertra::kinds());
+    kinds.extend(cloudapi::kinds());
     kinds
 }
 

@@ -14,6 +14,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::OnceCell;
 
+pub mod cloudapi;
 pub mod vertra;
 
 pub const HOW_TO_GET_A_CLUSTER: &str = "no Kubernetes API server for the integration tests: run them with `scripts/test` \
