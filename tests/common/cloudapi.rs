@@ -7,7 +7,15 @@ use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use stratus::providers::cloudapi::sim::{self, CloudApiSimConfig, CloudApiSimHandle, Dialect};
 
-use super::{Operator, TestNamespace};
+use std::time::Duration;
+
+use stratus::providers::cloudapi::api::Release;
+use stratus::providers::cloudapi::model::ProjectCreate;
+
+use super::{Operator, TestNamespace, is_ready_of, wait_object};
+
+/// How long the CloudAPI tests wait for a state.
+pub const T: Duration = Duration::from_secs(60);
 
 /// The operator flags every CloudAPI test runs with: a short create-settle window and rotation
 /// grace, and a quick transitional poll (builds take a fraction of a second here).
@@ -216,4 +224,54 @@ pub fn secret_text(s: &Secret, key: &str) -> String {
         .and_then(|d| d.get(key))
         .map(|b| String::from_utf8(b.0.clone()).unwrap())
         .unwrap_or_default()
+}
+
+pub fn at_provider<K: serde::Serialize>(obj: &K) -> serde_json::Value {
+    serde_json::to_value(obj).unwrap()["status"]["atProvider"].clone()
+}
+
+pub fn id_of<K: serde::Serialize>(obj: &K) -> String {
+    at_provider(obj)["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn live_commit(r: &Release) -> String {
+    at_provider(r)["current"]["commit"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A project made in the sandbox directly (outside Kubernetes); an unanswered attempt (an
+/// injected fault) is replayed under the same Idempotency-Key.
+pub async fn outside_project(env: &Env, name: &str) -> String {
+    let region = (env.dialect == Dialect::Cloudapi).then(|| "us-east-1".to_string());
+    let body = ProjectCreate {
+        name: name.into(),
+        region,
+    };
+    let key = uuid::Uuid::new_v4();
+    let client = env.outside();
+    let mut tries = 0;
+    loop {
+        match client.create_project(&body, key).await {
+            Ok(p) => return p.id,
+            Err(e) if tries < 10 => {
+                tries += 1;
+                eprintln!("outside create of {name} unanswered ({e}); replaying");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Waits for a Release to be Ready with `commit` live.
+pub async fn wait_live(env: &Env, name: &str, commit: &str) -> Release {
+    let releases: Api<Release> = env.ns.api();
+    wait_object(&releases, name, T, &format!("live at {commit}"), |r| {
+        is_ready_of(r) && live_commit(r) == commit
+    })
+    .await
 }
