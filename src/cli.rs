@@ -63,6 +63,8 @@ pub enum Command {
     /// Show an object, what it references and what references it, with Ready, Synced and
     /// the reason of each (`kubectl stratus tree` when installed as `kubectl-stratus`).
     Tree(crate::tree::TreeArgs),
+    /// Print a CloudAPI Release's build log (`--follow` for the live tail).
+    Logs(crate::providers::cloudapi::logs::LogsArgs),
 }
 
 #[derive(Args, Debug, Clone)]

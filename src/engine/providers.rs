@@ -279,55 +279,64 @@ impl Providers {
     }
 
     async fn read(&self, name: &str) -> Result<(ProviderConfigSpec, ApiKey), ProviderError> {
-        let configs: Api<ProviderConfig> = Api::all(self.kube.clone());
-        let pc = configs
-            .get_opt(name)
-            .await
-            .map_err(|source| ProviderError::Kube {
+        read_provider_config(&self.kube, name).await
+    }
+}
+
+/// ProviderConfig `name` and the API key its Secret holds, read with `kube` (the operator's
+/// client, or a user's for `stratus logs`). Each error says what to fix.
+pub async fn read_provider_config(
+    kube: &kube::Client,
+    name: &str,
+) -> Result<(ProviderConfigSpec, ApiKey), ProviderError> {
+    let configs: Api<ProviderConfig> = Api::all(kube.clone());
+    let pc = configs
+        .get_opt(name)
+        .await
+        .map_err(|source| ProviderError::Kube {
+            config: name.into(),
+            source,
+        })?
+        .ok_or_else(|| ProviderError::ProviderConfigNotFound(name.into()))?;
+    let sel = &pc.spec.credentials.secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(kube.clone(), &sel.namespace);
+    let secret = secrets
+        .get_opt(&sel.name)
+        .await
+        .map_err(|source| match source {
+            kube::Error::Api(s) if s.code == 403 => ProviderError::SecretForbidden {
+                config: name.into(),
+                namespace: sel.namespace.clone(),
+                name: sel.name.clone(),
+            },
+            source => ProviderError::Kube {
                 config: name.into(),
                 source,
-            })?
-            .ok_or_else(|| ProviderError::ProviderConfigNotFound(name.into()))?;
-        let sel = &pc.spec.credentials.secret_ref;
-        let secrets: Api<Secret> = Api::namespaced(self.kube.clone(), &sel.namespace);
-        let secret = secrets
-            .get_opt(&sel.name)
-            .await
-            .map_err(|source| match source {
-                kube::Error::Api(s) if s.code == 403 => ProviderError::SecretForbidden {
-                    config: name.into(),
-                    namespace: sel.namespace.clone(),
-                    name: sel.name.clone(),
-                },
-                source => ProviderError::Kube {
-                    config: name.into(),
-                    source,
-                },
-            })?
-            .ok_or_else(|| ProviderError::SecretNotFound {
-                config: name.into(),
-                namespace: sel.namespace.clone(),
-                name: sel.name.clone(),
-                key: sel.key.clone(),
-            })?;
-        let value = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&sel.key))
-            .map(|b| String::from_utf8_lossy(&b.0).to_string())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(&sel.key).cloned())
-            })
-            .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| ProviderError::SecretKeyMissing {
-                config: name.into(),
-                namespace: sel.namespace.clone(),
-                name: sel.name.clone(),
-                key: sel.key.clone(),
-            })?;
-        Ok((pc.spec, ApiKey::new(value)))
-    }
+            },
+        })?
+        .ok_or_else(|| ProviderError::SecretNotFound {
+            config: name.into(),
+            namespace: sel.namespace.clone(),
+            name: sel.name.clone(),
+            key: sel.key.clone(),
+        })?;
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&sel.key))
+        .map(|b| String::from_utf8_lossy(&b.0).to_string())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&sel.key).cloned())
+        })
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ProviderError::SecretKeyMissing {
+            config: name.into(),
+            namespace: sel.namespace.clone(),
+            name: sel.name.clone(),
+            key: sel.key.clone(),
+        })?;
+    Ok((pc.spec, ApiKey::new(value)))
 }

@@ -67,7 +67,9 @@ fn listed_kinds() -> Vec<Listed> {
         .collect()
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
+/// A client from `kubeconfig`, else the usual places (`$KUBECONFIG`, `~/.kube/config`, in a
+/// cluster). For the commands a user runs (`tree`, `logs`).
+pub async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)

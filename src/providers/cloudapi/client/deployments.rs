@@ -53,6 +53,27 @@ impl CloudApiClient {
         self.transport.data(request).await
     }
 
+    /// `GET /v1/logs?deployment_id=[&level=]`: every line of one deployment (of `level` and
+    /// more severe ones), oldest first, every page.
+    pub async fn logs(
+        &self,
+        deployment: &str,
+        level: Option<&str>,
+        p: Priority,
+    ) -> Result<Vec<LogLine>, CloudError> {
+        let mut request =
+            Request::get("logs.list", &["v1", "logs"], p).query("deployment_id", deployment);
+        if let Some(level) = level {
+            request = request.query("level", level);
+        }
+        self.transport
+            .list_all(request, |l: &LogLine| {
+                l.id.clone()
+                    .unwrap_or_else(|| format!("{:?}|{}", l.timestamp, l.message))
+            })
+            .await
+    }
+
     /// `GET /v1/logs?deployment_id=&level=error`: the error lines of one deployment (the first
     /// page is enough: a failed build says why in a line or two).
     pub async fn error_logs(
