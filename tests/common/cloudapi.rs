@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use stratus::providers::cloudapi::sim::{self, CloudApiSimConfig, CloudApiSimHandle, Dialect};
 
@@ -136,20 +136,9 @@ impl Env {
             + serde::Serialize
             + std::fmt::Debug,
     {
-        let mut spec = spec;
-        spec["providerConfigRef"] = json!({"name": self.ns.name});
-        let mut meta = metadata;
-        meta["name"] = json!(name);
-        let obj: K = serde_json::from_value(json!({
-            "apiVersion": K::api_version(&()), "kind": K::kind(&()),
-            "metadata": meta, "spec": spec,
-        }))
-        .unwrap();
         self.ns
-            .api::<K>()
-            .create(&PostParams::default(), &obj)
+            .create_managed::<K>(name, metadata, spec, &self.ns.name)
             .await
-            .unwrap();
     }
 
     pub async fn apply<K>(&self, name: &str, spec: serde_json::Value)
@@ -171,15 +160,7 @@ impl Env {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        self.ns
-            .api::<K>()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": spec})),
-            )
-            .await
-            .unwrap();
+        self.ns.patch_spec::<K>(name, spec).await
     }
 
     /// An API client of the sandbox acting as someone outside Kubernetes (same key).

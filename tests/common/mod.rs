@@ -139,6 +139,54 @@ impl TestNamespace {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// Creates object `name` of kind `K` with `metadata` (annotations, labels) and `spec`,
+    /// whose `providerConfigRef` is set to ProviderConfig `provider_config`.
+    pub async fn create_managed<K>(
+        &self,
+        name: &str,
+        metadata: serde_json::Value,
+        spec: serde_json::Value,
+        provider_config: &str,
+    ) where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let mut spec = spec;
+        spec["providerConfigRef"] = json!({"name": provider_config});
+        let mut meta = metadata;
+        meta["name"] = json!(name);
+        let obj: K = serde_json::from_value(json!({
+            "apiVersion": K::api_version(&()), "kind": K::kind(&()),
+            "metadata": meta, "spec": spec,
+        }))
+        .unwrap();
+        self.api::<K>()
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+
+    /// Merge-patches the spec of object `name` of kind `K`.
+    pub async fn patch_spec<K>(&self, name: &str, spec: serde_json::Value)
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(json!({"spec": spec})),
+            )
+            .await
+            .unwrap();
+    }
+
     /// Delete the namespace and the cluster-scoped ProviderConfig named after it (if any).
     pub async fn cleanup(self) {
         let configs: Api<stratus::api::ProviderConfig> = Api::all(self.client.clone());

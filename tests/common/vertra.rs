@@ -118,20 +118,9 @@ impl Env {
             + serde::Serialize
             + std::fmt::Debug,
     {
-        let mut spec = spec;
-        spec["providerConfigRef"] = json!({"name": self.ns.name});
-        let mut meta = metadata;
-        meta["name"] = json!(name);
-        let obj: K = serde_json::from_value(json!({
-            "apiVersion": K::api_version(&()), "kind": K::kind(&()),
-            "metadata": meta, "spec": spec,
-        }))
-        .unwrap();
         self.ns
-            .api::<K>()
-            .create(&PostParams::default(), &obj)
+            .create_managed::<K>(name, metadata, spec, &self.ns.name)
             .await
-            .unwrap();
     }
 
     /// Merge-patches the object's spec.
@@ -142,15 +131,7 @@ impl Env {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        self.ns
-            .api::<K>()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": spec})),
-            )
-            .await
-            .unwrap();
+        self.ns.patch_spec::<K>(name, spec).await
     }
 
     /// Creates (or replaces the data of) an Opaque Secret in the namespace.
