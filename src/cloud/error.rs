@@ -61,7 +61,7 @@ pub enum CloudError {
     InvalidRequest { operation: String, message: String },
     /// A routine read gave its place in the key's queue up: no budget for it within the
     /// throttle's patience. Nothing was sent; ask again in `retry_in`.
-    #[error("{operation} deferred: no budget for a routine read now; try again in {retry_in:?}")]
+    #[error("{operation} held back by the throttle (nothing was sent); try again in {retry_in:?}")]
     Deferred {
         operation: String,
         retry_in: Duration,

@@ -1684,8 +1684,10 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         // An adopted resource whose new value disrupts its users: the rotation field as first
         // seen is a baseline (often copied with the manifest of the resource's first owner),
         // and only a change of it asks for a value.
+        // Only when there is no record at all: a record under another Secret name means values
+        // the operator issued (still to be revoked), and a renamed Secret may get a new one.
         if needs_value
-            && current.is_none()
+            && self.connection().is_none()
             && may_update
             && !own
             && self.ctx.adapter.replace_disrupts()

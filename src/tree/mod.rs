@@ -128,8 +128,9 @@ pub async fn run(args: TreeArgs) -> anyhow::Result<()> {
         };
         match api.list(&ListParams::default()).await {
             Ok(list) => all.extend(list.items.iter().map(|o| node(&k.kind, o))),
-            // A kind whose CRD is not installed has no objects.
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            // A kind whose CRD is not installed has no objects; one the caller may not list
+            // (cluster-scoped ProviderConfigs for a namespace user) is left out.
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => {}
             Err(e) => return Err(e).with_context(|| format!("listing {}", k.resource.plural)),
         }
     }

@@ -85,6 +85,9 @@ impl EventParser {
             if line.starts_with(':') {
                 continue;
             }
+            if self.current.data.len() > MAX_LINE {
+                bail!("the log stream sent an event larger than {MAX_LINE} bytes");
+            }
             let (field, value) = match line.split_once(':') {
                 Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
                 None => (line, ""),
@@ -146,11 +149,21 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
         })?;
     let config = &release.spec.provider_config_ref.name;
     let (spec, key) = crate::engine::providers::read_provider_config(&kube, config).await?;
+    // The operator's checks, before the key goes anywhere: this cloud's key only, and only to
+    // an endpoint it would send it to.
+    if spec.provider != crate::api::provider_config::Provider::CloudApi {
+        bail!(
+            "ProviderConfig {config} is for provider {}, not cloudapi: the Release names the wrong ProviderConfig",
+            spec.provider.as_str()
+        );
+    }
     let dialect = spec
         .cloudapi
         .as_ref()
         .map(|c| c.dialect)
         .unwrap_or_default();
+    spec.check_endpoint(default_endpoint(dialect))
+        .map_err(|m| anyhow::anyhow!("ProviderConfig {config}: {m}"))?;
     let endpoint = spec
         .endpoint
         .clone()

@@ -259,7 +259,7 @@ fn tar_gz_to_zip_within(tar_gz: &[u8], max: usize) -> Result<Vec<u8>, CodeError>
             out.add_directory(format!("{name}/"), options)
                 .map_err(|e| invalid(format!("cannot write the ZIP: {e}")))?;
         } else if kind.is_file() {
-            total += entry.size();
+            total = total.saturating_add(entry.size());
             if total > MAX_UNPACKED_BYTES {
                 return Err(invalid(format!(
                     "the artifact unpacks to more than {} MB",

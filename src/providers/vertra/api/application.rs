@@ -304,6 +304,10 @@ pub struct ApplicationObservation {
     /// adopted app, say) are left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_names: Vec<String>,
+    /// Settings or env vars were written to the running app and it has not restarted to take
+    /// them yet (the restart is the next action, even if it had to wait).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_pending: bool,
     /// Since when the platform has kept the app stopped (credits exhausted, crash loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline_since: Option<String>,

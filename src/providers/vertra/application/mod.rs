@@ -145,6 +145,7 @@ fn view(obj: &Application, observed: ObservedApp) -> AppView {
         deployed_digest: at.and_then(|a| a.deployed_digest.clone()),
         env_digest: at.and_then(|a| a.env_digest.clone()),
         env_names: at.map(|a| a.env_names.clone()).unwrap_or_default(),
+        restart_pending: at.is_some_and(|a| a.restart_pending),
         dns: Vec::new(),
         observed,
     }
@@ -321,6 +322,7 @@ impl Adapter for ApplicationAdapter {
                         deployed_digest: Some(request.code.digest()),
                         env_digest: Some(request.env_digest.clone()),
                         env_names: request.env_names.clone(),
+                        restart_pending: false,
                         dns: Vec::new(),
                     },
                     proof: Proof::OwnershipMarker,
@@ -379,6 +381,7 @@ impl Adapter for ApplicationAdapter {
             deployed_digest: Some(r.code.digest()),
             env_digest: Some(r.env_digest.clone()),
             env_names: r.env_names.clone(),
+            restart_pending: false,
             dns: Vec::new(),
         }
         .into())
@@ -408,6 +411,8 @@ impl Adapter for ApplicationAdapter {
         match action {
             AppAction::Config(update) => {
                 client.update_app_config(&id, update).await?;
+                // Recorded with the change, so a restart that has to wait is not forgotten.
+                next.restart_pending |= v.observed.running;
                 let app = &mut next.observed.app;
                 if let Some(n) = &update.name {
                     app.name = n.clone();
@@ -459,10 +464,12 @@ impl Adapter for ApplicationAdapter {
                 client.set_envs(&id, &wanted).await?;
                 next.env_digest = Some(sync.digest.clone());
                 next.env_names = sync.env.iter().map(|e| e.name.clone()).collect();
+                next.restart_pending |= v.observed.running;
             }
             AppAction::Deploy(code) => {
                 let zip = self.zip(code, "apps.upload").await?;
                 client.upload_code(&id, zip, true).await?;
+                next.restart_pending = false;
                 next.deployed_digest = Some(code.digest());
                 next.observed.installing = true;
             }
@@ -504,9 +511,11 @@ impl Adapter for ApplicationAdapter {
             }
             AppAction::Restart => {
                 client.restart_app(&id, Default::default()).await?;
+                next.restart_pending = false;
             }
             AppAction::Start => {
                 client.start_app(&id).await?;
+                next.restart_pending = false;
                 next.observed.running = true;
                 next.observed.app.status = Some("up".into());
             }

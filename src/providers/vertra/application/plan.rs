@@ -79,6 +79,8 @@ pub struct AppView {
     pub env_digest: Option<String>,
     /// The env vars the operator wrote (names): the only ones it removes.
     pub env_names: Vec<String>,
+    /// Settings or env vars were written to the running app, which has not restarted since.
+    pub restart_pending: bool,
     pub dns: Vec<DnsRequirement>,
 }
 
@@ -311,7 +313,11 @@ pub fn plan(d: &DesiredApp, v: &AppView) -> Plan<AppAction> {
     }
 
     let o = &v.observed;
-    if (configured || env_changed) && !deploy && o.running && p.power_state == PowerState::Running {
+    if (configured || env_changed || v.restart_pending)
+        && !deploy
+        && o.running
+        && p.power_state == PowerState::Running
+    {
         actions.push(AppAction::Restart);
     }
     match (p.power_state, o.running) {
@@ -373,6 +379,7 @@ pub fn observation(v: &AppView) -> ApplicationObservation {
         deployed_digest: v.deployed_digest.clone(),
         env_digest: v.env_digest.clone(),
         env_names: v.env_names.clone(),
+        restart_pending: v.restart_pending,
         offline_since: app.offline_since.clone(),
         shield_cooldown: app.shield_cooldown.as_ref().and_then(|s| s.until.clone()),
     }

@@ -54,6 +54,7 @@ fn view(app: App, running: bool) -> AppView {
         deployed_digest: Some(format!("sha256:{}", "a".repeat(64))),
         env_digest: Some("sha256:env".into()),
         env_names: Vec::new(),
+        restart_pending: false,
         dns: Vec::new(),
     }
 }
@@ -194,4 +195,18 @@ fn env_values_never_show_in_the_debug_output_events_and_conditions_use() {
     let shown = format!("{plan:?} {d:?} {p:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("TOKEN"), "{shown}");
+}
+
+#[test]
+fn a_restart_left_pending_by_a_change_applied_earlier_is_planned_on_its_own() {
+    let d = desired(params(json!({})));
+    let mut v = view(app(json!({})), true);
+    assert_eq!(plan(&d, &v), Plan::UpToDate);
+    v.restart_pending = true;
+    assert_eq!(plan(&d, &v), Plan::Update(vec![AppAction::Restart]));
+    // Not for an app that is to stay stopped (its next start takes the change).
+    let stopped_spec = desired(params(json!({"powerState": "Stopped"})));
+    let mut stopped = view(app(json!({"status": "down"})), false);
+    stopped.restart_pending = true;
+    assert_eq!(plan(&stopped_spec, &stopped), Plan::UpToDate);
 }
