@@ -306,9 +306,22 @@ async fn a_deployment_made_outside_kubernetes_is_reported_under_observe_and_roll
     .await;
     let synced = condition_of(&r, "Synced").unwrap().message;
     assert!(synced.contains("live: hotfix"), "{synced}");
-    // The managed one goes back to its commit, by a rollback (no third build of v1).
+    // The managed one goes back to its commit, by a rollback (no third build of v1). Waited
+    // for in the sandbox too: the object may still show v1 from before the hotfix went live.
+    let hotfix_built = || {
+        env.sim
+            .deployments(&managed)
+            .iter()
+            .any(|d| d.commit == "hotfix" && d.status == DeploymentStatus::Succeeded)
+    };
     wait_object(&releases, "managed", T, "back at v1", |r| {
-        is_ready_of(r) && live_commit(r) == "v1"
+        is_ready_of(r)
+            && live_commit(r) == "v1"
+            && hotfix_built()
+            && env
+                .sim
+                .current_deployment(&managed)
+                .is_some_and(|d| d.commit == "v1")
     })
     .await;
     assert_eq!(env.sim.current_deployment(&managed).unwrap().commit, "v1");
