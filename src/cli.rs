@@ -94,6 +94,10 @@ pub struct RunArgs {
     /// (one GET per resource per resync, the common operator design; kept for benchmarks).
     #[arg(long, env = "STRATUS_OBSERVE_MODE", value_enum, default_value_t = ObserveMode::Bulk)]
     pub observe_mode: ObserveMode,
+    /// How often the account usage of each ProviderConfig in use is read (clouds that report
+    /// it, such as CloudAPI) and written to its status.usage and metrics.
+    #[arg(long, env = "STRATUS_USAGE_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub usage_interval: Duration,
     /// Log format.
     #[arg(long, env = "STRATUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

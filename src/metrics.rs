@@ -82,6 +82,12 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// One ProviderConfig (names are cluster-wide, so the name alone says which).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderConfigLabels {
+    pub provider_config: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LeaseLabels {
     pub name: String,
@@ -111,6 +117,9 @@ pub struct Metrics {
     pub throttle_queue_depth: Family<PriorityLabels, Gauge>,
     pub throttle_priority_wait_seconds: Family<PriorityLabels, Histogram>,
     pub leader: Family<LeaseLabels, Gauge>,
+    pub usage_requests: Family<ProviderConfigLabels, Gauge>,
+    pub usage_overage: Family<ProviderConfigLabels, Gauge>,
+    pub usage_projects: Family<ProviderConfigLabels, Gauge>,
     /// The reasons last set per kind in the two by-reason families, so that a reason no object
     /// has any more is removed rather than left at its last count.
     reasons: Mutex<HashMap<String, [BTreeSet<String>; 2]>>,
@@ -143,6 +152,9 @@ impl Metrics {
             throttle_queue_depth: Family::default(),
             throttle_priority_wait_seconds: Family::new_with_constructor(latency_histogram),
             leader: Family::default(),
+            usage_requests: Family::default(),
+            usage_overage: Family::default(),
+            usage_projects: Family::default(),
             reasons: Mutex::default(),
             registry: Registry::default(),
         };
@@ -236,6 +248,21 @@ impl Metrics {
             "leader_election_master_status",
             "1 while this replica holds the leader lease `name`, else 0 (controller-runtime's name)",
             m.leader.clone(),
+        );
+        registry.register(
+            "stratus_cloud_usage_requests",
+            "Requests the account made in the current billing period, as the cloud reports them",
+            m.usage_requests.clone(),
+        );
+        registry.register(
+            "stratus_cloud_usage_overage_requests",
+            "Requests over the plan's allowance in the current billing period, as the cloud reports them",
+            m.usage_overage.clone(),
+        );
+        registry.register(
+            "stratus_cloud_usage_projects",
+            "Projects the account holds, as the cloud reports them",
+            m.usage_projects.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -354,6 +381,39 @@ impl Metrics {
         self.cloud_budget_remaining.remove(&labels);
     }
 
+    /// Set a ProviderConfig's usage gauges; a figure the cloud did not report has no series.
+    pub fn set_usage(&self, provider_config: &str, usage: &crate::api::provider_config::Usage) {
+        let labels = ProviderConfigLabels {
+            provider_config: provider_config.into(),
+        };
+        for (family, value) in [
+            (&self.usage_requests, usage.requests),
+            (&self.usage_overage, usage.overage),
+            (&self.usage_projects, usage.projects),
+        ] {
+            match value {
+                Some(v) => {
+                    family
+                        .get_or_create(&labels)
+                        .set(i64::try_from(v).unwrap_or(i64::MAX));
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            }
+        }
+    }
+
+    /// Drop a ProviderConfig's usage series (it is no longer in use).
+    pub fn forget_usage(&self, provider_config: &str) {
+        let labels = ProviderConfigLabels {
+            provider_config: provider_config.into(),
+        };
+        self.usage_requests.remove(&labels);
+        self.usage_overage.remove(&labels);
+        self.usage_projects.remove(&labels);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -438,6 +498,15 @@ pub fn sample() -> Metrics {
         &BTreeMap::from([("UnsupportedChange".to_string(), 1)]),
     );
     m.set_leader("stratus-leader", true);
+    m.set_usage(
+        "default",
+        &crate::api::provider_config::Usage {
+            requests: Some(1),
+            overage: Some(0),
+            projects: Some(1),
+            ..Default::default()
+        },
+    );
     m
 }
 

@@ -256,6 +256,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             swept.sweep().await;
         }
     });
+    tokio::spawn(
+        crate::engine::usage::UsageReporter::new(
+            client.clone(),
+            providers.clone(),
+            args.usage_interval.max(Duration::from_secs(1)),
+        )
+        .run(),
+    );
     health.kinds_syncing.store(kinds.len(), Ordering::Relaxed);
     let synced_health = health.clone();
     let rt = Runtime {

@@ -539,3 +539,86 @@ async fn the_cloudapi_example_converges_against_the_sandbox() {
     assert_eq!(env.sim.builds(), 1);
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_accounts_usage_reaches_the_provider_configs_status_and_the_metrics_in_both_dialects() {
+    const ARGS: &[&str] = &[
+        "--create-settle",
+        "5s",
+        "--rotation-grace",
+        "2s",
+        "--usage-interval",
+        "1s",
+    ];
+    for dialect in [Dialect::Cloudapi, Dialect::Cloudplatform] {
+        let env = Env::start_with(
+            "causage",
+            Setup {
+                dialect,
+                operator_args: ARGS,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await;
+        let for_provider = match dialect {
+            Dialect::Cloudapi => json!({"name": "web", "region": "us-east-1"}),
+            Dialect::Cloudplatform => json!({"name": "web"}),
+        };
+        env.apply::<Project>("web", json!({ "forProvider": for_provider }))
+            .await;
+        let projects: Api<Project> = env.ns.api();
+        wait_object(&projects, "web", T, "Ready", is_ready_of).await;
+
+        // Usage is read only for a ProviderConfig in use, and then every interval: the figure
+        // the status shows grows with the requests the operator goes on making.
+        let configs: Api<stratus::api::ProviderConfig> = Api::all(env.ns.client.clone());
+        let usage_of =
+            |pc: &stratus::api::ProviderConfig| pc.status.as_ref().and_then(|s| s.usage.clone());
+        let mut first = None;
+        for _ in 0..120 {
+            let pc = configs.get(&env.ns.name).await.unwrap();
+            first = usage_of(&pc).filter(|u| u.requests.unwrap_or(0) > 0);
+            if first.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let first = first.unwrap_or_else(|| panic!("{dialect:?}: no status.usage"));
+        assert!(first.observed_at.is_some(), "{first:?}");
+        let period = first.period.clone().unwrap_or_default();
+        match dialect {
+            // `cloudapi` reports a period with start and end, and an overage.
+            Dialect::Cloudapi => {
+                assert!(period.contains('/'), "{first:?}");
+                assert!(first.overage.is_some(), "{first:?}");
+            }
+            // `cloudplatform` the month and the projects.
+            Dialect::Cloudplatform => {
+                assert_eq!(period.len(), 7, "{first:?}");
+                assert_eq!(first.projects, Some(1), "{first:?}");
+            }
+        }
+        let grew = common::wait_for(T, || async {
+            let pc = configs.get(&env.ns.name).await.unwrap();
+            usage_of(&pc).and_then(|u| u.requests) > first.requests
+        })
+        .await;
+        assert!(grew, "{dialect:?}: status.usage was not refreshed");
+
+        let series = format!(
+            "stratus_cloud_usage_requests{{provider_config=\"{}\"}}",
+            env.ns.name
+        );
+        let metrics = env.operator.metrics().await;
+        assert!(
+            metrics.contains(&series),
+            "{dialect:?}: no {series}:\n{metrics}"
+        );
+        assert!(
+            !env.operator_log().contains(&env.key),
+            "the API key reached the log"
+        );
+        env.stop().await;
+    }
+}

@@ -362,6 +362,35 @@ pub struct ProviderConfigStatus {
     /// Conditions of the configuration.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// What the account has used, as the cloud reports it (only clouds that report usage,
+    /// such as CloudAPI). Refreshed every few minutes while some object uses this
+    /// configuration; also exported as the `stratus_cloud_usage_*` metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// An account's use of its cloud in the current billing period. Which fields are set depends on
+/// what the cloud reports: CloudAPI's `cloudapi` dialect gives the period and an overage,
+/// `cloudplatform` the month and its project count.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// The billing period as the cloud names it: `2026-12` (a month), or
+    /// `2026-12-01T00:00:00Z/2026-12-31T23:59:59Z` (start/end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// Requests counted in the period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Requests over the plan's allowance in the period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overage: Option<u64>,
+    /// Projects the account holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<u64>,
+    /// When the operator read these figures (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod providers;
 pub mod reconciler;
 pub mod registry;
 pub mod snapshot;
+pub mod usage;
 
 use std::fmt::Debug;
 use std::time::Duration;

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use parking_lot::Mutex;
 
-use crate::api::provider_config::{ProviderConfig, ProviderConfigSpec};
+use crate::api::provider_config::{ProviderConfig, ProviderConfigSpec, Usage};
 use crate::cloud::ApiKey;
 
 /// Why a ProviderConfig could not be used. Each says what to fix.
@@ -94,12 +94,28 @@ pub trait Connect: Send + Sync + Sized + 'static {
         spec: &ProviderConfigSpec,
         key: ApiKey,
     ) -> Result<Self, ProviderError>;
+
+    /// How this handle reads its account's usage, for clouds that report it: the operator
+    /// calls it every few minutes at routine priority and writes the answer to the
+    /// ProviderConfig's `status.usage` and the `stratus_cloud_usage_*` metrics (see
+    /// [`super::usage`]). `None` (the default): the cloud reports no usage.
+    fn usage_probe(self: &Arc<Self>) -> Option<UsageProbe> {
+        None
+    }
 }
+
+/// Reads an account's usage through the handle's client (and so through its key's throttle).
+pub type UsageProbe = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Result<Usage, crate::cloud::CloudError>>
+        + Send
+        + Sync,
+>;
 
 struct Cached {
     /// endpoint, key fingerprint, limits and budget group: a change of any builds a new handle.
     identity: String,
     handle: Arc<dyn Any + Send + Sync>,
+    usage: Option<UsageProbe>,
     account: Account,
     checked: Instant,
 }
@@ -225,6 +241,7 @@ impl Providers {
             type_key,
             Cached {
                 identity,
+                usage: handle.usage_probe(),
                 handle: handle.clone(),
                 account: account.clone(),
                 checked: Instant::now(),
@@ -260,6 +277,19 @@ impl Providers {
                 self.forget(&name);
             }
         }
+    }
+
+    /// The usage probe of each ProviderConfig in use whose cloud reports usage, by name.
+    pub fn usage_probes(&self) -> Vec<(String, UsageProbe)> {
+        let mut probes: Vec<(String, UsageProbe)> = self
+            .cache
+            .lock()
+            .iter()
+            .filter_map(|((_, name), c)| Some((name.clone(), c.usage.clone()?)))
+            .collect();
+        probes.sort_by(|a, b| a.0.cmp(&b.0));
+        probes.dedup_by(|a, b| a.0 == b.0);
+        probes
     }
 
     /// ProviderConfig `name` is gone: drop its handles, and its rate from its key's users.

@@ -108,6 +108,34 @@ impl Connect for CloudApiCloud {
         .map_err(|e| invalid(e.to_string()))?;
         Ok(Self::new(client, policy))
     }
+
+    fn usage_probe(self: &std::sync::Arc<Self>) -> Option<crate::engine::providers::UsageProbe> {
+        let cloud = self.clone();
+        Some(std::sync::Arc::new(move || {
+            let cloud = cloud.clone();
+            Box::pin(async move {
+                let usage = cloud.client.usage(Priority::Routine).await?;
+                Ok(status_usage(usage))
+            })
+        }))
+    }
+}
+
+/// `/v1/usage` in the ProviderConfig's words: `cloudapi`'s period start and end become one
+/// `start/end` period, `cloudplatform`'s month the period.
+pub fn status_usage(u: super::model::Usage) -> crate::api::provider_config::Usage {
+    let period = match (u.month, u.period_start, u.period_end) {
+        (Some(month), _, _) => Some(month),
+        (None, Some(start), Some(end)) => Some(format!("{start}/{end}")),
+        (None, start, end) => start.or(end),
+    };
+    crate::api::provider_config::Usage {
+        period,
+        requests: u.requests,
+        overage: u.overage,
+        projects: u.projects,
+        observed_at: None,
+    }
 }
 
 impl CloudApiCloud {
@@ -323,5 +351,33 @@ mod tests {
         let p1 = grouped.iter().find(|g| g.project_id == "p1").unwrap();
         let ids: Vec<&str> = p1.deployments.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, vec!["d3", "d1"]);
+    }
+
+    #[test]
+    fn usage_in_either_dialect_becomes_one_period_and_its_figures() {
+        let cloudapi: super::super::model::Usage = serde_json::from_value(serde_json::json!({
+            "period_start": "2026-12-01T00:00:00Z", "period_end": "2026-12-31T23:59:59Z",
+            "requests": 42, "overage": 0
+        }))
+        .unwrap();
+        let u = status_usage(cloudapi);
+        assert_eq!(
+            u.period.as_deref(),
+            Some("2026-12-01T00:00:00Z/2026-12-31T23:59:59Z")
+        );
+        assert_eq!(
+            (u.requests, u.overage, u.projects),
+            (Some(42), Some(0), None)
+        );
+        let platform: super::super::model::Usage = serde_json::from_value(
+            serde_json::json!({"month": "2026-12", "requests": 7, "projects": 3}),
+        )
+        .unwrap();
+        let u = status_usage(platform);
+        assert_eq!(u.period.as_deref(), Some("2026-12"));
+        assert_eq!(
+            (u.requests, u.overage, u.projects),
+            (Some(7), None, Some(3))
+        );
     }
 }
