@@ -5,7 +5,9 @@
 //! 1. convergence: N Computes applied at once under 2 requests/second → time to all Ready;
 //! 2. steady: API calls per resync, bulk observation against the per-resource baseline;
 //! 3. scale: memory and CPU with 10,000 objects;
-//! 4. overhead: reconciles per second and CPU per reconcile with the rate limit lifted.
+//! 4. overhead: reconciles per second and CPU per reconcile with the rate limit lifted;
+//! 5. providers: 500 CloudAPI Releases under each dialect's limits → time, the fullest window
+//!    of each limit and the budget used.
 //!
 //! Writes docs/benchmarks/results.{md,csv,png}; see docs/benchmarks/README.md for the knobs.
 //! These are measurements written to files, not assertions: the bench fails only when it cannot
@@ -15,6 +17,7 @@ mod cluster;
 mod convergence;
 mod plot;
 mod process;
+mod providers;
 mod report;
 mod scale;
 mod steady;
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use report::{Machine, Report};
 
-const SECTIONS: [&str; 4] = ["convergence", "steady", "scale", "overhead"];
+const SECTIONS: [&str; 5] = ["convergence", "steady", "scale", "overhead", "providers"];
 
 pub struct Options {
     pub quick: bool,
@@ -32,6 +35,8 @@ pub struct Options {
     pub convergence_sizes: Vec<usize>,
     pub steady_sizes: Vec<usize>,
     pub scale_n: usize,
+    /// Releases per CloudAPI dialect in the providers section.
+    pub releases_n: usize,
     /// `--resync-interval` for the steady-state measurement.
     pub resync: Duration,
     /// Whole resync intervals counted in the steady-state window.
@@ -150,6 +155,10 @@ impl Options {
                 "STRATUS_BENCH_SCALE_N",
                 if quick { &[1000] } else { &[10_000] },
             )[0],
+            releases_n: sizes(
+                "STRATUS_BENCH_RELEASES_N",
+                if quick { &[50] } else { &[500] },
+            )[0],
             resync,
             window_resyncs,
             quiet: Duration::from_secs(if quick { 5 } else { 30 }),
@@ -209,6 +218,11 @@ async fn run(opts: Options) {
         )
         .await;
         timings.push(("scale + overhead", t.elapsed()));
+    }
+    if opts.wants("providers") {
+        let t = Instant::now();
+        providers::run(&cluster, &opts, &mut report).await;
+        timings.push(("providers", t.elapsed()));
     }
     let apiserver = cluster.version.clone();
     cluster.stop();

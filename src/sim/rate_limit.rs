@@ -301,6 +301,57 @@ pub fn max_in_any_window(times: &[Duration], window: Duration) -> usize {
     best
 }
 
+/// The earliest moments, from empty windows at time zero (a fixed window's start), at which
+/// `calls` requests of one key can all be admitted by `limits`, with no latency: the floor a
+/// budget sets under any client. Benchmarks compare a run's time with it.
+pub fn earliest_schedule(limits: &[Limit], calls: usize) -> Vec<Duration> {
+    let mut t: Vec<Duration> = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let mut at = t.last().copied().unwrap_or(Duration::ZERO);
+        // A later limit can push `at` past an earlier one's window: repeat until all agree.
+        loop {
+            let before = at;
+            for l in limits {
+                let n = l.requests as usize;
+                match l.window {
+                    Window::Rolling if i >= n => at = at.max(t[i - n] + l.per),
+                    Window::Rolling => {}
+                    Window::Fixed => {
+                        let window = at.as_nanos() / l.per.as_nanos();
+                        let full = i >= n && t[i - n].as_nanos() / l.per.as_nanos() == window;
+                        if full {
+                            at = l.per * (window + 1) as u32;
+                        }
+                    }
+                }
+            }
+            if at == before {
+                break;
+            }
+        }
+        t.push(at);
+    }
+    t
+}
+
+/// The most requests `limits` admit in the first `span` from empty windows.
+pub fn capacity(limits: &[Limit], span: Duration) -> usize {
+    let Some(bound) = limits
+        .iter()
+        .map(|l| {
+            let windows = span.as_nanos() / l.per.as_nanos() + 1;
+            (l.requests as u128 * windows) as usize
+        })
+        .min()
+    else {
+        return usize::MAX;
+    };
+    earliest_schedule(limits, bound + 1)
+        .iter()
+        .filter(|&&x| x <= span)
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +361,43 @@ mod tests {
 
     fn at(ms: u64) -> Duration {
         Duration::from_millis(1_700_000_000_000 + ms)
+    }
+
+    #[test]
+    fn a_rolling_minute_of_120_admits_the_121st_request_a_minute_after_the_first() {
+        let l = [Limit::new(120, M, Scope::Key, Window::Rolling)];
+        let t = earliest_schedule(&l, 241);
+        assert_eq!((t[119], t[120], t[240]), (Duration::ZERO, M, 2 * M));
+    }
+
+    #[test]
+    fn two_rolling_limits_bind_together_and_the_tighter_wins_after_600() {
+        let l = [
+            Limit::new(120, M, Scope::Key, Window::Rolling),
+            Limit::new(600, 10 * M, Scope::Key, Window::Rolling),
+        ];
+        let t = earliest_schedule(&l, 721);
+        // 600 in five minutes at 120 a minute, then the 601st waits for the first to leave
+        // the ten minutes, and 120 of the next go at once.
+        assert_eq!(t[599], 4 * M);
+        assert_eq!((t[600], t[719], t[720]), (10 * M, 10 * M, 11 * M));
+        assert_eq!(capacity(&l, 9 * M), 600);
+        assert_eq!(capacity(&l, 10 * M), 720);
+    }
+
+    #[test]
+    fn a_fixed_minute_refills_at_the_next_boundary() {
+        let l = [Limit::new(1000, M, Scope::Key, Window::Fixed)];
+        let t = earliest_schedule(&l, 2001);
+        assert_eq!((t[999], t[1000], t[2000]), (Duration::ZERO, M, 2 * M));
+        assert_eq!(capacity(&l, Duration::from_secs(30)), 1000);
+        assert_eq!(capacity(&l, M), 2000);
+    }
+
+    #[test]
+    fn no_limit_admits_everything_at_once() {
+        assert_eq!(earliest_schedule(&[], 5), vec![Duration::ZERO; 5]);
+        assert_eq!(capacity(&[], M), usize::MAX);
     }
 
     #[test]
