@@ -15,6 +15,8 @@
 
 pub mod plan;
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -194,17 +196,25 @@ impl Adapter for ReleaseAdapter {
         key: Uuid,
     ) -> Result<Created<ObservedRelease>, CloudError> {
         // A project whose live release is already this commit needs no build: the Release
-        // takes it as it is (the nonce counts from here).
-        let existing = match cloud
-            .project_deployments(&request.project_id, Priority::Write)
-            .await
-        {
-            Ok(p) => Some(p),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
+        // takes it as it is (the nonce counts from here). Its deployments are read as urgent
+        // news: one filtered GET, or — during a burst of creates, when cheaper — one shared
+        // listing for all of them, paced like observation's urgent rounds.
+        let project = &request.project_id;
+        let existing = cloud
+            .deployments
+            .observe(
+                project,
+                Freshness {
+                    max_age: Duration::ZERO,
+                    urgent: true,
+                    direct: false,
+                    priority: Priority::Write,
+                },
+                |p| cloud.project_deployments(project, p),
+                |p| cloud.list_all_deployments(p),
+            )
+            .await?;
         if let Some(existing) = existing {
-            cloud.deployments.put(existing.clone());
             let observed = ObservedRelease {
                 project_id: existing.project_id,
                 deployments: existing.deployments,
