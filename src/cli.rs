@@ -65,6 +65,9 @@ pub enum Command {
     Tree(crate::tree::TreeArgs),
     /// Print a CloudAPI Release's build log (`--follow` for the live tail).
     Logs(crate::providers::cloudapi::logs::LogsArgs),
+    /// Write the manifests that adopt what a ProviderConfig's account already holds
+    /// (observe-only unless `--manage`), to stdout or one file per object.
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod cloud;
 pub mod engine;
+pub mod import;
 pub mod leader_election;
 pub mod metrics;
 pub mod operator;

@@ -1,7 +1,7 @@
 //! The clouds stratus manages. Each provider owns its CRD types (`api/`), wire model, typed
 //! client, adapters and sandbox, and lists its kinds once; nothing in the engine,
-//! `src/cloud/` or `src/sim/` imports a provider — this module is where the operator (and
-//! `stratus sim`, in [`sim`]) meets them.
+//! `src/cloud/`, `src/sim/` or `src/import/` imports a provider — this module is where the
+//! operator (and `stratus sim`, in [`sim`], and `stratus import`, in [`importers`]) meets them.
 
 pub mod cloudapi;
 pub mod sim;
@@ -20,6 +20,15 @@ pub fn kinds() -> Vec<Box<dyn ManagedKind>> {
     kinds.extend(vertra::kinds());
     kinds.extend(cloudapi::kinds());
     kinds
+}
+
+/// Every provider's side of `stratus import`, one per provider.
+pub fn importers() -> Vec<Box<dyn crate::import::Importer>> {
+    vec![
+        Box::new(strettch::import::StrettchImporter),
+        Box::new(vertra::import::VertraImporter),
+        Box::new(cloudapi::import::CloudApiImporter),
+    ]
 }
 
 /// Every CRD the operator serves, in install order: ProviderConfig, then each kind.

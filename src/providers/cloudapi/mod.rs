@@ -13,6 +13,7 @@ pub mod api_key;
 pub mod client;
 pub mod cloud;
 pub mod credentials;
+pub mod import;
 pub mod logs;
 pub mod model;
 pub mod project;

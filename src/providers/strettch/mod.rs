@@ -7,6 +7,7 @@ pub mod cloud;
 pub mod compute;
 pub mod dns_record;
 pub mod domain;
+pub mod import;
 pub mod model;
 pub mod sim;
 pub mod wire;

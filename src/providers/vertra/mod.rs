@@ -8,6 +8,7 @@ pub mod client;
 pub mod cloud;
 pub mod code;
 pub mod database;
+pub mod import;
 pub mod model;
 pub mod sim;
 pub mod wire;

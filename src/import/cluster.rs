@@ -1,0 +1,162 @@
+//! What the cluster already manages: objects of the imported kinds whose
+//! `stratus.dev/external-name` names a cloud id are skipped (importing them again would make
+//! two objects fight over one resource), and the names in use in the target namespace are not
+//! written over.
+
+use std::collections::{HashMap, HashSet};
+
+use kube::Api;
+use kube::api::{DynamicObject, ListParams};
+
+use super::error::ImportError;
+use super::found::ImportKind;
+use crate::api::common::EXTERNAL_NAME;
+
+/// One object of an imported kind, as far as the import cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub external_name: Option<String>,
+}
+
+/// The objects of the imported kinds, indexed.
+#[derive(Debug, Default)]
+pub struct Managed {
+    by_id: HashMap<(String, String), String>,
+    taken: HashMap<String, HashSet<String>>,
+}
+
+impl Managed {
+    /// Index `objects`; `namespace` is where the manifests go.
+    pub fn new(objects: &[Existing], namespace: &str) -> Self {
+        let mut m = Managed::default();
+        for o in objects {
+            if let Some(id) = o.external_name.as_ref().filter(|id| !id.is_empty()) {
+                m.by_id
+                    .entry((o.kind.clone(), id.clone()))
+                    .or_insert_with(|| format!("{}/{}", o.namespace, o.name));
+            }
+            if o.namespace == namespace {
+                m.taken
+                    .entry(o.kind.clone())
+                    .or_default()
+                    .insert(o.name.clone());
+            }
+        }
+        m
+    }
+
+    /// `namespace/name` of the object of `kind` that manages cloud id `id`, if any.
+    pub fn manager(&self, kind: &str, id: &str) -> Option<&str> {
+        self.by_id
+            .get(&(kind.to_string(), id.to_string()))
+            .map(String::as_str)
+    }
+
+    /// Names of `kind` in use in the target namespace.
+    pub fn taken(&self, kind: &str) -> HashSet<String> {
+        self.taken.get(kind).cloned().unwrap_or_default()
+    }
+}
+
+/// The objects of `kinds`: in every namespace when the caller may list them there, else in
+/// `namespace` only (then an object elsewhere that manages a resource is not seen, and the
+/// caller is warned). A kind whose CRD is not installed has no objects.
+pub async fn existing(
+    kube: &kube::Client,
+    kinds: &[ImportKind],
+    namespace: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Existing>, ImportError> {
+    let mut out = Vec::new();
+    for kind in kinds {
+        let ar = kind.api_resource();
+        let all: Api<DynamicObject> = Api::all_with(kube.clone(), &ar);
+        let list = match all.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                warnings.push(format!(
+                    "you may not list {} in all namespaces: only those in {namespace} are checked for resources already managed",
+                    kind.plural
+                ));
+                let here: Api<DynamicObject> = Api::namespaced_with(kube.clone(), namespace, &ar);
+                here.list(&ListParams::default())
+                    .await
+                    .map_err(|source| ImportError::Kube {
+                        what: format!("listing {} in namespace {namespace}", kind.plural),
+                        source,
+                    })?
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                warnings.push(format!(
+                    "the {} CRD is not installed in this cluster: install the CRDs (stratus crds | kubectl apply -f -) before applying the output",
+                    kind.kind
+                ));
+                continue;
+            }
+            Err(source) => {
+                return Err(ImportError::Kube {
+                    what: format!("listing {} in the cluster", kind.plural),
+                    source,
+                });
+            }
+        };
+        out.extend(list.items.into_iter().map(|o| {
+            Existing {
+                kind: kind.kind.clone(),
+                namespace: o.metadata.namespace.clone().unwrap_or_default(),
+                name: o.metadata.name.clone().unwrap_or_default(),
+                external_name: o
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(EXTERNAL_NAME).cloned()),
+            }
+        }));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(kind: &str, ns: &str, name: &str, id: Option<&str>) -> Existing {
+        Existing {
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            external_name: id.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_resource_is_managed_by_the_object_of_its_kind_naming_its_id() {
+        let m = Managed::new(
+            &[
+                obj("Compute", "prod", "web", Some("c-1")),
+                obj("Domain", "prod", "zone", Some("c-2")),
+                obj("Compute", "prod", "new", Some("")),
+            ],
+            "imported",
+        );
+        assert_eq!(m.manager("Compute", "c-1"), Some("prod/web"));
+        assert_eq!(m.manager("Compute", "c-2"), None);
+        assert_eq!(m.manager("Compute", ""), None);
+    }
+
+    #[test]
+    fn names_are_taken_only_in_the_target_namespace() {
+        let m = Managed::new(
+            &[
+                obj("Compute", "prod", "web", None),
+                obj("Compute", "imported", "db", None),
+            ],
+            "imported",
+        );
+        assert_eq!(m.taken("Compute"), HashSet::from(["db".to_string()]));
+        assert!(m.taken("Domain").is_empty());
+    }
+}

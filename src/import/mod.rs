@@ -1,0 +1,234 @@
+//! `stratus import --provider-config NAME`: list what a ProviderConfig's account holds and
+//! write the manifests that adopt it, so resources made before stratus (in a console, by a
+//! script) come under it without being created again.
+//!
+//! Each manifest names its resource by `stratus.dev/external-name`, fills `forProvider` from
+//! what the cloud reports (mapped as the kind's adapter reads it, so the object is in sync at
+//! its first reconcile) and, unless `--manage`, sets `managementPolicies: ["Observe"]`: the
+//! operator then reports the resource and never changes or deletes it. Resources an object in
+//! the cluster already manages are skipped. Secret values never appear: the output holds no
+//! key, password or env value, and no connection-secret reference (see `docs/operations.md`).
+//!
+//! This module is provider-neutral: each provider implements [`Importer`] in
+//! `src/providers/<p>/import.rs`, registered in `providers::importers()`. The importer builds
+//! its cloud handle as the operator does (`Connect::connect`), so its requests go through the
+//! same throttle `Policy` (limits and budget group) and it calls list endpoints only.
+
+pub mod cluster;
+pub mod error;
+pub mod found;
+pub mod names;
+pub mod output;
+pub mod select;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Args;
+
+pub use error::ImportError;
+pub use found::{
+    Connection, Found, ImportKind, Importer, ListOptions, Listing, PLACEHOLDER, Placeholder,
+    Reference, wants,
+};
+
+/// `stratus import` flags.
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// The ProviderConfig whose account is listed (its credentials Secret is read as the
+    /// operator reads it).
+    #[arg(long)]
+    pub provider_config: String,
+    /// The namespace the manifests are written for.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Only this kind (kind or plural, any case; repeatable or comma-separated).
+    #[arg(long = "kind", value_delimiter = ',')]
+    pub kinds: Vec<String>,
+    /// Only resources whose cloud name matches this glob (`*`, `?`, `[…]`, `{a,b}`; case-insensitive).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only resources in this region, for kinds that have one (Compute, Project); kinds
+    /// without a region are not filtered by it.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Let the operator change and delete the imported resources (no
+    /// `managementPolicies: ["Observe"]`): read the warnings first.
+    #[arg(long)]
+    pub manage: bool,
+    /// Write one file per object (`<kind>-<name>.yaml`) here instead of printing to stdout.
+    #[arg(long)]
+    pub output_dir: Option<PathBuf>,
+    /// Kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// What one import produced, before it is written.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub manifests: Vec<output::Manifest>,
+    /// `(kind, cloud name, id, managing object)` of each resource left out as already managed.
+    pub skipped: Vec<(String, String, String, String)>,
+    /// What the user must know or do, one line each.
+    pub warnings: Vec<String>,
+}
+
+/// `stratus import`.
+pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let kube = crate::tree::client(args.kubeconfig.as_ref()).await?;
+    let outcome = import(&kube, &args, &crate::providers::importers()).await?;
+    for (kind, name, id, by) in &outcome.skipped {
+        eprintln!("{kind} {name} ({id}): skipped (already managed by {by})");
+    }
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    match &args.output_dir {
+        Some(dir) => {
+            let written = output::write_dir(dir, &outcome.manifests)?;
+            eprintln!(
+                "wrote {} manifest(s) to {}; {} skipped as already managed",
+                written.len(),
+                dir.display(),
+                outcome.skipped.len()
+            );
+        }
+        None => {
+            print!("{}", output::stream(&outcome.manifests));
+            eprintln!(
+                "{} manifest(s); {} skipped as already managed",
+                outcome.manifests.len(),
+                outcome.skipped.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Everything but the writing: read the ProviderConfig, list the account through the
+/// provider's importer, leave out what is filtered or already managed, name and link the rest.
+pub async fn import(
+    kube: &kube::Client,
+    args: &ImportArgs,
+    importers: &[Box<dyn Importer>],
+) -> Result<Outcome, ImportError> {
+    let config = &args.provider_config;
+    let (spec, key) = crate::engine::providers::read_provider_config(kube, config).await?;
+    let provider = spec.provider;
+    let importer = importers
+        .iter()
+        .find(|i| i.provider() == provider)
+        .ok_or_else(|| ImportError::NoImporter(provider.as_str().to_string()))?;
+    let kinds = select::kinds(
+        &args.kinds,
+        &importer.kinds(),
+        &importer.not_importable(),
+        config,
+        provider.as_str(),
+    )?;
+    let filter = select::Filter::new(args.name.as_deref(), args.region.as_deref())?;
+    let mut outcome = Outcome::default();
+    let existing = cluster::existing(kube, &kinds, &args.namespace, &mut outcome.warnings).await?;
+    let managed = cluster::Managed::new(&existing, &args.namespace);
+    let connection = Connection {
+        config_name: config.clone(),
+        spec,
+        key,
+    };
+    let listing = importer
+        .list(
+            connection,
+            &kinds,
+            ListOptions {
+                manage: args.manage,
+            },
+        )
+        .await?;
+    outcome.warnings.extend(listing.warnings);
+    let target = output::Target {
+        namespace: &args.namespace,
+        provider_config: config,
+        manage: args.manage,
+    };
+    let (manifests, skipped, warnings) =
+        assemble(&kinds, listing.found, &filter, &managed, &target);
+    outcome.manifests = manifests;
+    outcome.skipped = skipped;
+    outcome.warnings.extend(warnings);
+    Ok(outcome)
+}
+
+type Skipped = Vec<(String, String, String, String)>;
+
+/// The pure part of [`import`]: filter, skip the managed, name, link and render, in the
+/// importer's kind order and then by name.
+pub fn assemble(
+    kinds: &[ImportKind],
+    found: Vec<Found>,
+    filter: &select::Filter,
+    managed: &cluster::Managed,
+    target: &output::Target<'_>,
+) -> (Vec<output::Manifest>, Skipped, Vec<String>) {
+    let mut skipped = Vec::new();
+    let mut per_kind: Vec<(&ImportKind, Vec<Found>)> =
+        kinds.iter().map(|k| (k, Vec::new())).collect();
+    for f in found {
+        let Some((kind, list)) = per_kind.iter_mut().find(|(k, _)| k.kind == f.kind) else {
+            continue;
+        };
+        if !filter.keeps(kind, &f) {
+            continue;
+        }
+        if let Some(by) = managed.manager(&f.kind, &f.external_id) {
+            skipped.push((
+                f.kind.clone(),
+                f.cloud_name.clone(),
+                f.external_id.clone(),
+                by.to_string(),
+            ));
+            continue;
+        }
+        list.push(f);
+    }
+    // Names first, for every kind: a reference may point at any of them.
+    let mut names: HashMap<(String, String), String> = HashMap::new();
+    let mut named: Vec<(&ImportKind, Vec<(String, Found)>)> = Vec::new();
+    for (kind, mut list) in per_kind {
+        list.sort_by(|a, b| (&a.name_hint, &a.external_id).cmp(&(&b.name_hint, &b.external_id)));
+        let hints: Vec<(String, String)> = list
+            .iter()
+            .map(|f| (f.name_hint.clone(), f.external_id.clone()))
+            .collect();
+        let fallback = kind.kind.to_ascii_lowercase();
+        let assigned = names::assign(&hints, &fallback, &managed.taken(&kind.kind));
+        for (name, f) in assigned.iter().zip(&list) {
+            names.insert((f.kind.clone(), f.external_id.clone()), name.clone());
+        }
+        named.push((kind, assigned.into_iter().zip(list).collect()));
+    }
+    let mut manifests = Vec::new();
+    let mut warnings = Vec::new();
+    for (kind, list) in named {
+        for (name, f) in list {
+            let what = format!(
+                "{} {}/{name} ({})",
+                kind.kind, target.namespace, f.external_id
+            );
+            for p in &f.placeholders {
+                warnings.push(format!(
+                    "{what}: spec.forProvider.{} holds a {PLACEHOLDER} placeholder: {}",
+                    p.field, p.why
+                ));
+            }
+            for n in &f.notes {
+                warnings.push(format!("{what}: {n}"));
+            }
+            manifests.push(output::manifest(kind, &f, &name, &names, target));
+        }
+    }
+    (manifests, skipped, warnings)
+}
+
+#[cfg(test)]
+mod tests;
