@@ -169,7 +169,7 @@ mod strettch {
         let mut ids = Vec::new();
         for (host, tags) in [
             ("web-1", &["team:web"][..]),
-            ("Web_1", &[]),
+            ("WEB-1", &[]),
             ("legacy", &[]),
         ] {
             let c = outside
@@ -248,7 +248,7 @@ mod strettch {
             assert_eq!(d["metadata"]["namespace"], ns.as_str());
             assert_eq!(d["spec"]["providerConfigRef"]["name"], pc.as_str());
         }
-        // web-1 and Web_1 derive the same name: both get an id suffix.
+        // web-1 and WEB-1 derive the same name: both get an id suffix.
         let names: Vec<&str> = of_kind(&all, "Compute").into_iter().map(name_of).collect();
         assert!(names.iter().all(|n| n.starts_with("web-1-")), "{names:?}");
         for r in of_kind(&all, "DnsRecord") {
@@ -353,7 +353,13 @@ mod strettch {
 
         let region = import(&["--provider-config", &pc, "-n", &ns, "--region", "kgl-1"]).await;
         assert!(region.ok, "{}", region.stderr);
-        assert_eq!(of_kind(&region.docs(), "Compute").len(), 1);
+        assert_eq!(
+            of_kind(&region.docs(), "Compute").len(),
+            1,
+            "{}\n{}",
+            region.stdout,
+            region.stderr
+        );
         // Zones have no region: not filtered by it.
         assert_eq!(of_kind(&region.docs(), "Domain").len(), 1);
         let nowhere = import(&["--provider-config", &pc, "-n", &ns, "--region", "NBO-1"]).await;
@@ -527,14 +533,6 @@ mod vertra {
             assert!(!run.stdout.contains(&secret) && !run.stderr.contains(&secret));
         }
 
-        env.sim.reset_stats();
-        apply(&env.ns, &all).await;
-        env.restart_operator();
-        wait_ready(&env.ns, &all).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let routes = env.sim.stats().requests_by_route;
-        assert!(writes(&routes).is_empty(), "{routes:?}");
-
         let manage = import(&["--provider-config", &ns, "-n", "other", "--manage"]).await;
         assert!(manage.ok, "{}", manage.stderr);
         assert!(
@@ -550,6 +548,14 @@ mod vertra {
             "{}",
             manage.stdout
         );
+        env.sim.reset_stats();
+        apply(&env.ns, &all).await;
+        env.restart_operator();
+        wait_ready(&env.ns, &all).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let routes = env.sim.stats().requests_by_route;
+        assert!(writes(&routes).is_empty(), "{routes:?}");
+
         env.stop().await;
     }
 }

@@ -1,7 +1,9 @@
-//! What the cluster already manages: objects of the imported kinds whose
-//! `stratus.dev/external-name` names a cloud id are skipped (importing them again would make
-//! two objects fight over one resource), and the names in use in the target namespace are not
-//! written over.
+//! What the cluster already manages: objects of the imported kinds, of the same
+//! ProviderConfig, whose `stratus.dev/external-name` names a cloud id are skipped (importing
+//! them again would make two objects fight over one resource), and the names in use in the
+//! target namespace are not written over. An id is unique only within its account, so an
+//! object of another ProviderConfig naming the same id does not skip the resource: it is
+//! pointed out instead (the operator refuses two objects of one kind naming one id).
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,22 +21,31 @@ pub struct Existing {
     pub namespace: String,
     pub name: String,
     pub external_name: Option<String>,
+    /// `spec.providerConfigRef.name` (`default` when unset, as the CRDs default it).
+    pub provider_config: String,
 }
 
 /// The objects of the imported kinds, indexed.
 #[derive(Debug, Default)]
 pub struct Managed {
     by_id: HashMap<(String, String), String>,
+    elsewhere: HashMap<(String, String), String>,
     taken: HashMap<String, HashSet<String>>,
 }
 
 impl Managed {
-    /// Index `objects`; `namespace` is where the manifests go.
-    pub fn new(objects: &[Existing], namespace: &str) -> Self {
+    /// Index `objects`; `namespace` is where the manifests go, `provider_config` the
+    /// ProviderConfig imported from.
+    pub fn new(objects: &[Existing], namespace: &str, provider_config: &str) -> Self {
         let mut m = Managed::default();
         for o in objects {
             if let Some(id) = o.external_name.as_ref().filter(|id| !id.is_empty()) {
-                m.by_id
+                let index = if o.provider_config == provider_config {
+                    &mut m.by_id
+                } else {
+                    &mut m.elsewhere
+                };
+                index
                     .entry((o.kind.clone(), id.clone()))
                     .or_insert_with(|| format!("{}/{}", o.namespace, o.name));
             }
@@ -51,6 +62,13 @@ impl Managed {
     /// `namespace/name` of the object of `kind` that manages cloud id `id`, if any.
     pub fn manager(&self, kind: &str, id: &str) -> Option<&str> {
         self.by_id
+            .get(&(kind.to_string(), id.to_string()))
+            .map(String::as_str)
+    }
+
+    /// `namespace/name` of an object of `kind` of another ProviderConfig naming id `id`.
+    pub fn named_elsewhere(&self, kind: &str, id: &str) -> Option<&str> {
+        self.elsewhere
             .get(&(kind.to_string(), id.to_string()))
             .map(String::as_str)
     }
@@ -113,6 +131,10 @@ pub async fn existing(
                     .annotations
                     .as_ref()
                     .and_then(|a| a.get(EXTERNAL_NAME).cloned()),
+                provider_config: o.data["spec"]["providerConfigRef"]["name"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string(),
             }
         }));
     }
@@ -129,6 +151,7 @@ mod tests {
             namespace: ns.into(),
             name: name.into(),
             external_name: id.map(str::to_string),
+            provider_config: "prod".into(),
         }
     }
 
@@ -141,10 +164,20 @@ mod tests {
                 obj("Compute", "prod", "new", Some("")),
             ],
             "imported",
+            "prod",
         );
         assert_eq!(m.manager("Compute", "c-1"), Some("prod/web"));
         assert_eq!(m.manager("Compute", "c-2"), None);
         assert_eq!(m.manager("Compute", ""), None);
+    }
+
+    #[test]
+    fn an_object_of_another_provider_config_naming_the_id_does_not_manage_it() {
+        let mut other = obj("Compute", "staging", "web", Some("1"));
+        other.provider_config = "staging".into();
+        let m = Managed::new(&[other], "imported", "prod");
+        assert_eq!(m.manager("Compute", "1"), None);
+        assert_eq!(m.named_elsewhere("Compute", "1"), Some("staging/web"));
     }
 
     #[test]
@@ -155,6 +188,7 @@ mod tests {
                 obj("Compute", "imported", "db", None),
             ],
             "imported",
+            "prod",
         );
         assert_eq!(m.taken("Compute"), HashSet::from(["db".to_string()]));
         assert!(m.taken("Domain").is_empty());

@@ -130,7 +130,7 @@ pub async fn import(
     let filter = select::Filter::new(args.name.as_deref(), args.region.as_deref())?;
     let mut outcome = Outcome::default();
     let existing = cluster::existing(kube, &kinds, &args.namespace, &mut outcome.warnings).await?;
-    let managed = cluster::Managed::new(&existing, &args.namespace);
+    let managed = cluster::Managed::new(&existing, &args.namespace, config);
     let connection = Connection {
         config_name: config.clone(),
         spec,
@@ -171,6 +171,7 @@ pub fn assemble(
     target: &output::Target<'_>,
 ) -> (Vec<output::Manifest>, Skipped, Vec<String>) {
     let mut skipped = Vec::new();
+    let mut early = Vec::new();
     let mut per_kind: Vec<(&ImportKind, Vec<Found>)> =
         kinds.iter().map(|k| (k, Vec::new())).collect();
     for f in found {
@@ -188,6 +189,12 @@ pub fn assemble(
                 by.to_string(),
             ));
             continue;
+        }
+        if let Some(other) = managed.named_elsewhere(&f.kind, &f.external_id) {
+            early.push(format!(
+                "{} {} ({}): {other} names the same id under another ProviderConfig; if both reach the same account, do not apply this object (the operator refuses two objects managing one resource)",
+                f.kind, f.cloud_name, f.external_id
+            ));
         }
         list.push(f);
     }
@@ -208,7 +215,7 @@ pub fn assemble(
         named.push((kind, assigned.into_iter().zip(list).collect()));
     }
     let mut manifests = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = early;
     for (kind, list) in named {
         for (name, f) in list {
             let what = format!(

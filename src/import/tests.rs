@@ -92,8 +92,10 @@ fn resources_already_managed_are_skipped_and_named_with_their_manager() {
             namespace: "prod".into(),
             name: "zone".into(),
             external_name: Some("d-1".into()),
+            provider_config: "prod".into(),
         }],
         "imported",
+        "prod",
     );
     let (ms, skipped, _) = assemble(
         &kinds(),
