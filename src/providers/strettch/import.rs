@@ -107,7 +107,7 @@ pub fn compute(c: &model::Compute) -> Option<Found> {
     f.placeholders.push(Placeholder {
         field: "publicKeys".into(),
         why: format!(
-            "Strettch does not report a compute's SSH keys; put the key(s) it was created with in place of {PLACEHOLDER:?} before applying (the field cannot change once the object has adopted the compute). The operator sends them only if it has to create the compute again"
+            "Strettch does not report a compute's SSH keys; replace the {PLACEHOLDER} line with the key(s) it was created with before applying (the field cannot change once the object has adopted the compute). The operator sends them only if it has to create the compute again"
         ),
     });
     if c.tags.iter().any(|t| t.starts_with(OWNER_TAG_PREFIX)) {

@@ -17,8 +17,8 @@ use crate::api::provider_config::Provider;
 use crate::cloud::throttle::Priority;
 use crate::engine::Connect;
 use crate::import::{
-    Connection, Found, ImportError, ImportKind, Importer, ListOptions, Listing, PLACEHOLDER,
-    Placeholder, Reference, wants,
+    Connection, Found, ImportError, ImportKind, Importer, ListOptions, Listing, Placeholder,
+    Reference, wants,
 };
 
 /// A user waits for the answer: the listings go ahead of the routine refreshes.
@@ -238,7 +238,7 @@ pub fn application(
     f.placeholders.push(Placeholder {
         field: "source.snapshotRef".into(),
         why: format!(
-            "Vertra does not report where an app's code came from. A snapshotRef is only used to create an app, so the operator never deploys {PLACEHOLDER:?}; to have it deploy your code, replace source with source.archive or source.fluxSourceRef (it is deployed at the next reconcile)"
+            "Vertra does not report where an app's code came from. A snapshotRef is only used to create an app, so the operator never deploys {SOURCE_PLACEHOLDER:?}; to have it deploy your code, replace source with source.archive or source.fluxSourceRef (it is deployed at the next reconcile)"
         ),
     });
     if options.manage {
