@@ -129,6 +129,16 @@ pub async fn import(
     )?;
     let filter = select::Filter::new(args.name.as_deref(), args.region.as_deref())?;
     let mut outcome = Outcome::default();
+    if args.region.is_some() && !kinds.iter().any(|k| k.regional) {
+        outcome.warnings.push(format!(
+            "--region filters nothing here: none of {} has a region",
+            kinds
+                .iter()
+                .map(|k| k.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let existing = cluster::existing(kube, &kinds, &args.namespace, &mut outcome.warnings).await?;
     let managed = cluster::Managed::new(&existing, &args.namespace, config);
     let connection = Connection {

@@ -156,3 +156,31 @@ fn placeholders_and_notes_become_warnings_naming_the_object() {
     assert!(warnings[0].starts_with("Domain imported/example-com (d-1): spec.forProvider.publicKeys holds a REPLACE-ME placeholder: put the key"), "{warnings:?}");
     assert!(warnings[1].ends_with("mind this"));
 }
+
+#[test]
+fn a_resource_named_under_another_provider_config_is_written_with_a_warning() {
+    let managed = Managed::new(
+        &[Existing {
+            kind: "Domain".into(),
+            namespace: "staging".into(),
+            name: "zone".into(),
+            external_name: Some("d-1".into()),
+            provider_config: "staging".into(),
+        }],
+        "imported",
+        "prod",
+    );
+    let (ms, skipped, warnings) = assemble(
+        &kinds(),
+        vec![domain("d-1", "example.com")],
+        &Filter::default(),
+        &managed,
+        &TARGET,
+    );
+    assert_eq!(names(&ms), ["Domain/example-com"]);
+    assert!(skipped.is_empty());
+    assert!(
+        warnings[0].contains("staging/zone names the same id under another ProviderConfig"),
+        "{warnings:?}"
+    );
+}
