@@ -568,7 +568,16 @@ mod cloudapi {
 
     #[tokio::test]
     async fn an_imported_cloudapi_account_is_adopted_without_a_single_write() {
-        let mut env = Env::start("import-cloudapi", Dialect::Cloudapi).await;
+        adopted_without_a_write(Dialect::Cloudapi).await;
+    }
+
+    #[tokio::test]
+    async fn an_imported_cloudplatform_account_is_adopted_without_a_single_write() {
+        adopted_without_a_write(Dialect::Cloudplatform).await;
+    }
+
+    async fn adopted_without_a_write(dialect: Dialect) {
+        let mut env = Env::start("import-cloudapi", dialect).await;
         env.operator.kill();
         let shop = outside_project(&env, "shop").await;
         let _empty = outside_project(&env, "empty").await;
