@@ -64,12 +64,21 @@ pub struct ImportArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// A resource left out because an object of the cluster already manages it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub kind: String,
+    pub cloud_name: String,
+    pub external_id: String,
+    /// `namespace/name` of the object that manages it.
+    pub by: String,
+}
+
 /// What one import produced, before it is written.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub manifests: Vec<output::Manifest>,
-    /// `(kind, cloud name, id, managing object)` of each resource left out as already managed.
-    pub skipped: Vec<(String, String, String, String)>,
+    pub skipped: Vec<Skipped>,
     /// What the user must know or do, one line each.
     pub warnings: Vec<String>,
 }
@@ -78,8 +87,11 @@ pub struct Outcome {
 pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let kube = crate::tree::client(args.kubeconfig.as_ref()).await?;
     let outcome = import(&kube, &args, &crate::providers::importers()).await?;
-    for (kind, name, id, by) in &outcome.skipped {
-        eprintln!("{kind} {name} ({id}): skipped (already managed by {by})");
+    for s in &outcome.skipped {
+        eprintln!(
+            "{} {} ({}): skipped (already managed by {})",
+            s.kind, s.cloud_name, s.external_id, s.by
+        );
     }
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
@@ -169,8 +181,6 @@ pub async fn import(
     Ok(outcome)
 }
 
-type Skipped = Vec<(String, String, String, String)>;
-
 /// The pure part of [`import`]: filter, skip the managed, name, link and render, in the
 /// importer's kind order and then by name.
 pub fn assemble(
@@ -179,7 +189,7 @@ pub fn assemble(
     filter: &select::Filter,
     managed: &cluster::Managed,
     target: &output::Target<'_>,
-) -> (Vec<output::Manifest>, Skipped, Vec<String>) {
+) -> (Vec<output::Manifest>, Vec<Skipped>, Vec<String>) {
     let mut skipped = Vec::new();
     let mut early = Vec::new();
     let mut per_kind: Vec<(&ImportKind, Vec<Found>)> =
@@ -192,12 +202,12 @@ pub fn assemble(
             continue;
         }
         if let Some(by) = managed.manager(&f.kind, &f.external_id) {
-            skipped.push((
-                f.kind.clone(),
-                f.cloud_name.clone(),
-                f.external_id.clone(),
-                by.to_string(),
-            ));
+            skipped.push(Skipped {
+                kind: f.kind.clone(),
+                cloud_name: f.cloud_name.clone(),
+                external_id: f.external_id.clone(),
+                by: by.to_string(),
+            });
             continue;
         }
         if let Some(other) = managed.named_elsewhere(&f.kind, &f.external_id) {

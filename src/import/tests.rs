@@ -110,12 +110,12 @@ fn resources_already_managed_are_skipped_and_named_with_their_manager() {
     assert_eq!(names(&ms), ["DnsRecord/www-example-com"]);
     assert_eq!(
         skipped,
-        [(
-            "Domain".to_string(),
-            "example.com".to_string(),
-            "d-1".to_string(),
-            "prod/zone".to_string()
-        )]
+        [Skipped {
+            kind: "Domain".into(),
+            cloud_name: "example.com".into(),
+            external_id: "d-1".into(),
+            by: "prod/zone".into(),
+        }]
     );
     // Its manager lives in another namespace: the record names the zone by id.
     assert_eq!(ms[0].body["spec"]["forProvider"]["domainId"], "d-1");
