@@ -163,6 +163,56 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    #[test]
+    fn import_takes_its_filters_repeated_or_comma_separated() {
+        let argv = [
+            "stratus",
+            "import",
+            "--provider-config",
+            "prod",
+            "-n",
+            "imported",
+            "--kind",
+            "compute,domains",
+            "--kind",
+            "DnsRecord",
+            "--name",
+            "web-*",
+            "--region",
+            "KGL-1",
+            "--manage",
+            "--output-dir",
+            "out",
+        ];
+        let Command::Import(a) = Cli::try_parse_checked_from(argv).unwrap().command else {
+            panic!("not import");
+        };
+        assert_eq!(
+            (a.provider_config.as_str(), a.namespace.as_str()),
+            ("prod", "imported")
+        );
+        assert_eq!(a.kinds, ["compute", "domains", "DnsRecord"]);
+        assert_eq!(
+            (a.name.as_deref(), a.region.as_deref()),
+            (Some("web-*"), Some("KGL-1"))
+        );
+        assert!(a.manage);
+        assert_eq!(a.output_dir, Some(PathBuf::from("out")));
+        let e = Cli::try_parse_checked_from(["stratus", "import"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let Command::Import(d) =
+            Cli::try_parse_checked_from(["stratus", "import", "--provider-config", "p"])
+                .unwrap()
+                .command
+        else {
+            panic!("not import");
+        };
+        assert_eq!(
+            (d.namespace.as_str(), d.manage, d.kinds.len()),
+            ("default", false, 0)
+        );
+    }
+
     fn sim(args: &[&str]) -> Result<crate::providers::sim::SimArgs, clap::Error> {
         let argv = ["stratus", "sim"].into_iter().chain(args.iter().copied());
         match Cli::try_parse_checked_from(argv)?.command {

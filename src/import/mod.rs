@@ -37,27 +37,28 @@ pub use found::{
 pub struct ImportArgs {
     /// The ProviderConfig whose account is listed (its credentials Secret is read as the
     /// operator reads it).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub provider_config: String,
     /// The namespace the manifests are written for.
-    #[arg(short = 'n', long, default_value = "default")]
+    #[arg(short = 'n', long, value_name = "NS", default_value = "default")]
     pub namespace: String,
     /// Only this kind (kind or plural, any case; repeatable or comma-separated).
-    #[arg(long = "kind", value_delimiter = ',')]
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',')]
     pub kinds: Vec<String>,
     /// Only resources whose cloud name matches this glob (`*`, `?`, `[…]`, `{a,b}`; case-insensitive).
-    #[arg(long)]
+    #[arg(long, value_name = "GLOB")]
     pub name: Option<String>,
-    /// Only resources in this region, for kinds that have one (Compute, Project); kinds
+    /// Only resources in this region, for kinds that have one (Compute; Project and
+    /// Release in the cloudapi dialect); kinds
     /// without a region are not filtered by it.
-    #[arg(long)]
+    #[arg(long, value_name = "R")]
     pub region: Option<String>,
     /// Let the operator change and delete the imported resources (no
     /// `managementPolicies: ["Observe"]`): read the warnings first.
     #[arg(long)]
     pub manage: bool,
     /// Write one file per object (`<kind>-<name>.yaml`) here instead of printing to stdout.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// Kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, env = "KUBECONFIG")]
