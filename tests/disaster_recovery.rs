@@ -96,24 +96,32 @@ async fn apply_from_git(ns: &TestNamespace, manifests: &[(ApiResource, Value)]) 
     }
 }
 
-fn is_ready(o: &DynamicObject) -> bool {
-    let status = &o.data["status"];
-    status["observedGeneration"].as_i64() == o.metadata.generation
-        && status["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+fn has_true(o: &DynamicObject, type_: &str) -> bool {
+    o.data["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == type_ && c["status"] == "True")
+    })
 }
 
-/// Waits until every object re-applied is Ready for its generation; panics with those that
-/// are not.
+/// Ready for its generation.
+fn is_ready(o: &DynamicObject) -> bool {
+    o.data["status"]["observedGeneration"].as_i64() == o.metadata.generation && has_true(o, "Ready")
+}
+
+/// Ready and Synced for its generation: nothing is left to write, nor held back.
+fn is_settled(o: &DynamicObject) -> bool {
+    is_ready(o) && has_true(o, "Synced")
+}
+
+/// Waits until every object re-applied is Ready and Synced for its generation, then a few
+/// seconds more (a write held back would show by then); panics with those that are not.
 async fn wait_all_ready(ns: &TestNamespace, manifests: &[(ApiResource, Value)]) {
     let pending = || async {
         let mut pending = Vec::new();
         for (r, m) in manifests {
             let name = m["metadata"]["name"].as_str().unwrap();
             match dynamic(ns, r).get_opt(name).await.unwrap() {
-                Some(o) if is_ready(&o) => {}
+                Some(o) if is_settled(&o) => {}
                 other => pending.push(format!(
                     "{}/{name}: {}",
                     r.kind,
@@ -124,7 +132,13 @@ async fn wait_all_ready(ns: &TestNamespace, manifests: &[(ApiResource, Value)]) 
         pending
     };
     let all = wait_for(T, || async { pending().await.is_empty() }).await;
-    assert!(all, "not Ready after the restore: {:#?}", pending().await);
+    assert!(
+        all,
+        "not Ready and Synced after the restore: {:#?}",
+        pending().await
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(pending().await, Vec::<String>::new(), "unsettled again");
 }
 
 /// The requests of `routes` (method and route, as the sandboxes count them) that change
@@ -273,7 +287,7 @@ async fn cloudapi_projects_and_releases_reapplied_from_git_are_adopted_without_a
         env.apply::<Project>("shop", project).await;
         env.apply::<Release>(
             "shop",
-            json!({"forProvider": {"projectRef": {"name": "shop"}, "commit": "v1"}}),
+            json!({"forProvider": {"projectRef": {"name": "shop"}, "commit": "v1", "redeployNonce": "2"}}),
         )
         .await;
         let before = wait_for_inventory(&env.ns).await;

@@ -202,7 +202,9 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
             .map(|f| Err(f.error.clone()))
     }
 
-    fn lookup_if_fresh(&self, id: &str, max_age: Duration) -> Option<Option<T>> {
+    /// The entry of `id` (or its absence) if a listing or a write at most `max_age` old tells
+    /// it; `None` when nothing that recent does.
+    pub fn lookup_if_fresh(&self, id: &str, max_age: Duration) -> Option<Option<T>> {
         Self::fresh_entry(&self.state.lock(), id, Instant::now().checked_sub(max_age))
     }
 

@@ -15,6 +15,10 @@
 
 pub mod plan;
 
+/// How old the deployments a create checks may be: about what a request waits in the throttle
+/// between a GET and the POST it decides, so a cached answer is no staler than a fresh one.
+const CREATE_CHECK_MAX_AGE: Duration = Duration::from_secs(5);
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -62,13 +66,15 @@ pub fn validate(obj: &Release) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// The redeployNonce the live deployment answers: the one the status records; for an object
+/// whose status records nothing (adopted, or re-applied from Git after its cluster was lost),
+/// the spec's — adopting a release is not a request to build it again. Changing the nonce
+/// afterwards redeploys.
 fn nonce_of(obj: &Release) -> Option<String> {
-    obj.status
-        .as_ref()?
-        .at_provider
-        .as_ref()?
-        .redeploy_nonce
-        .clone()
+    match obj.status.as_ref().and_then(|s| s.at_provider.as_ref()) {
+        Some(at) => at.redeploy_nonce.clone(),
+        None => obj.spec.for_provider.redeploy_nonce.clone(),
+    }
 }
 
 /// The project's deployments with `made` written through (newest first), as the snapshot and
@@ -196,24 +202,25 @@ impl Adapter for ReleaseAdapter {
         key: Uuid,
     ) -> Result<Created<ObservedRelease>, CloudError> {
         // A project whose live release is already this commit needs no build: the Release
-        // takes it as it is (the nonce counts from here). Its deployments are read as urgent
-        // news: one filtered GET, or — during a burst of creates, when cheaper — one shared
-        // listing for all of them, paced like observation's urgent rounds.
+        // takes it as it is (the nonce counts from here). A listing or write of the last few
+        // seconds tells (during a burst of creates, observation's shared listings answer most
+        // of them); anything older is confirmed with the filtered GET, so a commit that went
+        // live meanwhile is not built again.
         let project = &request.project_id;
-        let existing = cloud
+        let existing = match cloud
             .deployments
-            .observe(
-                project,
-                Freshness {
-                    max_age: Duration::ZERO,
-                    urgent: true,
-                    direct: false,
-                    priority: Priority::Write,
-                },
-                |p| cloud.project_deployments(project, p),
-                |p| cloud.list_all_deployments(p),
-            )
-            .await?;
+            .lookup_if_fresh(project, CREATE_CHECK_MAX_AGE)
+        {
+            Some(known) => known,
+            None => match cloud.project_deployments(project, Priority::Write).await {
+                Ok(p) => {
+                    cloud.deployments.put(p.clone());
+                    Some(p)
+                }
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            },
+        };
         if let Some(existing) = existing {
             let observed = ObservedRelease {
                 project_id: existing.project_id,
