@@ -113,11 +113,16 @@ impl UsageReporter {
 }
 
 /// `usage` as read at `now`, with what a cloud may send that a status must not carry cut away:
-/// a period is at most 64 characters of printable text.
+/// a period is at most 128 characters of printable ASCII (dates and times; no control or
+/// direction-changing characters), and a count is at most what the status's int64 holds.
 pub fn stamped(mut usage: Usage, now: jiff::Timestamp) -> Usage {
-    usage.period = usage
-        .period
-        .filter(|p| p.len() <= 64 && !p.is_empty() && p.chars().all(|c| !c.is_control()));
+    usage.period = usage.period.filter(|p| {
+        p.len() <= 128 && !p.is_empty() && p.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+    });
+    let most = i64::MAX as u64;
+    for count in [&mut usage.requests, &mut usage.overage, &mut usage.projects] {
+        *count = count.map(|n| n.min(most));
+    }
     usage.observed_at = Some(format!("{:.0}", now));
     usage
 }
@@ -142,7 +147,12 @@ mod tests {
             (u.period.as_deref(), u.requests),
             (Some("2026-12"), Some(7))
         );
-        for bad in ["x".repeat(65), "a\nb".into(), String::new()] {
+        for bad in [
+            "x".repeat(129),
+            "a\nb".into(),
+            String::new(),
+            "2026-12\u{202e}".into(),
+        ] {
             let u = stamped(
                 Usage {
                     period: Some(bad),
@@ -152,5 +162,28 @@ mod tests {
             );
             assert_eq!(u.period, None);
         }
+    }
+
+    #[test]
+    fn a_count_beyond_what_the_status_holds_is_clamped_not_refused() {
+        let now: jiff::Timestamp = "2026-12-04T10:00:00Z".parse().unwrap();
+        let u = stamped(
+            Usage {
+                requests: Some(u64::MAX),
+                overage: Some(3),
+                ..Default::default()
+            },
+            now,
+        );
+        assert_eq!(u.requests, Some(i64::MAX as u64));
+        assert_eq!(u.overage, Some(3));
+        let ok = stamped(
+            Usage {
+                period: Some("2026-12-01T00:00:00.000+00:00/2026-12-31T23:59:59.999+00:00".into()),
+                ..Default::default()
+            },
+            now,
+        );
+        assert!(ok.period.is_some());
     }
 }

@@ -3,7 +3,11 @@
 //! them again would make two objects fight over one resource), and the names in use in the
 //! target namespace are not written over. An id is unique only within its account, so an
 //! object of another ProviderConfig naming the same id does not skip the resource: it is
-//! pointed out instead (the operator refuses two objects of one kind naming one id).
+//! pointed out instead (an operator watching both refuses the second object of one kind
+//! naming one id). A resource an object created but has not recorded yet is left to it: one
+//! whose owner mark (Strettch's `stratus-uid:` tag) names a live object is skipped, and while
+//! an object of a kind and of the same ProviderConfig has a create in flight
+//! (`stratus.dev/create-pending`, no id yet) the kind is not imported at all.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,7 +16,7 @@ use kube::api::{DynamicObject, ListParams};
 
 use super::error::ImportError;
 use super::found::ImportKind;
-use crate::api::common::EXTERNAL_NAME;
+use crate::api::common::{CREATE_PENDING, EXTERNAL_NAME};
 
 /// One object of an imported kind, as far as the import cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,9 @@ pub struct Existing {
     pub external_name: Option<String>,
     /// `spec.providerConfigRef.name` (`default` when unset, as the CRDs default it).
     pub provider_config: String,
+    pub uid: String,
+    /// A create was sent (or is about to be) whose resource the object has not recorded.
+    pub create_pending: bool,
 }
 
 /// The objects of the imported kinds, indexed.
@@ -31,6 +38,8 @@ pub struct Managed {
     by_id: HashMap<(String, String), String>,
     elsewhere: HashMap<(String, String), String>,
     taken: HashMap<String, HashSet<String>>,
+    owners: HashMap<(String, String), String>,
+    pending: HashMap<String, Vec<String>>,
 }
 
 impl Managed {
@@ -39,6 +48,15 @@ impl Managed {
     pub fn new(objects: &[Existing], namespace: &str, provider_config: &str) -> Self {
         let mut m = Managed::default();
         for o in objects {
+            let at = format!("{}/{}", o.namespace, o.name);
+            if !o.uid.is_empty() {
+                m.owners.insert((o.kind.clone(), o.uid.clone()), at.clone());
+            }
+            let named = o.external_name.as_ref().is_some_and(|id| !id.is_empty());
+            // Another ProviderConfig's create lands in its own account.
+            if o.create_pending && !named && o.provider_config == provider_config {
+                m.pending.entry(o.kind.clone()).or_default().push(at);
+            }
             if let Some(id) = o.external_name.as_ref().filter(|id| !id.is_empty()) {
                 let index = if o.provider_config == provider_config {
                     &mut m.by_id
@@ -71,6 +89,18 @@ impl Managed {
         self.elsewhere
             .get(&(kind.to_string(), id.to_string()))
             .map(String::as_str)
+    }
+
+    /// `namespace/name` of the object of `kind` whose UID is `uid` (a resource's owner mark).
+    pub fn owner(&self, kind: &str, uid: &str) -> Option<&str> {
+        self.owners
+            .get(&(kind.to_string(), uid.to_string()))
+            .map(String::as_str)
+    }
+
+    /// `namespace/name` of the objects of `kind` whose create is in flight.
+    pub fn pending(&self, kind: &str) -> &[String] {
+        self.pending.get(kind).map_or(&[], Vec::as_slice)
     }
 
     /// Names of `kind` in use in the target namespace.
@@ -135,6 +165,12 @@ pub async fn existing(
                     .as_str()
                     .unwrap_or("default")
                     .to_string(),
+                uid: o.metadata.uid.clone().unwrap_or_default(),
+                create_pending: o
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(CREATE_PENDING)),
             }
         }));
     }
@@ -152,7 +188,25 @@ mod tests {
             name: name.into(),
             external_name: id.map(str::to_string),
             provider_config: "prod".into(),
+            uid: format!("uid-{name}"),
+            create_pending: false,
         }
+    }
+
+    #[test]
+    fn an_object_with_a_create_in_flight_and_no_id_holds_its_kind_and_owns_by_uid() {
+        let mut busy = obj("Compute", "prod", "new", None);
+        busy.create_pending = true;
+        let mut done = obj("Compute", "prod", "old", Some("c-1"));
+        done.create_pending = true;
+        let mut elsewhere = obj("Compute", "staging", "other", None);
+        elsewhere.create_pending = true;
+        elsewhere.provider_config = "staging".into();
+        let m = Managed::new(&[busy, done, elsewhere], "imported", "prod");
+        assert_eq!(m.pending("Compute"), ["prod/new".to_string()]);
+        assert!(m.pending("Domain").is_empty());
+        assert_eq!(m.owner("Compute", "uid-new"), Some("prod/new"));
+        assert_eq!(m.owner("Domain", "uid-new"), None);
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub struct Found {
     pub placeholders: Vec<Placeholder>,
     /// Other things the user should know about this resource (printed on stderr).
     pub notes: Vec<String>,
+    /// The UID of the object that created it, where the cloud keeps such a mark (Strettch's
+    /// `stratus-uid:` tag): a live object with that UID owns it, recorded or not.
+    pub owner_uid: Option<String>,
 }
 
 impl Found {
@@ -116,6 +119,7 @@ impl Found {
             references: Vec::new(),
             placeholders: Vec::new(),
             notes: Vec::new(),
+            owner_uid: None,
         }
     }
 }

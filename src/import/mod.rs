@@ -195,25 +195,44 @@ pub fn assemble(
     let mut early = Vec::new();
     let mut per_kind: Vec<(&ImportKind, Vec<Found>)> =
         kinds.iter().map(|k| (k, Vec::new())).collect();
+    for (kind, _) in &per_kind {
+        let pending = managed.pending(&kind.kind);
+        if !pending.is_empty() {
+            early.push(format!(
+                "{} not imported: a create is in flight for {} (no stratus.dev/external-name yet), and its resource may be among those listed; importing it would take it from that object. Run stratus import again once the create has settled",
+                kind.plural,
+                pending.join(", ")
+            ));
+        }
+    }
     for f in found {
         let Some((kind, list)) = per_kind.iter_mut().find(|(k, _)| k.kind == f.kind) else {
             continue;
         };
-        if !filter.keeps(kind, &f) {
+        if !filter.keeps(kind, &f) || !managed.pending(&kind.kind).is_empty() {
             continue;
         }
-        if let Some(by) = managed.manager(&f.kind, &f.external_id) {
+        let owner = f
+            .owner_uid
+            .as_deref()
+            .and_then(|uid| managed.owner(&f.kind, uid))
+            .map(|at| format!("{at}, which created it and has not recorded its id yet"));
+        if let Some(by) = managed
+            .manager(&f.kind, &f.external_id)
+            .map(str::to_string)
+            .or(owner)
+        {
             skipped.push(Skipped {
                 kind: f.kind.clone(),
                 cloud_name: f.cloud_name.clone(),
                 external_id: f.external_id.clone(),
-                by: by.to_string(),
+                by,
             });
             continue;
         }
         if let Some(other) = managed.named_elsewhere(&f.kind, &f.external_id) {
             early.push(format!(
-                "{} {} ({}): {other} names the same id under another ProviderConfig; if both reach the same account, do not apply this object (the operator refuses two objects managing one resource)",
+                "{} {} ({}): {other} names the same id under another ProviderConfig; an operator that watches both namespaces refuses the later of two objects of one kind naming one id (AlreadyManaged), whatever account each reaches: apply this object only where no operator sees both",
                 f.kind, f.cloud_name, f.external_id
             ));
         }

@@ -93,6 +93,8 @@ fn resources_already_managed_are_skipped_and_named_with_their_manager() {
             name: "zone".into(),
             external_name: Some("d-1".into()),
             provider_config: "prod".into(),
+            uid: "u-zone".into(),
+            create_pending: false,
         }],
         "imported",
         "prod",
@@ -166,6 +168,8 @@ fn a_resource_named_under_another_provider_config_is_written_with_a_warning() {
             name: "zone".into(),
             external_name: Some("d-1".into()),
             provider_config: "staging".into(),
+            uid: "u-zone".into(),
+            create_pending: false,
         }],
         "imported",
         "prod",
@@ -180,7 +184,74 @@ fn a_resource_named_under_another_provider_config_is_written_with_a_warning() {
     assert_eq!(names(&ms), ["Domain/example-com"]);
     assert!(skipped.is_empty());
     assert!(
-        warnings[0].contains("staging/zone names the same id under another ProviderConfig"),
+        warnings[0].contains("staging/zone names the same id under another ProviderConfig; an operator that watches both namespaces refuses"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_resource_whose_owner_mark_names_a_live_object_is_left_to_that_object() {
+    let managed = Managed::new(
+        &[Existing {
+            kind: "Domain".into(),
+            namespace: "prod".into(),
+            name: "zone".into(),
+            external_name: None,
+            provider_config: "prod".into(),
+            uid: "u-zone".into(),
+            create_pending: false,
+        }],
+        "imported",
+        "prod",
+    );
+    let mut owned = domain("d-1", "example.com");
+    owned.owner_uid = Some("u-zone".into());
+    let mut orphan = domain("d-2", "example.org");
+    orphan.owner_uid = Some("u-gone".into());
+    let (ms, skipped, _) = assemble(
+        &kinds(),
+        vec![owned, orphan],
+        &Filter::default(),
+        &managed,
+        &TARGET,
+    );
+    assert_eq!(names(&ms), ["Domain/example-org"]);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(
+        skipped[0].by,
+        "prod/zone, which created it and has not recorded its id yet"
+    );
+}
+
+#[test]
+fn a_kind_with_a_create_in_flight_is_not_imported_and_the_user_is_told_why() {
+    let managed = Managed::new(
+        &[Existing {
+            kind: "Domain".into(),
+            namespace: "prod".into(),
+            name: "zone".into(),
+            external_name: None,
+            provider_config: "prod".into(),
+            uid: "u-zone".into(),
+            create_pending: true,
+        }],
+        "imported",
+        "prod",
+    );
+    let (ms, skipped, warnings) = assemble(
+        &kinds(),
+        vec![
+            domain("d-1", "example.com"),
+            record("r-1", "d-1", "www.example.com"),
+        ],
+        &Filter::default(),
+        &managed,
+        &TARGET,
+    );
+    assert_eq!(names(&ms), ["DnsRecord/www-example-com"]);
+    assert!(skipped.is_empty());
+    assert!(
+        warnings[0].starts_with("domains not imported: a create is in flight for prod/zone"),
         "{warnings:?}"
     );
 }

@@ -119,6 +119,15 @@ pub fn release(p: &model::Project, deployments: Vec<model::Deployment>) -> Optio
             redeploy_nonce: None,
         },
     );
+    if let Some(building) = observed
+        .newest()
+        .filter(|d| d.in_progress() && d.id != live.id)
+    {
+        f.notes.push(format!(
+            "commit {} is being built: the manifest holds the commit live now ({}); once the build succeeds, an object allowed to update would roll the project back to it. Import again after the build, or set the commit before applying",
+            building.commit, live.commit
+        ));
+    }
     f.region = p.region.clone();
     f.references.push(Reference {
         kind: "Project".into(),
@@ -208,5 +217,23 @@ mod tests {
         let failed = vec![deployment("d1", "c1", "failed", "2026-01-01T00:00:00Z")];
         assert!(release(&cloud_project(), failed).is_none());
         assert!(release(&cloud_project(), Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_release_imported_while_a_build_runs_says_what_an_update_would_do() {
+        let deployments = vec![
+            deployment("d2", "c2", "building", "2026-01-02T00:00:00Z"),
+            deployment("d1", "c1", "succeeded", "2026-01-01T00:00:00Z"),
+        ];
+        let f = release(&cloud_project(), deployments).unwrap();
+        assert_eq!(f.for_provider["commit"], "c1");
+        assert_eq!(f.notes.len(), 1);
+        assert!(
+            f.notes[0].starts_with("commit c2 is being built"),
+            "{:?}",
+            f.notes
+        );
+        let settled = vec![deployment("d1", "c1", "succeeded", "2026-01-01T00:00:00Z")];
+        assert!(release(&cloud_project(), settled).unwrap().notes.is_empty());
     }
 }

@@ -110,9 +110,10 @@ pub fn compute(c: &model::Compute) -> Option<Found> {
             "Strettch does not report a compute's SSH keys; replace the {PLACEHOLDER} line with the key(s) it was created with before applying (the field cannot change once the object has adopted the compute). The operator sends them only if it has to create the compute again"
         ),
     });
-    if c.tags.iter().any(|t| t.starts_with(OWNER_TAG_PREFIX)) {
+    if let Some(uid) = c.tags.iter().find_map(|t| t.strip_prefix(OWNER_TAG_PREFIX)) {
+        f.owner_uid = Some(uid.to_string());
         f.notes.push(format!(
-            "it carries a {OWNER_TAG_PREFIX} tag: a stratus operator created it for an object that no longer names it (deleted with deletionPolicy: Orphan, or in another cluster)"
+            "it carries a {OWNER_TAG_PREFIX} tag of an object this cluster does not have: a stratus operator created it for an object deleted with deletionPolicy: Orphan, or in another cluster"
         ));
     }
     Some(f)
