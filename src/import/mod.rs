@@ -89,13 +89,14 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let kube = crate::tree::client(args.kubeconfig.as_ref()).await?;
     let outcome = import(&kube, &args, &crate::providers::importers()).await?;
     for s in &outcome.skipped {
-        eprintln!(
+        let line = format!(
             "{} {} ({}): skipped (already managed by {})",
             s.kind, s.cloud_name, s.external_id, s.by
         );
+        eprintln!("{}", printable(&line));
     }
     for w in &outcome.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", printable(w));
     }
     match &args.output_dir {
         Some(dir) => {
@@ -117,6 +118,20 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `line` with every control character (a cloud name's terminal escape, say) shown escaped,
+/// so what the cloud reports cannot drive the user's terminal.
+fn printable(line: &str) -> String {
+    line.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// Everything but the writing: read the ProviderConfig, list the account through the

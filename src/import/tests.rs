@@ -255,3 +255,12 @@ fn a_kind_with_a_create_in_flight_is_not_imported_and_the_user_is_told_why() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn a_cloud_name_cannot_send_escape_sequences_to_the_terminal() {
+    assert_eq!(
+        super::printable("Domain \u{1b}[2Jevil\n.com"),
+        "Domain \\u{1b}[2Jevil\\n.com"
+    );
+    assert_eq!(super::printable("plain ünïcode"), "plain ünïcode");
+}
