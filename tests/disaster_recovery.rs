@@ -12,27 +12,13 @@ use std::time::Duration;
 use common::{TestNamespace, wait_for};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::core::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
 use stratus::api::common::EXTERNAL_NAME;
 
 const T: Duration = Duration::from_secs(90);
 
-/// Every stratus kind the operator serves, with where its objects live.
-fn resources() -> Vec<ApiResource> {
-    stratus::providers::kinds()
-        .iter()
-        .map(|k| {
-            let crd = k.crd();
-            let gvk = GroupVersionKind::gvk(
-                &crd.spec.group,
-                &crd.spec.versions[0].name,
-                &crd.spec.names.kind,
-            );
-            ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural)
-        })
-        .collect()
-}
+use common::managed_resources as resources;
 
 fn dynamic(ns: &TestNamespace, r: &ApiResource) -> Api<DynamicObject> {
     Api::namespaced_with(ns.client.clone(), &ns.name, r)
@@ -84,6 +70,18 @@ async fn lose_every_object(ns: &TestNamespace) {
         .await;
         assert!(gone, "{} objects were not deleted", r.kind);
     }
+}
+
+/// The cluster loses every object; `reset` runs (counting starts there); Git brings the
+/// manifests back.
+async fn lose_and_reapply(
+    ns: &TestNamespace,
+    manifests: &[(ApiResource, Value)],
+    reset: impl FnOnce(),
+) {
+    lose_every_object(ns).await;
+    reset();
+    apply_from_git(ns, manifests).await;
 }
 
 async fn apply_from_git(ns: &TestNamespace, manifests: &[(ApiResource, Value)]) {
@@ -185,9 +183,7 @@ async fn strettch_computes_domains_and_records_reapplied_from_git_are_adopted_wi
     let cloud_before = inventory(&env.sim);
 
     env.operator.kill();
-    lose_every_object(&env.ns).await;
-    env.sim.reset_stats();
-    apply_from_git(&env.ns, &before).await;
+    lose_and_reapply(&env.ns, &before, || env.sim.reset_stats()).await;
     env.operator = common::Operator::start(&env.ns.name, &[]);
     wait_all_ready(&env.ns, &before).await;
 
@@ -243,9 +239,7 @@ async fn vertra_workspaces_databases_and_apps_reapplied_from_git_are_adopted_wit
     let cloud_before = inventory(&env.sim);
 
     env.operator.kill();
-    lose_every_object(&env.ns).await;
-    env.sim.reset_stats();
-    apply_from_git(&env.ns, &before).await;
+    lose_and_reapply(&env.ns, &before, || env.sim.reset_stats()).await;
     env.restart_operator();
     wait_all_ready(&env.ns, &before).await;
 
@@ -294,9 +288,7 @@ async fn cloudapi_projects_and_releases_reapplied_from_git_are_adopted_without_a
         let projects_before = env.sim.projects().len();
 
         env.operator.kill();
-        lose_every_object(&env.ns).await;
-        env.sim.reset_stats();
-        apply_from_git(&env.ns, &before).await;
+        lose_and_reapply(&env.ns, &before, || env.sim.reset_stats()).await;
         env.restart_operator();
         wait_all_ready(&env.ns, &before).await;
 

@@ -526,7 +526,7 @@ async fn a_custom_domain_is_validated_by_records_in_a_strettch_zone_taking_their
 /// Strettch zone all become Ready, and the app gets the database's URI.
 #[tokio::test]
 async fn the_vertra_example_converges_with_its_database_and_its_records_in_a_strettch_zone() {
-    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    use kube::core::{ApiResource, DynamicObject};
     let strettch = common::Env::start("vexample").await;
     let key = "vertra-demo-key";
     let vertra = stratus::providers::vertra::sim::start(
@@ -559,20 +559,9 @@ async fn the_vertra_example_converges_with_its_database_and_its_records_in_a_str
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .filter(|d: &Value| d["kind"] != "Namespace")
         .collect();
-    let mut resources: std::collections::HashMap<String, ApiResource> = stratus::providers::kinds()
-        .iter()
-        .map(|k| {
-            let crd = k.crd();
-            let gvk = GroupVersionKind::gvk(
-                &crd.spec.group,
-                &crd.spec.versions[0].name,
-                &crd.spec.names.kind,
-            );
-            (
-                crd.spec.names.kind.clone(),
-                ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural),
-            )
-        })
+    let mut resources: std::collections::HashMap<String, ApiResource> = common::managed_resources()
+        .into_iter()
+        .map(|r| (r.kind.clone(), r))
         .collect();
     resources.insert("Secret".into(), ApiResource::erase::<Secret>(&()));
     resources.insert(

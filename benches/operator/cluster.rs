@@ -298,22 +298,7 @@ impl BenchNs {
             })
             .filter_map(|c| c.metadata.name)
             .collect();
-        futures::stream::iter(names)
-            .map(|name| {
-                let api = api.clone();
-                async move {
-                    let _ = api
-                        .patch(
-                            &name,
-                            &PatchParams::default(),
-                            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                        )
-                        .await;
-                }
-            })
-            .buffer_unordered(32)
-            .collect::<Vec<()>>()
-            .await;
+        strip_finalizers(&api, names).await;
         let _ = api
             .delete_collection(&DeleteParams::default(), &ListParams::default())
             .await;
@@ -326,6 +311,31 @@ impl BenchNs {
         let nss: Api<Namespace> = Api::all(self.client.clone());
         let _ = nss.delete(&self.name, &DeleteParams::default()).await;
     }
+}
+
+/// Removes the finalizers of objects `names` of `api` (32 patches in flight), so they can be
+/// deleted without an operator.
+pub async fn strip_finalizers<K>(api: &Api<K>, names: Vec<String>)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                let _ = api
+                    .patch(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+                    )
+                    .await;
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
 }
 
 pub fn compute_name(i: usize) -> String {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use stratus::api::ProviderConfig;
@@ -27,7 +27,7 @@ use stratus::providers::cloudapi::sim::{
 use stratus::sim::rate_limit::{Limit, Scope, Window, capacity, earliest_schedule};
 
 use crate::Options;
-use crate::cluster::{BenchNs, Cluster};
+use crate::cluster::{BenchNs, Cluster, strip_finalizers};
 use crate::process::Operator;
 use crate::report::{Report, count, table};
 
@@ -232,22 +232,7 @@ async fn cleanup(client: &Client, ns: BenchNs) {
         .await
         .map(|l| l.items.iter().map(|r| r.name_any()).collect())
         .unwrap_or_default();
-    futures::stream::iter(names)
-        .map(|name| {
-            let api = api.clone();
-            async move {
-                let _ = api
-                    .patch(
-                        &name,
-                        &PatchParams::default(),
-                        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-                    )
-                    .await;
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<()>>()
-        .await;
+    strip_finalizers(&api, names).await;
     let _ = api
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;

@@ -487,15 +487,25 @@ pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     }
 }
 
+/// Where the objects of every kind the operator serves (the kind registry) are served.
+pub fn managed_resources() -> Vec<kube::core::ApiResource> {
+    use kube::core::{ApiResource, GroupVersionKind};
+    stratus::providers::kinds()
+        .iter()
+        .map(|kind| {
+            let crd = kind.crd();
+            let version = &crd.spec.versions[0].name;
+            let gvk = GroupVersionKind::gvk(&crd.spec.group, version, &crd.spec.names.kind);
+            ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural)
+        })
+        .collect()
+}
+
 /// Remove the finalizers of every object of every kind the operator serves (the kind registry)
 /// in the namespace, so it can go without an operator.
 pub async fn strip_all_finalizers(ns: &TestNamespace) {
-    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
-    for kind in stratus::providers::kinds() {
-        let crd = kind.crd();
-        let version = &crd.spec.versions[0].name;
-        let gvk = GroupVersionKind::gvk(&crd.spec.group, version, &crd.spec.names.kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural);
+    use kube::core::DynamicObject;
+    for resource in managed_resources() {
         let api: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
         if let Ok(list) = api.list(&Default::default()).await {
             for o in list {
