@@ -174,29 +174,7 @@ pub async fn run(cluster: &Cluster, opts: &Options, report: &mut Report) {
             format!("{:.2}", r.applied_in.as_secs_f64()),
             "s",
         );
-        report.row(
-            S,
-            &case,
-            "operator_cpu",
-            format!("{:.2}", r.cpu.as_secs_f64()),
-            "s",
-        );
-        report.row(
-            S,
-            &case,
-            "operator_peak_rss",
-            format!("{:.1}", r.hwm_mib),
-            "MiB",
-        );
-        for (route, c) in &r.routes {
-            report.row(
-                S,
-                format!("{case} {route}"),
-                "api_calls_by_route",
-                c,
-                "requests",
-            );
-        }
+        report.operator_rows(S, &case, r.cpu, r.hwm_mib, &r.routes);
         rows.push(vec![
             count(r.n as u64),
             ready_text,

@@ -454,29 +454,7 @@ pub async fn run(cluster: &Cluster, opts: &Options, report: &mut Report) {
         report.row(S, &case, "served_429", r.served_429, "responses");
         report.row(S, &case, "deployments_created", r.creates, "deployments");
         report.row(S, &case, "builds", r.builds, "builds");
-        report.row(
-            S,
-            &case,
-            "operator_cpu",
-            format!("{:.2}", r.cpu.as_secs_f64()),
-            "s",
-        );
-        report.row(
-            S,
-            &case,
-            "operator_peak_rss",
-            format!("{:.1}", r.hwm_mib),
-            "MiB",
-        );
-        for (route, c) in &r.routes {
-            report.row(
-                S,
-                format!("{case} {route}"),
-                "api_calls_by_route",
-                c,
-                "requests",
-            );
-        }
+        report.operator_rows(S, &case, r.cpu, r.hwm_mib, &r.routes);
         let windows = match r.dialect {
             Dialect::Cloudapi => format!("{} / 1,000 per clock minute", r.max_key_minute),
             Dialect::Cloudplatform => format!(

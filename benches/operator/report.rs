@@ -45,6 +45,40 @@ impl Report {
         });
     }
 
+    /// The operator's CPU and peak RSS over a run, and the cloud calls it made by route.
+    pub fn operator_rows(
+        &mut self,
+        section: &'static str,
+        case: &str,
+        cpu: std::time::Duration,
+        hwm_mib: f64,
+        routes: &[(String, u64)],
+    ) {
+        self.row(
+            section,
+            case,
+            "operator_cpu",
+            format!("{:.2}", cpu.as_secs_f64()),
+            "s",
+        );
+        self.row(
+            section,
+            case,
+            "operator_peak_rss",
+            format!("{hwm_mib:.1}"),
+            "MiB",
+        );
+        for (route, c) in routes {
+            self.row(
+                section,
+                format!("{case} {route}"),
+                "api_calls_by_route",
+                c,
+                "requests",
+            );
+        }
+    }
+
     pub fn csv(&self) -> String {
         let mut out = String::from("section,case,metric,value,unit\n");
         for r in &self.rows {
