@@ -445,13 +445,21 @@ async fn missing_secret_and_bad_input_get_clear_conditions_then_recover() {
         })
         .await
     );
+    // The event is published after the status is written: wait for it, do not list once.
     let events: kube::Api<k8s_openapi::api::events::v1::Event> = ns.api();
-    let evs = events.list(&Default::default()).await.unwrap();
     assert!(
-        evs.items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("InvalidSpec")
-                && e.type_.as_deref() == Some("Warning")),
+        common::wait_for(T, || {
+            let events = events.clone();
+            async move {
+                events.list(&Default::default()).await.is_ok_and(|evs| {
+                    evs.items.iter().any(|e| {
+                        e.reason.as_deref() == Some("InvalidSpec")
+                            && e.type_.as_deref() == Some("Warning")
+                    })
+                })
+            }
+        })
+        .await,
         "no Warning event for the invalid spec"
     );
     assert_eq!(
