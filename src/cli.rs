@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::cloud::throttle::Order;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "stratus",
@@ -97,6 +99,10 @@ pub struct RunArgs {
     /// (one GET per resource per resync, the common operator design; kept for benchmarks).
     #[arg(long, env = "STRATUS_OBSERVE_MODE", value_enum, default_value_t = ObserveMode::Bulk)]
     pub observe_mode: ObserveMode,
+    /// Benchmark baseline only: `fifo` serves a key's requests in arrival order, ignoring the
+    /// priorities (a user's change before observation) and the namespaces' turns.
+    #[arg(long, value_enum, default_value_t = Order::Priority, hide = true)]
+    pub throttle_order: Order,
     /// How often the account usage of each ProviderConfig in use is read (clouds that report
     /// it, such as CloudAPI) and written to its status.usage and metrics.
     #[arg(long, env = "STRATUS_USAGE_INTERVAL", default_value = "5m", value_parser = parse_duration)]

@@ -177,6 +177,7 @@ fn settings(args: &RunArgs) -> Settings {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::telemetry::init(args.log_format);
+    crate::cloud::throttle::Order::set_process_default(args.throttle_order);
     let client = kube_client(&args).await?;
     let health = Arc::new(Health::default());
     let server = tokio::spawn(serve_health(args.metrics_addr, health.clone()));
@@ -248,7 +249,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             instance: Some(identity.clone()),
         },
     );
-    info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, "starting controllers");
+    info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, throttle_order = ?args.throttle_order, "starting controllers");
     let swept = providers.clone();
     tokio::spawn(async move {
         loop {

@@ -226,13 +226,24 @@ impl BenchNs {
         adopt: Option<&[String]>,
         concurrency: usize,
     ) -> Duration {
+        let names: Vec<String> = (0..n).map(compute_name).collect();
+        self.create_named_computes(&names, adopt, concurrency).await
+    }
+
+    /// [`create_computes`](Self::create_computes) with these names.
+    pub async fn create_named_computes(
+        &self,
+        names: &[String],
+        adopt: Option<&[String]>,
+        concurrency: usize,
+    ) -> Duration {
         let started = Instant::now();
         let api = self.computes();
         let pc = self.provider_config().to_string();
-        futures::stream::iter(0..n)
+        futures::stream::iter(0..names.len())
             .map(|i| {
                 let api = api.clone();
-                let obj = compute_object(&compute_name(i), &pc, adopt.map(|ids| ids[i].as_str()));
+                let obj = compute_object(&names[i], &pc, adopt.map(|ids| ids[i].as_str()));
                 async move {
                     let mut tries = 0;
                     loop {

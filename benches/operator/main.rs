@@ -7,7 +7,10 @@
 //! 3. scale: memory and CPU with 10,000 objects;
 //! 4. overhead: reconciles per second and CPU per reconcile with the rate limit lifted;
 //! 5. providers: 500 CloudAPI Releases under each dialect's limits → time, the fullest window
-//!    of each limit and the budget used.
+//!    of each limit and the budget used;
+//! 6. latency: a user's change while N objects are observed and M created, under 2 req/s → the
+//!    time from the patch to the cloud's write, with the throttle's priorities, a FIFO baseline
+//!    and per-resource observation, each run several times.
 //!
 //! Writes docs/benchmarks/results.{md,csv,png}; see docs/benchmarks/README.md for the knobs.
 //! These are measurements written to files, not assertions: the bench fails only when it cannot
@@ -15,6 +18,7 @@
 
 mod cluster;
 mod convergence;
+mod latency;
 mod plot;
 mod process;
 mod providers;
@@ -27,7 +31,14 @@ use std::time::{Duration, Instant};
 
 use report::{Machine, Report};
 
-const SECTIONS: [&str; 5] = ["convergence", "steady", "scale", "overhead", "providers"];
+const SECTIONS: [&str; 6] = [
+    "convergence",
+    "steady",
+    "scale",
+    "overhead",
+    "providers",
+    "latency",
+];
 
 pub struct Options {
     pub quick: bool,
@@ -37,6 +48,11 @@ pub struct Options {
     pub scale_n: usize,
     /// Releases per CloudAPI dialect in the providers section.
     pub releases_n: usize,
+    /// Latency: Ready objects observed, new ones created, patches timed, rounds of every mode.
+    pub latency_n: usize,
+    pub latency_new: usize,
+    pub latency_patches: usize,
+    pub latency_rounds: usize,
     /// `--resync-interval` for the steady-state measurement.
     pub resync: Duration,
     /// Whole resync intervals counted in the steady-state window.
@@ -159,6 +175,19 @@ impl Options {
                 "STRATUS_BENCH_RELEASES_N",
                 if quick { &[50] } else { &[500] },
             )[0],
+            latency_n: sizes(
+                "STRATUS_BENCH_LATENCY_N",
+                if quick { &[500] } else { &[5000] },
+            )[0],
+            latency_new: sizes(
+                "STRATUS_BENCH_LATENCY_NEW",
+                if quick { &[40] } else { &[200] },
+            )[0],
+            latency_patches: sizes(
+                "STRATUS_BENCH_LATENCY_PATCHES",
+                if quick { &[10] } else { &[50] },
+            )[0],
+            latency_rounds: sizes("STRATUS_BENCH_LATENCY_ROUNDS", &[2])[0],
             resync,
             window_resyncs,
             quiet: Duration::from_secs(if quick { 5 } else { 30 }),
@@ -223,6 +252,11 @@ async fn run(opts: Options) {
         let t = Instant::now();
         providers::run(&cluster, &opts, &mut report).await;
         timings.push(("providers", t.elapsed()));
+    }
+    if opts.wants("latency") {
+        let t = Instant::now();
+        latency::run(&cluster, &opts, &mut report).await;
+        timings.push(("latency", t.elapsed()));
     }
     let apiserver = cluster.version.clone();
     cluster.stop();

@@ -20,6 +20,7 @@ use axum::response::Response;
 use super::keys::key_fingerprint;
 use super::kill_switch::ConnKill;
 use super::reply::{ErrorKind, ErrorReply};
+use super::stats::WriteRecord;
 use super::{Cloud, Sim, faults};
 
 fn unix_now() -> Duration {
@@ -85,11 +86,23 @@ pub async fn gate<C: Cloud>(State(sim): State<Arc<Sim<C>>>, req: Request, next: 
         );
     };
 
+    let mutating = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     let decision = {
         let mut meter = sim.meter();
-        let d = meter.check(&fp, unix_now());
+        let now = unix_now();
+        let d = meter.check(&fp, now);
         if d.allowed {
             meter.count_route(route);
+            if mutating {
+                meter.log_write(WriteRecord {
+                    at: now,
+                    method: req.method().to_string(),
+                    path: req.uri().path().to_string(),
+                });
+            }
         }
         d
     };
@@ -106,10 +119,6 @@ pub async fn gate<C: Cloud>(State(sim): State<Arc<Sim<C>>>, req: Request, next: 
     }
 
     let method = req.method().clone();
-    let mutating = matches!(
-        method,
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    );
     let mut resp = if faults::roll(faults.error_rate) {
         cloud.error_response(ErrorReply::new(
             ErrorKind::InjectedFault,

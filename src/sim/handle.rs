@@ -97,6 +97,12 @@ impl<C: Cloud> SimHandle<C> {
         self.sim.meter().group_request_times(group)
     }
 
+    /// The writes let through since the start or the last [`SimHandle::reset_stats`], oldest
+    /// first (the last [`super::stats::WRITE_LOG_LEN`]).
+    pub fn writes(&self) -> Vec<super::stats::WriteRecord> {
+        self.sim.meter().writes()
+    }
+
     /// Replaces the injected faults (rates are clamped to 0..=1).
     pub fn set_faults(&self, f: Faults) {
         self.sim.set_faults(f)

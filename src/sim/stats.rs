@@ -2,7 +2,7 @@
 //! them: [`Meter`] is the shared [`RateLimiter`] plus the counters every cloud's `/_sim/stats`
 //! reports ([`RequestStats`]). A cloud adds its own resource counts (`Cloud::stats`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -38,11 +38,26 @@ pub struct KeyStats {
     pub served_429: u64,
 }
 
+/// How many writes [`Meter::writes`] keeps (the oldest go first).
+pub const WRITE_LOG_LEN: usize = 100_000;
+
+/// A write (POST, PUT, PATCH, DELETE) the sandbox let through: when, and what. Lets a benchmark
+/// time a user's change to the cloud call it caused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRecord {
+    /// Since the unix epoch, when the gate admitted it (before the handler ran).
+    pub at: Duration,
+    pub method: String,
+    /// The request's path, ids included: `/api/v1/computes/42/stop`.
+    pub path: String,
+}
+
 /// The rate limiter with its counters. See the module docs.
 #[derive(Debug)]
 pub struct Meter {
     limiter: RateLimiter,
     stats: RequestStats,
+    writes: VecDeque<WriteRecord>,
 }
 
 impl Meter {
@@ -60,6 +75,7 @@ impl Meter {
         Self {
             limiter: RateLimiter::new(limits, groups),
             stats,
+            writes: VecDeque::new(),
         }
     }
 
@@ -91,6 +107,20 @@ impl Meter {
         self.stats.clone()
     }
 
+    /// Logs a write let through (see [`WriteRecord`]); the log keeps the last
+    /// [`WRITE_LOG_LEN`].
+    pub fn log_write(&mut self, record: WriteRecord) {
+        if self.writes.len() >= WRITE_LOG_LEN {
+            self.writes.pop_front();
+        }
+        self.writes.push_back(record);
+    }
+
+    /// The writes let through since the start or the last reset, oldest first.
+    pub fn writes(&self) -> Vec<WriteRecord> {
+        self.writes.iter().cloned().collect()
+    }
+
     /// When each request of key `fp` was let through (since the unix epoch), oldest first.
     pub fn request_times(&self, fp: &str) -> Vec<Duration> {
         self.limiter.request_times(fp)
@@ -109,6 +139,7 @@ impl Meter {
             self.stats.keys.entry(fp).or_default();
         }
         self.limiter.clear_log();
+        self.writes.clear();
     }
 }
 
@@ -144,7 +175,15 @@ mod tests {
         assert_eq!(s.served_429, 1);
         assert_eq!(s.requests_by_route["GET /x"], 1);
         assert_eq!(m.request_times("k").len(), 3);
+        let w = WriteRecord {
+            at: secs(101),
+            method: "POST".into(),
+            path: "/x/1/stop".into(),
+        };
+        m.log_write(w.clone());
+        assert_eq!(m.writes(), [w]);
         m.reset_stats();
+        assert!(m.writes().is_empty());
         let s = m.stats();
         assert_eq!(s.keys["k"], KeyStats::default(), "known keys stay listed");
         assert!(s.requests_by_route.is_empty() && m.request_times("k").is_empty());

@@ -112,6 +112,7 @@ pub use registry::{ThrottleRegistry, registry};
 use adaptive::Learned;
 use class::Classes;
 use pace::{Gcra, PermitLog};
+pub use queue::Order;
 use queue::{FairQueue, Ticket};
 
 /// How long a [`Priority::Routine`] request may wait for a permit in

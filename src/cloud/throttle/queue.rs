@@ -7,11 +7,43 @@
 //! delays another namespace's single change by at most one of its requests per priority level,
 //! not by 500 (the spirit of Kubernetes' API Priority and Fairness). Priorities stay strict:
 //! a waiting [`Priority::Write`] is always served before any [`Priority::Urgent`] read.
+//!
+//! [`Order::Fifo`] turns both off (one level, one flow: first come, first served). It exists so
+//! the benchmark can measure what the priorities buy (`stratus run --throttle-order fifo`);
+//! nothing else should use it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Priority;
+
+/// How a key's waiters are ordered. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Order {
+    /// By priority, namespaces taking turns within one (the operator's order).
+    #[default]
+    Priority,
+    /// First come, first served (benchmark baseline only).
+    Fifo,
+}
+
+static FIFO: AtomicBool = AtomicBool::new(false);
+
+impl Order {
+    /// The order of queues made from now on in this process (set once, at startup).
+    pub fn set_process_default(order: Order) {
+        FIFO.store(order == Order::Fifo, Ordering::Relaxed);
+    }
+
+    fn process_default() -> Order {
+        if FIFO.load(Ordering::Relaxed) {
+            Order::Fifo
+        } else {
+            Order::Priority
+        }
+    }
+}
 
 /// A waiter's number: unique in the process, increasing with arrival.
 pub type Ticket = u64;
@@ -24,14 +56,35 @@ struct Level {
 }
 
 /// See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FairQueue {
     levels: BTreeMap<Priority, Level>,
     where_: HashMap<Ticket, (Priority, Arc<str>)>,
+    order: Order,
+}
+
+impl Default for FairQueue {
+    /// A queue in the process's order ([`Order::set_process_default`]).
+    fn default() -> Self {
+        Self::new(Order::process_default())
+    }
 }
 
 impl FairQueue {
+    pub fn new(order: Order) -> Self {
+        FairQueue {
+            levels: BTreeMap::new(),
+            where_: HashMap::new(),
+            order,
+        }
+    }
+
     pub fn push(&mut self, priority: Priority, flow: Arc<str>, ticket: Ticket) {
+        // FIFO: everyone in one line; tickets increase with arrival.
+        let (priority, flow) = match self.order {
+            Order::Priority => (priority, flow),
+            Order::Fifo => (Priority::Write, Arc::from("")),
+        };
         let level = self.levels.entry(priority).or_default();
         let waiters = level.flows.entry(flow.clone()).or_default();
         if waiters.is_empty() {
@@ -170,6 +223,25 @@ mod tests {
         let order: Vec<Ticket> = q.in_order().into_iter().map(|(_, t)| t).collect();
         assert_eq!(order, [2, 4, 3, 5, 1]);
         assert_eq!(drain(&mut q), order);
+    }
+
+    #[test]
+    fn fifo_serves_in_arrival_order_whatever_the_priority_and_namespace() {
+        let mut q = FairQueue::new(Order::Fifo);
+        q.push(Priority::Routine, "a".into(), 1);
+        q.push(Priority::Routine, "a".into(), 2);
+        q.push(Priority::Urgent, "b".into(), 3);
+        q.push(Priority::Write, "c".into(), 4);
+        q.remove(2);
+        let order: Vec<Ticket> = q.in_order().into_iter().map(|(_, t)| t).collect();
+        assert_eq!(order, [1, 3, 4]);
+        assert_eq!(drain(&mut q), order);
+        // The same arrivals in the operator's order: the write first.
+        let mut q = FairQueue::new(Order::Priority);
+        q.push(Priority::Routine, "a".into(), 1);
+        q.push(Priority::Urgent, "b".into(), 3);
+        q.push(Priority::Write, "c".into(), 4);
+        assert_eq!(drain(&mut q), [4, 3, 1]);
     }
 
     #[test]

@@ -58,6 +58,17 @@ impl SimHandle {
         self.sim().computes()
     }
 
+    /// Deletes a compute as its owner would, from outside the API (no key, no rate limit, not
+    /// counted): it is DESTROYING, then gone. False if it does not exist.
+    pub fn delete_compute(&self, id: &str) -> bool {
+        let sim = self.sim();
+        let ok = sim.state().delete_compute(id, Timestamp::now()).is_ok();
+        if ok {
+            sim.mutated();
+        }
+        ok
+    }
+
     pub fn domains(&self) -> Vec<Domain> {
         self.sim().domains()
     }
