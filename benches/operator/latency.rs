@@ -169,7 +169,8 @@ async fn one(
     for i in 0..opts.latency_patches {
         let idx = first_patched + i;
         let (name, id) = (compute_name(idx), &ids[idx]);
-        if creates_posted(sandbox) < opts.latency_new {
+        let posted = creates_posted(sandbox);
+        if posted < opts.latency_new {
             during_creates += 1;
         }
         let t0 = unix_now();
@@ -183,7 +184,12 @@ async fn one(
         let deadline = Instant::now() + PATCH_TIMEOUT;
         loop {
             if let Some(at) = stop_written(sandbox, id, t0) {
-                latencies.push(at.saturating_sub(t0));
+                let took = at.saturating_sub(t0);
+                eprintln!(
+                    "bench: latency {tag}: patch {i} ({name}, {posted} creates posted) → write in {:.3} s",
+                    took.as_secs_f64()
+                );
+                latencies.push(took);
                 break;
             }
             if Instant::now() > deadline {

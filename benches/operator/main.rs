@@ -10,7 +10,9 @@
 //!    of each limit and the budget used;
 //! 6. latency: a user's change while N objects are observed and M created, under 2 req/s → the
 //!    time from the patch to the cloud's write, with the throttle's priorities, a FIFO baseline
-//!    and per-resource observation, each run several times.
+//!    and per-resource observation, each run several times;
+//! 7. faults: N Computes under 500s, lost answers, forgotten idempotency keys and operator
+//!    kills → time against the fault-free run, calls, duplicates and leaks.
 //!
 //! Writes docs/benchmarks/results.{md,csv,png}; see docs/benchmarks/README.md for the knobs.
 //! These are measurements written to files, not assertions: the bench fails only when it cannot
@@ -18,6 +20,7 @@
 
 mod cluster;
 mod convergence;
+mod faults;
 mod latency;
 mod plot;
 mod process;
@@ -31,13 +34,14 @@ use std::time::{Duration, Instant};
 
 use report::{Machine, Report};
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "convergence",
     "steady",
     "scale",
     "overhead",
     "providers",
     "latency",
+    "faults",
 ];
 
 pub struct Options {
@@ -53,6 +57,9 @@ pub struct Options {
     pub latency_new: usize,
     pub latency_patches: usize,
     pub latency_rounds: usize,
+    /// Faults: Computes applied, operator kills.
+    pub faults_n: usize,
+    pub faults_kills: usize,
     /// `--resync-interval` for the steady-state measurement.
     pub resync: Duration,
     /// Whole resync intervals counted in the steady-state window.
@@ -188,6 +195,8 @@ impl Options {
                 if quick { &[10] } else { &[50] },
             )[0],
             latency_rounds: sizes("STRATUS_BENCH_LATENCY_ROUNDS", &[2])[0],
+            faults_n: sizes("STRATUS_BENCH_FAULTS_N", if quick { &[20] } else { &[100] })[0],
+            faults_kills: sizes("STRATUS_BENCH_FAULTS_KILLS", &[10])[0],
             resync,
             window_resyncs,
             quiet: Duration::from_secs(if quick { 5 } else { 30 }),
@@ -257,6 +266,11 @@ async fn run(opts: Options) {
         let t = Instant::now();
         latency::run(&cluster, &opts, &mut report).await;
         timings.push(("latency", t.elapsed()));
+    }
+    if opts.wants("faults") {
+        let t = Instant::now();
+        faults::run(&cluster, &opts, &mut report).await;
+        timings.push(("faults", t.elapsed()));
     }
     let apiserver = cluster.version.clone();
     cluster.stop();
