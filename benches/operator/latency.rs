@@ -56,7 +56,8 @@ const MODES: [Mode; 3] = [
 struct Run {
     mode: &'static Mode,
     round: usize,
-    /// Patch → write, for the patches whose write came within [`PATCH_TIMEOUT`].
+    /// Patch → write, sorted; [`Duration::MAX`] for a patch whose write did not come within
+    /// [`PATCH_TIMEOUT`] (it counts as slower than any other).
     latencies: Vec<Duration>,
     patches: usize,
     /// Patches made while some of the new Computes had not been POSTed yet.
@@ -85,8 +86,15 @@ fn percentile(v: &[Duration], p: f64) -> Option<Duration> {
 }
 
 fn secs(d: Option<Duration>) -> String {
-    d.map(|d| format!("{:.2} s", d.as_secs_f64()))
-        .unwrap_or_else(|| "–".into())
+    match d {
+        None => "–".into(),
+        Some(Duration::MAX) => format!("> {} s", PATCH_TIMEOUT.as_secs()),
+        Some(d) => format!("{:.2} s", d.as_secs_f64()),
+    }
+}
+
+fn answered(v: &[Duration]) -> usize {
+    v.iter().filter(|d| **d != Duration::MAX).count()
 }
 
 /// The time the sandbox admitted the stop of compute `id` at or after `since`.
@@ -194,6 +202,7 @@ async fn one(
             }
             if Instant::now() > deadline {
                 eprintln!("bench: latency {tag}: no stop of {name} within {PATCH_TIMEOUT:?}");
+                latencies.push(Duration::MAX);
                 break;
             }
             assert!(
@@ -328,7 +337,7 @@ pub async fn run(cluster: &Cluster, opts: &Options, report: &mut Report) {
                 secs(percentile(&r.latencies, 50.0)),
                 secs(percentile(&r.latencies, 99.0)),
                 secs(r.latencies.last().copied()),
-                r.latencies.len(),
+                answered(&r.latencies),
                 r.patches
             );
             runs.push(r);
@@ -352,11 +361,19 @@ fn write(report: &mut Report, opts: &Options, runs: &[Run]) {
             ("write_latency_p99", p(99.0)),
             ("write_latency_max", r.latencies.last().copied()),
         ] {
-            if let Some(v) = v {
-                report.row(S, &case, metric, format!("{:.3}", v.as_secs_f64()), "s");
+            match v {
+                Some(Duration::MAX) => report.row(S, &case, metric, "timeout", "s"),
+                Some(v) => report.row(S, &case, metric, format!("{:.3}", v.as_secs_f64()), "s"),
+                None => {}
             }
         }
-        report.row(S, &case, "patches_answered", r.latencies.len(), "patches");
+        report.row(
+            S,
+            &case,
+            "patches_answered",
+            answered(&r.latencies),
+            "patches",
+        );
         report.row(
             S,
             &case,
@@ -400,7 +417,7 @@ fn write(report: &mut Report, opts: &Options, runs: &[Run]) {
             secs(p(90.0)),
             format!("**{}**", secs(p(99.0))),
             secs(r.latencies.last().copied()),
-            format!("{} / {}", r.latencies.len(), r.patches),
+            format!("{} / {}", answered(&r.latencies), r.patches),
             format!("{} / {}", r.during_creates, r.patches),
             creates,
             count(r.requests),
@@ -426,12 +443,14 @@ fn write(report: &mut Report, opts: &Options, runs: &[Run]) {
          (`--observe-mode per-resource`, the common operator design).\n\n\
          The modes take turns, round after round, so each round is a repeat under the same \
          conditions; different objects are patched in each. With {p} patches the p99 by nearest \
-         rank is the largest but one or the largest. *During creates*: patches made while some \
+         rank is the largest. A patch whose write did not come within {timeout} s counts as slower \
+         than any other (`> {timeout} s`). *During creates*: patches made while some \
          new Compute had not been POSTed yet. Target: p99 ≤ 2 s with priorities.\n\n",
         n = opts.latency_n,
         m = opts.latency_new,
         p = opts.latency_patches,
         pause = PAUSE.as_millis(),
+        timeout = PATCH_TIMEOUT.as_secs(),
     );
     body.push_str(&table(
         &[
