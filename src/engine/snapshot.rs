@@ -156,7 +156,8 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
         st.changers
             .retain(|_, t| now.duration_since(*t) <= ASKER_WINDOW);
         st.changers.insert(id.to_string(), now);
-        let pages = st.entries.len().div_ceil(self.page_size).max(1);
+        let items = st.entries.values().filter(|e| e.item.is_some()).count();
+        let pages = items.div_ceil(self.page_size).max(1);
         (st.changers.len(), pages)
     }
 
@@ -336,13 +337,16 @@ impl<T: Item> Snapshot<T, CloudError> {
         id: &str,
         answer: impl Future<Output = Result<T, CloudError>>,
     ) -> Result<Option<T>, CloudError> {
+        // Stamped with when it was asked: an answer that took long never replaces news that
+        // arrived meanwhile (a write-through, a listing that started later).
+        let asked = Instant::now();
         match answer.await {
             Ok(item) => {
-                self.put(item.clone());
+                self.write_through(id, Some(item.clone()), asked);
                 Ok(Some(item))
             }
             Err(e) if e.is_not_found() => {
-                self.remove(id);
+                self.write_through(id, None, asked);
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -361,6 +365,22 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
                 written: Instant::now(),
             },
         );
+    }
+
+    /// `item` (None: absent) as a read asked at `asked` saw it, unless newer news of it is in.
+    fn write_through(&self, id: &str, item: Option<T>, asked: Instant) {
+        let mut st = self.state.lock();
+        let newer = st.entries.get(id).is_some_and(|e| e.written > asked)
+            || st.refreshed.is_some_and(|t| t > asked);
+        if !newer {
+            st.entries.insert(
+                id.to_string(),
+                Entry {
+                    item,
+                    written: asked,
+                },
+            );
+        }
     }
 
     /// Write-through of a confirmed absence (a 404, or a finished delete).
@@ -812,6 +832,29 @@ mod tests {
             (1, 0)
         );
         routine.abort();
+    }
+
+    #[tokio::test]
+    async fn a_slow_get_never_replaces_news_that_arrived_while_it_was_asked() {
+        let snap = Snapshot::<It>::new(100);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let slow = snap.get_one("a", async {
+            let _ = rx.await;
+            Ok(It("a".into(), true))
+        });
+        let write = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            snap.put(It("a".into(), false));
+            let _ = tx.send(());
+        };
+        let (got, ()) = tokio::join!(slow, write);
+        // The reader gets its answer; the snapshot keeps the write that came after it asked.
+        assert_eq!(got.unwrap(), Some(It("a".into(), true)));
+        assert_eq!(snap.lookup("a"), Some(It("a".into(), false)));
+        // An answer asked after the write does replace it.
+        let fresh = snap.get_one("a", async { Ok(It("a".into(), true)) }).await;
+        assert_eq!(fresh.unwrap(), Some(It("a".into(), true)));
+        assert_eq!(snap.lookup("a"), Some(It("a".into(), true)));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! previous one revoked after the grace period. Tokens are observed in bulk (one
 //! `GET /v1/tokens` per resync for every Token of the ProviderConfig).
 
+use std::time::Duration;
+
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -191,13 +193,13 @@ impl Adapter for TokenAdapter {
             .observe(
                 &live_id,
                 fresh,
+                // The API has no GET of one token: its "GET" is a listing, shared by every
+                // reader waiting for one and installed in the snapshot.
                 |p| async move {
                     cloud
-                        .client
-                        .list_tokens(p)
+                        .tokens
+                        .get(&wanted, Duration::ZERO, || cloud.client.list_tokens(p))
                         .await?
-                        .into_iter()
-                        .find(|t| t.id == wanted)
                         .ok_or_else(|| not_found(&format!("token {wanted}")))
                 },
                 |p| cloud.client.list_tokens(p),
