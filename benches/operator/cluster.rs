@@ -20,6 +20,7 @@ use stratus::api::ProviderConfig;
 use stratus::api::common::{EXTERNAL_NAME, FINALIZER};
 use stratus::engine::reconciler::CREATE_DIGEST;
 use stratus::providers::strettch::api::Compute;
+use stratus::providers::strettch::sim::{self, SimConfig, SimHandle};
 
 pub struct Cluster {
     pub client: Client,
@@ -347,6 +348,18 @@ where
         .buffer_unordered(32)
         .collect::<Vec<()>>()
         .await;
+}
+
+/// A fresh API key and a Strettch sandbox on loopback that knows it (2 requests/s, 200 ms
+/// lifecycles), changed by `configure` first.
+pub async fn strettch_sandbox(configure: impl FnOnce(&mut SimConfig)) -> (String, SimHandle) {
+    let key = format!("sk-bench-{}", uuid::Uuid::new_v4().simple());
+    let mut config = SimConfig::for_tests(&[&key]);
+    configure(&mut config);
+    let sandbox = sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("sandbox");
+    (key, sandbox)
 }
 
 pub fn compute_name(i: usize) -> String {

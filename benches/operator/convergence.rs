@@ -4,10 +4,9 @@
 use std::time::{Duration, Instant};
 
 use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
-use stratus::providers::strettch::sim::{self, SimConfig};
 
 use crate::Options;
-use crate::cluster::{BenchNs, Cluster, Watch, is_ready};
+use crate::cluster::{BenchNs, Cluster, Watch, is_ready, strettch_sandbox};
 use crate::process::Operator;
 use crate::report::{Report, count, table};
 
@@ -40,12 +39,7 @@ impl Run {
 }
 
 async fn one(cluster: &Cluster, opts: &Options, n: usize) -> Run {
-    let key = format!("sk-bench-{}", uuid::Uuid::new_v4().simple());
-    let mut config = SimConfig::for_tests(&[&key]);
-    config.rate_limit = LIMIT as u32;
-    let sandbox = sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sandbox");
+    let (key, sandbox) = strettch_sandbox(|c| c.rate_limit = LIMIT as u32).await;
     let ns = BenchNs::create(&cluster.client, &format!("conv-{n}")).await;
     ns.install_provider(&sandbox.base_url(), &key, None).await;
     let watch = Watch::start(ns.computes()).await;

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use stratus::api::common::EXTERNAL_NAME;
+use stratus::providers::strettch::sim::Faults;
 use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
-use stratus::providers::strettch::sim::{self, Faults, SimConfig};
 
 use crate::Options;
-use crate::cluster::{BenchNs, Cluster, Watch, is_ready, list_computes};
+use crate::cluster::{BenchNs, Cluster, Watch, is_ready, list_computes, strettch_sandbox};
 use crate::process::Operator;
 use crate::report::{Report, count, table};
 
@@ -38,16 +38,14 @@ struct Run {
 async fn one(cluster: &Cluster, opts: &Options, faulty: bool) -> Run {
     let n = opts.faults_n;
     let label = if faulty { "faults" } else { "fault-free" };
-    let key = format!("sk-bench-{}", uuid::Uuid::new_v4().simple());
-    let mut config = SimConfig::for_tests(&[&key]);
-    config.rate_limit = LIMIT;
-    if faulty {
-        // Forgotten at once: a retry of a create whose answer was lost is a new request.
-        config.idempotency_ttl = Duration::ZERO;
-    }
-    let sandbox = sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sandbox");
+    let (key, sandbox) = strettch_sandbox(|c| {
+        c.rate_limit = LIMIT;
+        if faulty {
+            // Forgotten at once: a retry of a create whose answer was lost is a new request.
+            c.idempotency_ttl = Duration::ZERO;
+        }
+    })
+    .await;
     let ns = BenchNs::create(&cluster.client, &format!("faults-{label}")).await;
     ns.install_provider(&sandbox.base_url(), &key, None).await;
     let watch = Watch::start(ns.computes()).await;

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
+use stratus::providers::strettch::sim::SimHandle;
 use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
-use stratus::providers::strettch::sim::{self, SimConfig, SimHandle};
 
 use crate::Options;
 use crate::cluster::{
-    BenchNs, Cluster, Watch, compute_name, is_ready, is_settled, strip_finalizers,
+    BenchNs, Cluster, Watch, compute_name, is_ready, is_settled, strettch_sandbox, strip_finalizers,
 };
 use crate::process::Operator;
 use crate::report::{Report, count, table};
@@ -269,12 +269,7 @@ async fn one(
 
 pub async fn run(cluster: &Cluster, opts: &Options, report: &mut Report) {
     let n = opts.latency_n;
-    let key = format!("sk-bench-{}", uuid::Uuid::new_v4().simple());
-    let mut config = SimConfig::for_tests(&[&key]);
-    config.rate_limit = LIMIT;
-    let sandbox = sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sandbox");
+    let (key, sandbox) = strettch_sandbox(|c| c.rate_limit = LIMIT).await;
     let ids = sandbox.seed_computes(n, vec![]);
     let ns = BenchNs::create(&cluster.client, &format!("latency-{n}")).await;
     ns.install_provider(&sandbox.base_url(), &key, None).await;

@@ -5,10 +5,9 @@
 use std::time::{Duration, Instant};
 
 use stratus::providers::strettch::sim::key_fingerprint as fingerprint;
-use stratus::providers::strettch::sim::{self, SimConfig};
 
 use crate::Options;
-use crate::cluster::{BenchNs, Cluster, Watch, is_settled};
+use crate::cluster::{BenchNs, Cluster, Watch, is_settled, strettch_sandbox};
 use crate::process::{Mem, Operator, Sample};
 use crate::report::{Report, count, table};
 
@@ -109,13 +108,8 @@ pub async fn run(
     do_overhead: bool,
 ) {
     let n = opts.scale_n;
-    let key = format!("sk-bench-{}", uuid::Uuid::new_v4().simple());
-    let mut config = SimConfig::for_tests(&[&key]);
     // The operator paces itself (the ProviderConfig's rate); the sandbox does not need to.
-    config.rate_limit = 0;
-    let sandbox = sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sandbox");
+    let (key, sandbox) = strettch_sandbox(|c| c.rate_limit = 0).await;
     let ids = sandbox.seed_computes(n, vec![]);
     let ns = BenchNs::create(&cluster.client, &format!("scale-{n}")).await;
     // Scale runs at the documented default rate (2 req/s); overhead lifts it.

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use stratus::providers::strettch::sim::{self, SimConfig, SimStats};
+use stratus::providers::strettch::sim::{self, SimStats};
 
 use crate::Options;
-use crate::cluster::{BenchNs, Cluster, Watch, is_settled};
+use crate::cluster::{BenchNs, Cluster, Watch, is_settled, strettch_sandbox};
 use crate::process::{Mem, Operator};
 use crate::report::{Report, count, table};
 
@@ -149,13 +149,8 @@ async fn measure(
 }
 
 async fn one(cluster: &Cluster, opts: &Options, n: usize) -> Vec<ModeRun> {
-    let key = format!("sk-bench-{}", uuid::Uuid::new_v4().simple());
-    let mut config = SimConfig::for_tests(&[&key]);
     // Calls per resync do not depend on the rate: lift it so that the run is quick.
-    config.rate_limit = 0;
-    let sandbox = sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sandbox");
+    let (key, sandbox) = strettch_sandbox(|c| c.rate_limit = 0).await;
     let ids = sandbox.seed_computes(n, vec![]);
     let ns = BenchNs::create(&cluster.client, &format!("steady-{n}")).await;
     ns.install_provider(&sandbox.base_url(), &key, Some(1000.0))

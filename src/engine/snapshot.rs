@@ -649,14 +649,26 @@ mod tests {
 
     /// Observes `id` urgently; returns (GETs, list calls) it made.
     async fn count_calls(snap: &Snapshot<It>, id: &str, items: &[It]) -> (usize, usize) {
+        count_calls_as(snap, id, items, urgent(), true).await
+    }
+
+    /// Observes `id` as `fresh` asks (a GET answers it with `transitional`); returns (GETs,
+    /// list calls) it made.
+    async fn count_calls_as(
+        snap: &Snapshot<It>,
+        id: &str,
+        items: &[It],
+        fresh: Freshness,
+        transitional: bool,
+    ) -> (usize, usize) {
         let gets = AtomicUsize::new(0);
         let lists = AtomicUsize::new(0);
         snap.observe(
             id,
-            urgent(),
+            fresh,
             |_| async {
                 gets.fetch_add(1, Ordering::SeqCst);
-                Ok(It(id.to_string(), true))
+                Ok(It(id.to_string(), transitional))
             },
             |_| async {
                 lists.fetch_add(1, Ordering::SeqCst);
@@ -757,23 +769,7 @@ mod tests {
         id: &str,
         items: &[It],
     ) -> (usize, usize) {
-        let gets = AtomicUsize::new(0);
-        let lists = AtomicUsize::new(0);
-        snap.observe(
-            id,
-            user_change(),
-            |_| async {
-                gets.fetch_add(1, Ordering::SeqCst);
-                Ok(It(id.to_string(), false))
-            },
-            |_| async {
-                lists.fetch_add(1, Ordering::SeqCst);
-                Ok(items.to_vec())
-            },
-        )
-        .await
-        .unwrap();
-        (gets.into_inner(), lists.into_inner())
+        count_calls_as(snap, id, items, user_change(), false).await
     }
 
     #[tokio::test]
