@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 
 use crate::api::provider_config::{ProviderConfig, ProviderConfigSpec, Usage};
 use crate::cloud::ApiKey;
+use crate::cloud::throttle::KeyThrottle;
 
 /// Why a ProviderConfig could not be used. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,13 @@ pub trait Connect: Send + Sync + Sized + 'static {
     /// ProviderConfig's `status.usage` and the `stratus_cloud_usage_*` metrics (see
     /// [`super::usage`]). `None` (the default): the cloud reports no usage.
     fn usage_probe(self: &Arc<Self>) -> Option<UsageProbe> {
+        None
+    }
+
+    /// The key throttle the handle's requests go through: the engine asks it for a create's
+    /// turn ([`KeyThrottle::admit_create`]) before it records the attempt, so creates waiting
+    /// for the key do not hold the reconcile workers. `None` (the default): creates go at once.
+    fn throttle(&self) -> Option<&Arc<KeyThrottle>> {
         None
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kube::ResourceExt;
 use serde_json::json;
 use stratus::cloud::CloudError;
+use stratus::cloud::throttle::KeyThrottle;
 use stratus::engine::CreateGuard;
 use stratus::engine::reconciler::{Error, Settings};
 
@@ -398,6 +399,48 @@ async fn a_create_the_throttle_defers_is_not_sent_and_leaves_no_marker_to_wait_o
         assert_eq!(made_for(&env, &w).len(), 1, "{guard:?}");
         env.stop().await;
     }
+}
+
+/// A create the key could not send within its patience (here: a key held for 3 s) waits for
+/// its turn before anything is recorded or sent, and gives the worker back until then; once
+/// the key can send it, it is created once.
+#[tokio::test]
+async fn a_create_the_key_cannot_send_soon_waits_for_its_turn_without_recording_an_attempt() {
+    let env = Env::start("eng-turn").await;
+    let throttle = KeyThrottle::new("fake", "turn", 2.0);
+    env.cloud.throttle.set(throttle.clone()).ok();
+    throttle.hold_for(Duration::from_secs(3));
+    let w = env.create("w", json!({}), json!({})).await;
+    let action = env
+        .reconcile("w")
+        .await
+        .expect("waiting for a turn is no error");
+    let after = requeue_after(&action).expect("requeued");
+    // The hold beyond the 2 s patience, and a permit's interval: about 1.5 s.
+    assert!(
+        after >= Duration::from_millis(900) && after <= Duration::from_secs(3),
+        "requeued after {after:?}"
+    );
+    let waiting = env.get("w").await;
+    assert_eq!(
+        ann(&waiting, CREATE_PENDING),
+        None,
+        "an attempt was recorded"
+    );
+    assert_eq!(
+        ann(&waiting, CREATE_REQUEST),
+        None,
+        "a request was recorded"
+    );
+    expect(&waiting, "Ready", "False", "WaitingForRateLimit");
+    assert!(made_for(&env, &w).is_empty());
+    assert!(creates_for(&env, &w).is_empty());
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.until("w", 4, "settled", settled).await;
+    assert_eq!(made_for(&env, &w).len(), 1);
+    assert_eq!(creates_for(&env, &w).len(), 1);
+    env.stop().await;
 }
 
 /// Where a crash stops a create.

@@ -21,6 +21,7 @@ use serde_json::json;
 use stratus::api::common::ConnectionSecretSpec;
 use stratus::api::common::ManagedStatus;
 use stratus::api::provider_config::ProviderConfigSpec;
+use stratus::cloud::throttle::KeyThrottle;
 use stratus::cloud::{ApiKey, CloudError};
 use stratus::engine::{
     Adapter, Blocked, Connect, ConnectionDetails, CreateGuard, Created, Found, Freshness, Invalid,
@@ -152,6 +153,8 @@ pub struct FakeCloud {
     no_replace: AtomicBool,
     /// The adapter cannot revoke (its `revoke` answers `false`, calling nothing).
     no_revoke: AtomicBool,
+    /// The key throttle the handle reports to the engine (none: creates are never held back).
+    pub throttle: std::sync::OnceLock<Arc<KeyThrottle>>,
 }
 
 /// Fake clouds by ProviderConfig name: what [`Connect`] hands the engine.
@@ -457,6 +460,10 @@ impl Connect for FakeHandle {
                 })?;
         cloud.connects.fetch_add(1, Ordering::SeqCst);
         Ok(Self(cloud))
+    }
+
+    fn throttle(&self) -> Option<&Arc<KeyThrottle>> {
+        self.0.throttle.get()
     }
 }
 

@@ -75,6 +75,11 @@
 //!   spending a permit) when no permit can be had within [`ROUTINE_PATIENCE`], so a routine
 //!   refresh never holds a bounded reconcile worker while the key is busy with writes; the
 //!   caller tries again later.
+//! * **Creates wait for their turn off the workers** ([`waitlist`]): a create asks
+//!   [`KeyThrottle::admit_create`] before it records an attempt; when the key cannot send it
+//!   within [`CREATE_PATIENCE`], it keeps a place in the key's line of creates and its
+//!   reconcile gives the worker back until its turn, so a burst of creates never keeps a
+//!   user's change from being reconciled.
 //!
 //! Time is `tokio::time`, so tests can run the throttle under `tokio::time::pause`.
 
@@ -84,6 +89,7 @@ pub mod feedback;
 pub mod pace;
 pub mod queue;
 mod registry;
+pub mod waitlist;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -114,6 +120,8 @@ use class::Classes;
 use pace::{Gcra, PermitLog};
 pub use queue::Order;
 use queue::{FairQueue, Ticket};
+pub use waitlist::CREATE_PATIENCE;
+use waitlist::{KeyLoad, Waitlist};
 
 /// How long a [`Priority::Routine`] request may wait for a permit in
 /// [`KeyThrottle::acquire_or_defer`] before it gives its place up.
@@ -366,9 +374,35 @@ struct State {
     /// No request of the key is released before this instant.
     hold: Option<Instant>,
     classes: Classes,
+    /// Creates waiting for their turn off the workers.
+    line: Waitlist,
 }
 
 impl State {
+    /// How long the hold has still to run.
+    fn hold_left(&self) -> Duration {
+        self.hold
+            .map(|h| h.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    /// One permit of the slowest limit on the key's path.
+    fn slowest_interval(&self) -> Duration {
+        self.limits
+            .iter()
+            .map(Gcra::interval)
+            .chain(self.groups.iter().flat_map(|g| {
+                g.state
+                    .lock()
+                    .limits
+                    .iter()
+                    .map(Gcra::interval)
+                    .collect::<Vec<_>>()
+            }))
+            .max()
+            .unwrap_or_default()
+    }
+
     fn configured_rps(&self) -> f64 {
         self.configured
             .iter()
@@ -569,6 +603,7 @@ impl KeyThrottle {
                 queue: FairQueue::default(),
                 hold: None,
                 classes: Classes::new(now),
+                line: Waitlist::default(),
             }),
             changed: Notify::new(),
             class_changed: Notify::new(),
@@ -686,26 +721,29 @@ impl KeyThrottle {
     /// hold, then one interval of the slowest limit on the path per waiter ahead.
     pub(crate) fn backlog(&self) -> Duration {
         let st = self.state.lock();
-        let hold = st
-            .hold
-            .map(|h| h.saturating_duration_since(Instant::now()))
-            .unwrap_or_default();
-        let slowest = st
-            .limits
-            .iter()
-            .map(Gcra::interval)
-            .chain(st.groups.iter().flat_map(|g| {
-                g.state
-                    .lock()
-                    .limits
-                    .iter()
-                    .map(Gcra::interval)
-                    .collect::<Vec<_>>()
-            }))
-            .max()
-            .unwrap_or_default();
         let waiters = u32::try_from(st.queue.len()).unwrap_or(u32::MAX);
-        hold.saturating_add(slowest.saturating_mul(waiters))
+        st.hold_left()
+            .saturating_add(st.slowest_interval().saturating_mul(waiters))
+    }
+
+    /// Let `subject`'s create go on to send its request now, when the key can send it within
+    /// [`CREATE_PATIENCE`], or keep its place in the key's line of creates ([`waitlist`]) and
+    /// say when to ask again: the caller gives its worker back meanwhile, so a burst of creates
+    /// never keeps a user's change from being reconciled. Spends no permit.
+    pub fn admit_create(&self, subject: &str) -> Result<(), Deferred> {
+        let mut st = self.state.lock();
+        let load = KeyLoad {
+            hold: st.hold_left(),
+            interval: st.slowest_interval(),
+            queued_writes: st.queue.ahead_of(Priority::Write),
+        };
+        let answer = st.line.ask(subject, load, Instant::now());
+        let waiting = st.line.len();
+        drop(st);
+        answer.map_err(|retry_in| {
+            tracing::debug!(key = %self.fingerprint, retry_in_ms = retry_in.as_millis() as u64, waiting, "create waits for its turn at the key");
+            Deferred { retry_in }
+        })
     }
 
     pub(crate) fn defer(&self, backlog: Duration) -> Deferred {

@@ -165,6 +165,20 @@ impl FairQueue {
         self.where_.len()
     }
 
+    /// How many waiters a new arrival at `priority` has ahead of it (every waiter at the same
+    /// priority or a better one; in FIFO order, everyone).
+    pub fn ahead_of(&self, priority: Priority) -> usize {
+        match self.order {
+            Order::Fifo => self.len(),
+            Order::Priority => self
+                .levels
+                .range(..=priority)
+                .flat_map(|(_, level)| level.flows.values())
+                .map(VecDeque::len)
+                .sum(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.where_.is_empty()
     }
@@ -242,6 +256,22 @@ mod tests {
         q.push(Priority::Urgent, "b".into(), 3);
         q.push(Priority::Write, "c".into(), 4);
         assert_eq!(drain(&mut q), [4, 3, 1]);
+    }
+
+    #[test]
+    fn a_new_write_has_only_writes_ahead_of_it_unless_the_order_is_fifo() {
+        let mut q = FairQueue::new(Order::Priority);
+        q.push(Priority::Routine, Arc::from("a"), 1);
+        q.push(Priority::Write, Arc::from("a"), 2);
+        q.push(Priority::Write, Arc::from("b"), 3);
+        q.push(Priority::Urgent, Arc::from("b"), 4);
+        assert_eq!(q.ahead_of(Priority::Write), 2);
+        assert_eq!(q.ahead_of(Priority::Urgent), 3);
+        assert_eq!(q.ahead_of(Priority::Routine), 4);
+        let mut fifo = FairQueue::new(Order::Fifo);
+        fifo.push(Priority::Routine, Arc::from("a"), 1);
+        fifo.push(Priority::Write, Arc::from("b"), 2);
+        assert_eq!(fifo.ahead_of(Priority::Write), 2);
     }
 
     #[test]

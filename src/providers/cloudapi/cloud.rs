@@ -4,6 +4,7 @@
 //! every object of the ProviderConfig, never one request per object.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -11,7 +12,7 @@ use parking_lot::Mutex;
 use super::client::{CloudApiClient, budget_group, default_endpoint, default_limits};
 use super::model::{Deployment, Project, Token};
 use crate::api::provider_config::{CloudApiDialect, Provider, ProviderConfigSpec};
-use crate::cloud::throttle::{Policy, Priority};
+use crate::cloud::throttle::{KeyThrottle, Policy, Priority};
 use crate::cloud::{ApiKey, CloudError, ErrorClass};
 use crate::engine::snapshot::{Item, Snapshot};
 use crate::engine::{Connect, ProviderError};
@@ -118,6 +119,10 @@ impl Connect for CloudApiCloud {
                 Ok(status_usage(usage))
             })
         }))
+    }
+
+    fn throttle(&self) -> Option<&Arc<KeyThrottle>> {
+        Some(self.client.throttle())
     }
 }
 

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use super::client::{DEFAULT_ENDPOINT, MAX_PAGE_SIZE, StrettchClient, default_limits};
 use super::model::{Compute, Domain, DomainStatus, Image, Record, Region, Specification};
 use crate::api::provider_config::{Provider, ProviderConfigSpec};
-use crate::cloud::throttle::Priority;
+use crate::cloud::throttle::{KeyThrottle, Priority};
 use crate::cloud::{ApiKey, CloudError};
 use crate::engine::snapshot::{Item, Snapshot};
 use crate::engine::{Connect, ProviderError};
@@ -64,6 +64,10 @@ impl Connect for StrettchCloud {
                 message: e.to_string(),
             })?;
         Ok(Self::new(client))
+    }
+
+    fn throttle(&self) -> Option<&Arc<KeyThrottle>> {
+        Some(self.client.throttle())
     }
 }
 

@@ -3,12 +3,13 @@
 //! `/v1/apps/status` and `/v1/databases/status` whether each runs — so observing N apps costs
 //! two requests per resync, not N.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::client::{DEFAULT_ENDPOINT, VertraClient, default_limits, with_vertra_limits};
 use super::model::{App, Database, Workspace};
 use crate::api::provider_config::{Provider, ProviderConfigSpec};
-use crate::cloud::throttle::Priority;
+use crate::cloud::throttle::{KeyThrottle, Priority};
 use crate::cloud::{ApiKey, CloudError};
 use crate::engine::snapshot::{Item, Snapshot};
 use crate::engine::{Connect, ProviderError};
@@ -67,6 +68,10 @@ impl Connect for VertraCloud {
             VertraClient::for_provider_config(config_name, endpoint, key, policy, workspace)
                 .map_err(|e| invalid(e.to_string()))?;
         Ok(Self::new(client))
+    }
+
+    fn throttle(&self) -> Option<&Arc<KeyThrottle>> {
+        Some(self.client.throttle())
     }
 }
 
