@@ -2078,25 +2078,21 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
             Ok(p) => (p.create_attempt, p.create_pending),
             Err(invalid) => return self.invalid(invalid.clone(), false).await,
         };
-        // A create that would wait long for the key waits for its turn off the worker, before
-        // anything is recorded: else a burst of creates holds every worker, and a user's change
-        // to another object waits behind all of them (see `throttle::waitlist`). An attempt
-        // still waiting for an earlier one to settle sends nothing, so it needs no turn.
-        let sends = match pending {
-            Some(since) if self.ctx.adapter.create_guard() == CreateGuard::FindOnly => {
-                older_than(since, self.ctx.settings.create_settle)
-            }
-            _ => true,
-        };
-        if sends
+        // A new create that would wait long for the key waits for its turn off the worker,
+        // before anything is recorded: else a burst of creates holds every worker, and a
+        // user's change to another object waits behind all of them (see `throttle::waitlist`).
+        // An attempt already pending (its outcome unknown) is replayed without a turn: those
+        // are few, and the reconcile that reached here has just looked for what it made. The
+        // line spreads the returns itself, so the requeue is not jittered.
+        if pending.is_none()
             && let Some(throttle) = super::Connect::throttle(cloud)
             && let Err(deferred) = throttle.admit_create(&self.uid())
         {
             let waiting = Invalid::new(
                 "WaitingForRateLimit",
-                "the create waits for its turn at the API key's rate limit; nothing more is sent until then",
+                "the create waits for its turn at the API key's rate limit; nothing was sent yet",
             );
-            return self.wait_for(waiting, jittered(deferred.retry_in)).await;
+            return self.wait_for(waiting, deferred.retry_in).await;
         }
         let request = match pending {
             Some(_) => match self.pending_request(Some(desired)) {

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 
 use super::Freshness;
 use crate::cloud::CloudError;
-use crate::cloud::throttle::{KeyThrottle, Priority};
+use crate::cloud::throttle::{KeyThrottle, Priority, ROUTINE_PATIENCE};
 
 /// The largest share of a key's budget that polling transitional resources may take, so
 /// creates and updates (and their users) keep the rest.
@@ -73,6 +73,8 @@ struct State<T, E> {
     round_counted: Option<(Instant, usize, usize)>,
     /// When each resource last read for a user's change ([`Priority::Write`]).
     changers: HashMap<String, Instant>,
+    /// When the listing in flight started.
+    listing_since: Option<Instant>,
 }
 
 /// A shared view of one cloud collection; `E` is the error of its listings, shared by the
@@ -95,6 +97,7 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
                 askers: HashMap::new(),
                 round_counted: None,
                 changers: HashMap::new(),
+                listing_since: None,
             }),
             refresh: tokio::sync::Mutex::new(()),
             page_size: page_size.max(1),
@@ -148,6 +151,31 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
         (wanted, pages)
     }
 
+    /// About how long the listing in flight still takes at the key's rate, one permit per
+    /// page (at least the throttle's routine patience, at most a minute).
+    fn listing_left(&self) -> Duration {
+        let (pages, since) = {
+            let st = self.state.lock();
+            (
+                st.entries.len().div_ceil(self.page_size).max(1),
+                st.listing_since,
+            )
+        };
+        let rps = self
+            .budget
+            .as_ref()
+            .map_or(f64::INFINITY, |b| b.effective_requests_per_second());
+        let whole = if rps.is_finite() && rps > 0.0 {
+            Duration::from_secs_f64(pages as f64 / rps)
+        } else {
+            Duration::ZERO
+        };
+        let elapsed = since.map_or(Duration::ZERO, |t| t.elapsed());
+        whole
+            .saturating_sub(elapsed)
+            .clamp(ROUTINE_PATIENCE, Duration::from_secs(60))
+    }
+
     /// Note that `id` reads for a user's change; returns (resources that did within
     /// [`ASKER_WINDOW`], pages of a listing).
     fn note_user_change(&self, id: &str) -> (usize, usize) {
@@ -183,7 +211,10 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
             return answer;
         }
         let started = Instant::now();
-        match list().await {
+        self.state.lock().listing_since = Some(started);
+        let listed = list().await;
+        self.state.lock().listing_since = None;
+        match listed {
             Ok(items) => {
                 self.replace(items, started);
                 Ok(self.lookup(id))
@@ -323,6 +354,25 @@ impl<T: Item> Snapshot<T, CloudError> {
             }
             if wanted < pages {
                 return self.get_one(id, get(priority)).await;
+            }
+        }
+        if priority != Priority::Write {
+            // A routine or urgent read never waits for a listing in flight: at N resources that
+            // takes ⌈N/100⌉ permits, and a resync's wave of reconciles waiting for it would hold
+            // every worker meanwhile, so a user's change would wait for a worker as long (the
+            // latency benchmark saw 27 s). It comes back when the listing should be done.
+            let asked = Instant::now();
+            if let Some(answer) = self.answer(id, asked.checked_sub(max_age), asked) {
+                return match answer {
+                    Err(e) if e.is_not_found() => Ok(None),
+                    other => other,
+                };
+            }
+            if self.refresh.try_lock().is_err() {
+                return Err(CloudError::Deferred {
+                    operation: "a read of the shared listing (in flight)".into(),
+                    retry_in: self.listing_left(),
+                });
             }
         }
         match self.get(id, max_age, || list(priority)).await {
@@ -828,6 +878,79 @@ mod tests {
             (1, 0)
         );
         routine.abort();
+    }
+
+    #[tokio::test]
+    async fn routine_and_urgent_reads_are_deferred_rather_than_wait_for_a_listing_in_flight() {
+        // 5,000 transitional items (a burst of creates): urgent news is bought by listing.
+        let items: Vec<It> = (0..5000).map(|n| It(n.to_string(), true)).collect();
+        let snap = Arc::new(Snapshot::<It>::paced(
+            100,
+            KeyThrottle::new("test", "fp-routine", 2.0),
+        ));
+        snap.replace(items.clone(), Instant::now() - Duration::from_secs(200));
+        let routine = Freshness {
+            max_age: Duration::from_secs(60),
+            urgent: false,
+            direct: false,
+            priority: Priority::Routine,
+        };
+        // A listing of 50 pages is in flight (started by another routine read).
+        let lister = {
+            let snap = snap.clone();
+            tokio::spawn(async move {
+                snap.get(
+                    "9",
+                    Duration::from_secs(60),
+                    std::future::pending::<Result<Vec<It>, CloudError>>,
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            snap.observe(
+                "1",
+                routine,
+                |_| async { panic!("no GET for a routine read") },
+                |_| async { panic!("no second listing") },
+            ),
+        )
+        .await
+        .expect("the routine read waited for the listing");
+        match read {
+            // 50 pages at 2 requests/s: back in about 25 s.
+            Err(CloudError::Deferred { retry_in, .. }) => assert!(
+                retry_in > Duration::from_secs(20) && retry_in < Duration::from_secs(30),
+                "{retry_in:?}"
+            ),
+            other => panic!("not deferred: {other:?}"),
+        }
+        // An urgent read (a transitional resource) is deferred the same way.
+        let urgent_read = snap
+            .observe(
+                "2",
+                urgent(),
+                |_| async { panic!("no GET: 50 pages cost less than 5,000 GETs") },
+                |_| async { panic!("no second listing") },
+            )
+            .await;
+        assert!(
+            matches!(urgent_read, Err(CloudError::Deferred { .. })),
+            "{urgent_read:?}"
+        );
+        lister.abort();
+        assert!(lister.await.unwrap_err().is_cancelled());
+        // With no listing in flight, it lists (and a fresh snapshot answers without a call).
+        assert_eq!(
+            count_calls_as(&snap, "1", &items, routine, false).await,
+            (0, 1)
+        );
+        assert_eq!(
+            count_calls_as(&snap, "2", &items, routine, false).await,
+            (0, 0)
+        );
     }
 
     #[tokio::test]

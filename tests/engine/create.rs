@@ -401,24 +401,29 @@ async fn a_create_the_throttle_defers_is_not_sent_and_leaves_no_marker_to_wait_o
     }
 }
 
-/// A create the key could not send within its patience (here: a key held for 3 s) waits for
-/// its turn before anything is recorded or sent, and gives the worker back until then; once
-/// the key can send it, it is created once.
+/// A create the key could not send within its patience (here: a key held for 6 s, whose
+/// first create in line has just gone to wait at the key) waits for its turn before anything is
+/// recorded or sent, and gives the worker back until then; once the key can send it, it is
+/// created once.
 #[tokio::test]
 async fn a_create_the_key_cannot_send_soon_waits_for_its_turn_without_recording_an_attempt() {
     let env = Env::start("eng-turn").await;
     let throttle = KeyThrottle::new("fake", "turn", 2.0);
     env.cloud.throttle.set(throttle.clone()).ok();
-    throttle.hold_for(Duration::from_secs(3));
+    throttle.hold_for(Duration::from_secs(6));
+    // The first in line goes whatever the backlog (so creates always move); the next waits.
+    let first = env.create("first", json!({}), json!({})).await;
+    env.until("first", 4, "settled", settled).await;
+    assert_eq!(made_for(&env, &first).len(), 1);
     let w = env.create("w", json!({}), json!({})).await;
     let action = env
         .reconcile("w")
         .await
         .expect("waiting for a turn is no error");
     let after = requeue_after(&action).expect("requeued");
-    // The hold beyond the 2 s patience, and a permit's interval: about 1.5 s.
+    // The hold and the first create beyond the 2 s patience, and one permit: about 5 s.
     assert!(
-        after >= Duration::from_millis(900) && after <= Duration::from_secs(3),
+        after >= Duration::from_secs(3) && after <= Duration::from_secs(7),
         "requeued after {after:?}"
     );
     let waiting = env.get("w").await;
@@ -433,13 +438,38 @@ async fn a_create_the_key_cannot_send_soon_waits_for_its_turn_without_recording_
         "a request was recorded"
     );
     expect(&waiting, "Ready", "False", "WaitingForRateLimit");
-    assert!(made_for(&env, &w).is_empty());
     assert!(creates_for(&env, &w).is_empty());
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(after).await;
     env.until("w", 4, "settled", settled).await;
     assert_eq!(made_for(&env, &w).len(), 1);
     assert_eq!(creates_for(&env, &w).len(), 1);
+    env.stop().await;
+}
+
+/// An attempt whose outcome is unknown is replayed without waiting for a turn: the key's
+/// backlog never keeps a pending create from being resolved.
+#[tokio::test]
+async fn a_pending_create_is_replayed_with_its_key_even_when_the_key_is_busy() {
+    let env = Env::start("eng-turn-pending").await;
+    env.cloud.fail(Method::Create, Fault::Refuse(timeout()));
+    let w = env.create("w", json!({}), json!({})).await;
+    let _ = env.reconcile("w").await;
+    let pending = env.get("w").await;
+    assert!(
+        ann(&pending, CREATE_PENDING).is_some(),
+        "no attempt pending"
+    );
+    // Now the key is held far beyond the patience, and a create has just gone first.
+    let throttle = KeyThrottle::new("fake", "turn-pending", 2.0);
+    env.cloud.throttle.set(throttle.clone()).ok();
+    throttle.hold_for(Duration::from_secs(30));
+    assert!(throttle.admit_create("someone-else").is_ok());
+    env.until("w", 4, "settled", settled).await;
+    let sent = creates_for(&env, &w);
+    assert_eq!(sent.len(), 2, "the replay was not sent");
+    assert_eq!(sent[0].0, sent[1].0, "the replay used another key");
+    assert_eq!(made_for(&env, &w).len(), 1);
     env.stop().await;
 }
 

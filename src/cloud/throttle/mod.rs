@@ -47,8 +47,8 @@
 //!   of the key's queue. A 429 for a class ([`KeyThrottle::rate_limited`] with a class) holds
 //!   that class (or one subject of it), never the key.
 //! * **Priority**: a small queue in front of the limits. When a permit is available it goes to
-//!   the highest-priority waiter ([`Priority::Write`] > [`Priority::Urgent`] >
-//!   [`Priority::Routine`]). There is no background task: the waiter at the head of the queue is
+//!   the highest-priority waiter ([`Priority::Write`] > [`Priority::Create`] >
+//!   [`Priority::Urgent`] > [`Priority::Routine`]). There is no background task: the waiter at the head of the queue is
 //!   the one that waits for the limits, everyone else waits for the head to change. A waiter
 //!   whose future is dropped leaves the queue in its destructor, so cancellation never consumes
 //!   a permit or blocks the queue. A budget group serves the heads of its keys' queues the same
@@ -131,11 +131,16 @@ pub const ROUTINE_PATIENCE: Duration = Duration::from_secs(1);
 /// slot, short against an hourly deploy budget.
 pub const CLASS_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Which waiter gets the next permit. Ordered: `Write < Urgent < Routine`, served in that order.
+/// Which waiter gets the next permit. Ordered: `Write < Create < Urgent < Routine`, served in
+/// that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Priority {
-    /// A write caused by a user's change.
+    /// A write caused by a user's change to a resource that exists (an update, a power
+    /// action, a delete), and the reads that change needs.
     Write,
+    /// A create: a user's change too, but one that comes in bulk (a manifest of 500 objects
+    /// applied at once), so a change to an existing resource goes before a burst of creates.
+    Create,
     /// A read about a resource in a transitional state.
     Urgent,
     /// A routine refresh.
@@ -146,6 +151,7 @@ impl Priority {
     pub fn as_str(&self) -> &'static str {
         match self {
             Priority::Write => "write",
+            Priority::Create => "create",
             Priority::Urgent => "urgent",
             Priority::Routine => "routine",
         }
@@ -735,9 +741,9 @@ impl KeyThrottle {
         let load = KeyLoad {
             hold: st.hold_left(),
             interval: st.slowest_interval(),
-            queued_writes: st.queue.ahead_of(Priority::Write),
+            queued_writes: st.queue.ahead_of(Priority::Create),
         };
-        let answer = st.line.ask(subject, load, Instant::now());
+        let answer = st.line.ask(subject, &current_flow(), load, Instant::now());
         let waiting = st.line.len();
         drop(st);
         answer.map_err(|retry_in| {

@@ -14,10 +14,23 @@ async fn until_waiting(t: &KeyThrottle, n: usize) {
     panic!("expected {n} waiters, have {}", t.waiting());
 }
 #[test]
-fn priorities_order_write_urgent_routine() {
-    let mut v = vec![Priority::Routine, Priority::Write, Priority::Urgent];
+fn priorities_order_write_create_urgent_routine() {
+    let mut v = vec![
+        Priority::Routine,
+        Priority::Create,
+        Priority::Write,
+        Priority::Urgent,
+    ];
     v.sort();
-    assert_eq!(v, [Priority::Write, Priority::Urgent, Priority::Routine]);
+    assert_eq!(
+        v,
+        [
+            Priority::Write,
+            Priority::Create,
+            Priority::Urgent,
+            Priority::Routine
+        ]
+    );
 }
 #[test]
 fn pacing_is_slightly_slower_than_the_limit() {

@@ -152,9 +152,18 @@ impl Request {
     /// A create: `POST`, sent once, with `idempotency_key` in the wire's idempotency header
     /// when the API has one.
     pub fn create(operation: &'static str, segments: &[&str], idempotency_key: Uuid) -> Self {
-        let mut r = Self::write(Method::POST, operation, segments).once();
+        let mut r = Self::write(Method::POST, operation, segments)
+            .once()
+            .priority(Priority::Create);
         r.idempotency_key = Some(idempotency_key);
         r
+    }
+
+    /// At priority `p` (a create without an idempotency key: [`Priority::Create`]).
+    pub fn priority(mut self, p: Priority) -> Self {
+        self.priority = p;
+        self.may_defer = p == Priority::Routine;
+        self
     }
 
     /// Sent once per call (see [`Replay::Once`]).
@@ -258,7 +267,7 @@ mod tests {
         let create = Request::create("computes.create", &["computes"], key);
         assert_eq!(create.replay, Replay::Once);
         assert_eq!(create.idempotency_key, Some(key));
-        assert_eq!(create.priority, Priority::Write);
+        assert_eq!(create.priority, Priority::Create);
         assert!(!create.may_defer);
         let delete = Request::write(Method::DELETE, "computes.delete", &["computes", "1"]);
         assert_eq!(delete.replay, Replay::Retry);

@@ -119,6 +119,7 @@ impl VertraClient {
     pub async fn create_app(&self, app: &AppCreate) -> Result<App, CloudError> {
         let request = Request::write(Method::POST, "apps.create", &["v1", "apps"])
             .once()
+            .priority(Priority::Create)
             .timeout(UPLOAD_TIMEOUT)
             .class(DEPLOY, None)
             .multipart(app.parts()?);

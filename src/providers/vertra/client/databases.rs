@@ -20,6 +20,7 @@ impl VertraClient {
     pub async fn create_database(&self, db: &DatabaseCreate) -> Result<Database, CloudError> {
         let request = Request::write(Method::POST, "databases.create", &["v1", "databases"])
             .once()
+            .priority(Priority::Create)
             .json(db)?;
         self.transport.data(request).await
     }

@@ -25,6 +25,7 @@ impl VertraClient {
     pub async fn create_workspace(&self, w: &WorkspaceWrite) -> Result<Workspace, CloudError> {
         let request = Request::write(Method::POST, "workspaces.create", &["v1", "workspaces"])
             .once()
+            .priority(Priority::Create)
             .json(w)?;
         self.transport.data(request).await
     }
