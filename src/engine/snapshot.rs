@@ -850,24 +850,31 @@ mod tests {
         assert_eq!(count_user_change_calls(&snap, "5", &items).await, (0, 1));
     }
 
+    /// A listing of `snap` started by another reader, whose pages never come (still waiting for
+    /// the budget); abort the task to end it.
+    async fn listing_in_flight(
+        snap: &Arc<Snapshot<It>>,
+    ) -> tokio::task::JoinHandle<Result<Option<It>, CloudError>> {
+        let snap = snap.clone();
+        let lister = tokio::spawn(async move {
+            snap.get(
+                "9",
+                Duration::from_secs(60),
+                std::future::pending::<Result<Vec<It>, CloudError>>,
+            )
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lister
+    }
+
     #[tokio::test]
     async fn a_users_change_does_not_wait_for_a_listing_in_flight() {
         let items: Vec<It> = (0..500).map(|n| It(n.to_string(), false)).collect();
         let snap = Arc::new(Snapshot::<It>::new(100));
         snap.replace(items.clone(), Instant::now() - Duration::from_secs(90));
         // Routine observation started a listing whose pages are still waiting for the budget.
-        let routine = {
-            let snap = snap.clone();
-            tokio::spawn(async move {
-                snap.get(
-                    "9",
-                    Duration::from_secs(60),
-                    std::future::pending::<Result<Vec<It>, CloudError>>,
-                )
-                .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let routine = listing_in_flight(&snap).await;
         let read = tokio::time::timeout(
             Duration::from_secs(5),
             count_user_change_calls(&snap, "1", &items),
@@ -896,18 +903,7 @@ mod tests {
             priority: Priority::Routine,
         };
         // A listing of 50 pages is in flight (started by another routine read).
-        let lister = {
-            let snap = snap.clone();
-            tokio::spawn(async move {
-                snap.get(
-                    "9",
-                    Duration::from_secs(60),
-                    std::future::pending::<Result<Vec<It>, CloudError>>,
-                )
-                .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let lister = listing_in_flight(&snap).await;
         let read = tokio::time::timeout(
             Duration::from_secs(5),
             snap.observe(
