@@ -6,8 +6,9 @@
 //! 2. steady: API calls per resync, bulk observation against the per-resource baseline;
 //! 3. scale: memory and CPU with 10,000 objects;
 //! 4. overhead: reconciles per second and CPU per reconcile with the rate limit lifted;
-//! 5. providers: 500 CloudAPI Releases under each dialect's limits → time, the fullest window
-//!    of each limit and the budget used;
+//! 5. providers: 500 CloudAPI Releases under each dialect's limits and 100 Vertra Applications
+//!    with their Databases under a plan's → time, the fullest window of each limit, the 429s
+//!    and the budget used; then each provider's calls per resync, bulk and per resource;
 //! 6. latency: a user's change while N objects are observed and M created, under 2 req/s → the
 //!    time from the patch to the cloud's write, with the throttle's priorities, a FIFO baseline
 //!    and per-resource observation, each run several times;
@@ -26,8 +27,10 @@ mod plot;
 mod process;
 mod providers;
 mod report;
+mod resync;
 mod scale;
 mod steady;
+mod vertra;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,6 +55,13 @@ pub struct Options {
     pub scale_n: usize,
     /// Releases per CloudAPI dialect in the providers section.
     pub releases_n: usize,
+    /// The CloudAPI dialects the providers section runs (`cloudplatform` takes 15 minutes).
+    pub cloudapi_dialects: Vec<String>,
+    /// Vertra Applications (each with its Database) in the providers section.
+    pub vertra_n: usize,
+    /// The deploys per hour the Vertra sandbox allows and the ProviderConfig declares; `None`:
+    /// the plan's own (60), which makes 100 apps take over an hour.
+    pub vertra_deploys_per_hour: Option<u32>,
     /// Latency: Ready objects observed, new ones created, patches timed, rounds of every mode.
     pub latency_n: usize,
     pub latency_new: usize,
@@ -182,6 +192,21 @@ impl Options {
                 "STRATUS_BENCH_RELEASES_N",
                 if quick { &[50] } else { &[500] },
             )[0],
+            cloudapi_dialects: env("STRATUS_BENCH_CLOUDAPI_DIALECTS")
+                .unwrap_or_else(|| "cloudapi,cloudplatform".into())
+                .split(',')
+                .map(|d| d.trim().to_string())
+                .collect(),
+            vertra_n: sizes("STRATUS_BENCH_VERTRA_N", if quick { &[20] } else { &[100] })[0],
+            vertra_deploys_per_hour: match env("STRATUS_BENCH_VERTRA_DEPLOYS_PER_HOUR").as_deref() {
+                Some("plan") => None,
+                Some(v) => {
+                    Some(v.parse().expect(
+                        "STRATUS_BENCH_VERTRA_DEPLOYS_PER_HOUR: a number of deploys, or plan",
+                    ))
+                }
+                None => Some(3600),
+            },
             latency_n: sizes(
                 "STRATUS_BENCH_LATENCY_N",
                 if quick { &[500] } else { &[5000] },

@@ -14,7 +14,7 @@
 //!   of the key's budget: during a burst of creates, relisting 5 pages every 2 s would otherwise
 //!   take more requests than the creates themselves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +75,9 @@ struct State<T, E> {
     changers: HashMap<String, Instant>,
     /// When the listing in flight started.
     listing_since: Option<Instant>,
+    /// Until a listing completes, the resources that asked: the only measure of the
+    /// collection's size (and a listing's pages) before one does. Emptied by the first.
+    unlisted: HashSet<String>,
 }
 
 /// A shared view of one cloud collection; `E` is the error of its listings, shared by the
@@ -98,6 +101,7 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
                 round_counted: None,
                 changers: HashMap::new(),
                 listing_since: None,
+                unlisted: HashSet::new(),
             }),
             refresh: tokio::sync::Mutex::new(()),
             page_size: page_size.max(1),
@@ -146,7 +150,7 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
             transitional += usize::from(item.is_transitional());
         }
         let wanted = transitional.max(st.askers.len());
-        let pages = items.div_ceil(self.page_size).max(1);
+        let pages = items.max(st.unlisted.len()).div_ceil(self.page_size).max(1);
         st.round_counted = Some((now, wanted, pages));
         (wanted, pages)
     }
@@ -157,7 +161,7 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
         let (pages, since) = {
             let st = self.state.lock();
             (
-                st.entries.len().div_ceil(self.page_size).max(1),
+                Self::known_items(&st).div_ceil(self.page_size).max(1),
                 st.listing_since,
             )
         };
@@ -185,8 +189,22 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
             .retain(|_, t| now.duration_since(*t) <= ASKER_WINDOW);
         st.changers.insert(id.to_string(), now);
         let items = st.entries.values().filter(|e| e.item.is_some()).count();
-        let pages = items.div_ceil(self.page_size).max(1);
+        let pages = items.max(st.unlisted.len()).div_ceil(self.page_size).max(1);
         (st.changers.len(), pages)
+    }
+
+    /// About how many items the collection holds: those listed, or before any listing
+    /// completed, the resources that asked about it.
+    fn known_items(st: &State<T, E>) -> usize {
+        st.entries.len().max(st.unlisted.len())
+    }
+
+    /// Counts `id` toward the collection's size while no listing has completed.
+    fn note_asked(&self, id: &str) {
+        let mut st = self.state.lock();
+        if st.refreshed.is_none() && !st.unlisted.contains(id) {
+            st.unlisted.insert(id.to_string());
+        }
     }
 
     /// The item with `id` from a listing that started no more than `max_age` before this call,
@@ -299,6 +317,7 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
         }
         state.entries = fresh;
         state.refreshed = Some(started);
+        state.unlisted = HashSet::new();
         // A failure that came after this listing began is newer news; keep it.
         if state.failed.as_ref().is_some_and(|f| f.at <= started) {
             state.failed = None;
@@ -329,9 +348,11 @@ impl<T: Item> Snapshot<T, CloudError> {
         if fresh.direct {
             return self.get_one(id, get(priority)).await;
         }
+        self.note_asked(id);
         if priority == Priority::Write && !fresh.urgent {
             // A user's change to a steady resource: from the snapshot when it is recent enough;
-            // else one GET while user changes are fewer than a listing's pages. Never a wait
+            // else one GET while user changes are fewer than a listing's pages (before the
+            // first listing completes, counted from the resources that asked about it). Never a wait
             // for a listing, which at N resources takes ⌈N/100⌉ permits (25 s for 5,000 at
             // 2 requests/s) and may have been started by routine observation, whose pages
             // wait behind every write.
@@ -885,6 +906,50 @@ mod tests {
             (1, 0)
         );
         routine.abort();
+    }
+
+    #[tokio::test]
+    async fn a_users_change_before_the_first_listing_completes_reads_its_resource_alone() {
+        // A restarted operator: nothing listed yet, the first listing (started by routine
+        // observation, its pages behind every create at the key) in flight, and 500 resources
+        // asked about it meanwhile (deferred). The collection is about 5 pages, not the one an
+        // empty snapshot would suggest, so a user's change reads its resource with a GET.
+        let items: Vec<It> = (0..500).map(|n| It(n.to_string(), false)).collect();
+        let snap = Arc::new(Snapshot::<It>::paced(
+            100,
+            KeyThrottle::new("test", "fp-first", 2.0),
+        ));
+        let routine = Freshness {
+            max_age: Duration::from_secs(60),
+            urgent: false,
+            direct: false,
+            priority: Priority::Routine,
+        };
+        let lister = listing_in_flight(&snap).await;
+        for it in &items {
+            let read = snap
+                .observe(
+                    &it.0,
+                    routine,
+                    |_| async { panic!("no GET for a routine read") },
+                    |_| async { panic!("no second listing") },
+                )
+                .await;
+            assert!(matches!(read, Err(CloudError::Deferred { .. })), "{read:?}");
+        }
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            count_user_change_calls(&snap, "1", &items),
+        )
+        .await;
+        assert_eq!(
+            read.expect("the user's change waited for the first listing"),
+            (1, 0)
+        );
+        // Before anyone asked, one user's change of an unknown collection joins the listing.
+        lister.abort();
+        let fresh = Arc::new(Snapshot::<It>::new(100));
+        assert_eq!(count_user_change_calls(&fresh, "1", &items).await, (0, 1));
     }
 
     #[tokio::test]
