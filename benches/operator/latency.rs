@@ -446,14 +446,14 @@ fn write(report: &mut Report, opts: &Options, runs: &[Run]) {
         "{n} Compute objects adopt {n} RUNNING sandbox computes and settle. Then, for each mode, a \
          fresh operator starts with `--resync-interval {RESYNC}` (so observation goes on all the \
          time: in bulk ⌈N/100⌉ list pages a minute, per resource N GETs a minute, more than the \
-         key can ever give), waits for its first pass (in bulk, the first listing's pages and a reconcile each; at most 90 s), and {m} new Computes are \
-         applied at once (32 in flight). While they are being created the bench patches \
+         key can ever give), waits for its first pass (in bulk, the first listing's pages and \
+         a reconcile each; at most 90 s), and {m} new Computes are applied at once (32 in flight). While they are being created the bench patches \
          `spec.forProvider.powerState: STOPPED` on one Ready object at a time, {p} objects in \
          all, {pause} ms apart, and takes the time from just before the patch to the moment the \
          sandbox admitted that compute's `POST /computes/{{id}}/stop`. The sandbox enforces the \
          documented **2 requests/second** and the operator paces itself at its default. Modes:\n\n\
-         - *priority, bulk*: the operator as shipped (a user's write before urgent reads before \
-         routine observation, namespaces taking turns);\n\
+         - *priority, bulk*: the operator as shipped (a change to an existing resource before a \
+         create, before urgent reads, before routine observation; namespaces taking turns);\n\
          - *FIFO, bulk*: the same throttle serving in arrival order (`--throttle-order fifo`, \
          a hidden benchmark-only flag);\n\
          - *priority, per-resource*: the shipped order with one GET per resource per resync \

@@ -100,6 +100,8 @@ struct Run {
 /// request a second could not: 500 GETs take over 8 minutes, so it is counted in bulk only
 /// through the convergence run's listings.)
 const STEADY_RESYNC: Duration = Duration::from_secs(60);
+/// In quick mode (50 Releases).
+const STEADY_RESYNC_QUICK: Duration = Duration::from_secs(20);
 
 fn dialect_name(d: Dialect) -> &'static str {
     match d {
@@ -323,6 +325,11 @@ async fn one(cluster: &Cluster, opts: &Options, dialect: Dialect, n: usize) -> R
         steady: Vec::new(),
     };
     if dialect == Dialect::Cloudapi && run.ready.is_ok() {
+        let every = if opts.quick {
+            STEADY_RESYNC_QUICK
+        } else {
+            STEADY_RESYNC
+        };
         for mode in [Mode::Bulk, Mode::PerResource] {
             eprintln!("bench: providers, CloudAPI steady state, {}", mode.flag());
             run.steady.push(
@@ -333,8 +340,8 @@ async fn one(cluster: &Cluster, opts: &Options, dialect: Dialect, n: usize) -> R
                     "CloudAPI (`cloudapi`)",
                     n,
                     mode,
-                    STEADY_RESYNC,
-                    sustained_rate(&limits(dialect)) * STEADY_RESYNC.as_secs_f64(),
+                    every,
+                    sustained_rate(&limits(dialect)) * every.as_secs_f64(),
                     || sandbox.stats().requests_by_route,
                 )
                 .await,

@@ -36,6 +36,8 @@ const PLAN: sim::Plan = sim::Plan::Enterprise;
 /// except the apps' re-reads of their Secrets every 30 s (`INPUT_RECHECK`), which per resource
 /// read the app again each time.
 const STEADY_RESYNC: Duration = Duration::from_secs(90);
+/// In quick mode (20 apps and 20 databases).
+const STEADY_RESYNC_QUICK: Duration = Duration::from_secs(30);
 
 pub struct VertraRun {
     pub apps: usize,
@@ -302,6 +304,11 @@ pub async fn run(cluster: &Cluster, opts: &Options) -> VertraRun {
     };
 
     if run.ready.is_ok() {
+        let every = if opts.quick {
+            STEADY_RESYNC_QUICK
+        } else {
+            STEADY_RESYNC
+        };
         for mode in [Mode::Bulk, Mode::PerResource] {
             eprintln!("bench: providers, Vertra steady state, {}", mode.flag());
             run.steady.push(
@@ -312,8 +319,8 @@ pub async fn run(cluster: &Cluster, opts: &Options) -> VertraRun {
                     "Vertra",
                     2 * n,
                     mode,
-                    STEADY_RESYNC,
-                    budgets.per_minute as f64 * STEADY_RESYNC.as_secs_f64() / 60.0,
+                    every,
+                    budgets.per_minute as f64 * every.as_secs_f64() / 60.0,
                     || routes_of(&sandbox),
                 )
                 .await,
