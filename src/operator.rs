@@ -10,12 +10,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::{Api, Client};
 use tracing::{error, info, warn};
 
 use crate::cli::{ObserveMode, RunArgs};
 use crate::engine::Providers;
+use crate::engine::events::{Events, FORGET_EVERY};
 use crate::engine::reconciler::Settings;
 use crate::engine::registry::{Counts, ManagedKind, Runtime};
 use crate::metrics;
@@ -242,13 +243,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     let providers = Arc::new(Providers::new(client.clone()));
-    let recorder = Recorder::new(
+    let events = Arc::new(Events::new(
         client.clone(),
         Reporter {
             controller: "stratus".into(),
             instance: Some(identity.clone()),
         },
-    );
+    ));
+    tokio::spawn(events.clone().forget_every(FORGET_EVERY));
     info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, throttle_order = ?args.throttle_order, "starting controllers");
     let swept = providers.clone();
     tokio::spawn(async move {
@@ -273,7 +275,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         settings: settings(&args),
         providers,
-        recorder,
+        events,
         synced: Arc::new(move |_kind: &str| {
             if synced_health.kinds_syncing.fetch_sub(1, Ordering::Relaxed) <= 1 {
                 synced_health.caches_synced.store(true, Ordering::Relaxed);

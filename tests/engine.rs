@@ -21,6 +21,8 @@ mod connection;
 mod create;
 #[path = "engine/deletion.rs"]
 mod deletion;
+#[path = "engine/events.rs"]
+mod events;
 #[path = "engine/lifecycle.rs"]
 mod lifecycle;
 #[path = "engine/observe.rs"]

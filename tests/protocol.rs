@@ -371,13 +371,13 @@ async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
         kube: ns.client.clone(),
         adapter: stratus::providers::strettch::compute::ComputeAdapter,
         providers: Arc::new(stratus::engine::Providers::new(ns.client.clone())),
-        recorder: kube::runtime::events::Recorder::new(
+        events: Arc::new(stratus::engine::events::Events::new(
             ns.client.clone(),
             kube::runtime::events::Reporter {
                 controller: "stratus-test".into(),
                 instance: None,
             },
-        ),
+        )),
         backoffs: Default::default(),
         settings: Settings::default(),
         peers: Vec::new(),

@@ -23,6 +23,7 @@ mod cluster;
 mod convergence;
 mod faults;
 mod latency;
+mod memory;
 mod plot;
 mod process;
 mod providers;
@@ -36,6 +37,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use report::{Machine, Report};
+
+/// Counts the heap bytes a drop frees, to weigh the operator's structures (`memory.rs`).
+#[global_allocator]
+static ALLOC: memory::Counting = memory::Counting;
 
 const SECTIONS: [&str; 7] = [
     "convergence",

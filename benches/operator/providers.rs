@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use stratus::api::ProviderConfig;
@@ -342,6 +342,7 @@ async fn one(cluster: &Cluster, opts: &Options, dialect: Dialect, n: usize) -> R
                     mode,
                     every,
                     sustained_rate(&limits(dialect)) * every.as_secs_f64(),
+                    &ApiResource::erase::<Release>(&()),
                     || sandbox.stats().requests_by_route,
                 )
                 .await,
@@ -607,7 +608,7 @@ pub async fn run(cluster: &Cluster, opts: &Options, report: &mut Report) {
              pass and 1.5 intervals, every call the sandbox let through is counted over whole \
              intervals (so the window holds whole rounds of ±10% jittered resyncs). *Bulk*: the \
              shared listings; *per-resource*: each object read on its own (Vertra: `GET \
-             /apps/{id}` and its `/status`, the same for a database; CloudAPI: `GET \
+             /apps/{id}` and its `/status`, `GET /databases/{id}`; CloudAPI: `GET \
              /deployments/{id}`). Section 2 has Strettch's.\n\n",
         );
         md.push_str(&resync::write(report, S, &steady));

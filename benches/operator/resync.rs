@@ -7,6 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use kube::Api;
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use serde_json::json;
+
 use crate::Options;
 use crate::cluster::Cluster;
 use crate::process::Operator;
@@ -41,11 +46,33 @@ pub struct Count {
     pub cpu: Duration,
     /// The most calls the binding limit allows in one resync interval.
     pub budget_per_resync: f64,
+    /// Bulk only: every object of the touched kind changed once, after the window.
+    pub touch: Option<Touch>,
+}
+
+/// A change to every object of one kind (a `stratus.dev/` annotation, so nothing to write to the
+/// cloud): the reconciles and CPU until each has been reconciled once more.
+pub struct Touch {
+    pub kind: String,
+    pub objects: u64,
+    pub reconciles: u64,
+    pub cpu: Duration,
+    pub calls: u64,
+}
+
+impl Touch {
+    pub fn cpu_per_reconcile_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.reconciles.max(1) as f64
+    }
 }
 
 impl Count {
     pub fn calls(&self) -> u64 {
         self.routes.values().sum()
+    }
+    /// CPU per reconcile in the window: a resync's reconciles find nothing to do.
+    pub fn cpu_per_reconcile_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.reconciles.max(1) as f64
     }
     pub fn per_resync(&self) -> f64 {
         self.calls() as f64 / self.resyncs as f64
@@ -54,7 +81,8 @@ impl Count {
 
 /// Starts an operator on `namespace` in `mode`, waits for its first pass over `objects`
 /// (that many reconciles), skips to half-way between the first and the second round of
-/// (±10% jittered) resyncs, and counts `calls()` over `resyncs` whole intervals.
+/// (±10% jittered) resyncs, and counts `calls()` over `resyncs` whole intervals. In bulk mode
+/// it then changes every object of kind `touched` once (see [`Touch`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn count(
     cluster: &Cluster,
@@ -65,6 +93,7 @@ pub async fn count(
     mode: Mode,
     resync: Duration,
     budget_per_resync: f64,
+    touched: &ApiResource,
     calls: impl Fn() -> BTreeMap<String, u64>,
 ) -> Count {
     let resync_flag = format!("{}ms", resync.as_millis());
@@ -116,6 +145,10 @@ pub async fn count(
         "the operator exited during the window; see {}",
         op.log.display()
     );
+    let touch = match mode {
+        Mode::Bulk => Some(touch(cluster, namespace, touched, &mut op, &calls).await),
+        Mode::PerResource => None,
+    };
     op.kill();
     let routes = after
         .into_iter()
@@ -135,6 +168,66 @@ pub async fn count(
         reconciles,
         cpu,
         budget_per_resync,
+        touch,
+    }
+}
+
+/// Patch a `stratus.dev/` annotation on every object of `kind` in `namespace` and follow the
+/// operator until it has reconciled as many more times. Resyncs falling in the pass are counted
+/// too; they are no-op reconciles as well.
+async fn touch(
+    cluster: &Cluster,
+    namespace: &str,
+    kind: &ApiResource,
+    op: &mut Operator,
+    calls: &impl Fn() -> BTreeMap<String, u64>,
+) -> Touch {
+    let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), namespace, kind);
+    let names: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .expect("listing the objects to touch")
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect();
+    let n = names.len() as u64;
+    let calls_before: u64 = calls().values().sum();
+    let r0 = op.reconciles().await;
+    let c0 = op.cpu();
+    futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                let patch = json!({"metadata": {"annotations": {"stratus.dev/bench-touch": "1"}}});
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .expect("touching an object");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let reconciles = loop {
+        let r = op.reconciles().await.saturating_sub(r0);
+        if r >= n {
+            break r;
+        }
+        assert!(
+            op.is_running() && Instant::now() < deadline,
+            "{} of {n} touched objects reconciled; see {}",
+            r,
+            op.log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    Touch {
+        kind: kind.kind.clone(),
+        objects: n,
+        reconciles,
+        cpu: op.cpu().saturating_sub(c0),
+        calls: calls().values().sum::<u64>().saturating_sub(calls_before),
     }
 }
 
@@ -164,6 +257,23 @@ pub fn write(report: &mut Report, section: &'static str, counts: &[Count]) -> St
             format!("{:.3}", c.cpu.as_secs_f64() / c.resyncs as f64),
             "s",
         );
+        report.row(
+            section,
+            &case,
+            "cpu_per_noop_reconcile",
+            format!("{:.0}", c.cpu_per_reconcile_us()),
+            "us",
+        );
+        if let Some(t) = &c.touch {
+            report.row(
+                section,
+                &case,
+                "cpu_per_changed_object_reconcile",
+                format!("{:.0}", t.cpu_per_reconcile_us()),
+                "us",
+            );
+            report.row(section, &case, "touch_cloud_calls", t.calls, "requests");
+        }
         let bulk = counts
             .iter()
             .find(|b| b.provider == c.provider && b.mode == Mode::Bulk)
@@ -192,6 +302,18 @@ pub fn write(report: &mut Report, section: &'static str, counts: &[Count]) -> St
                 .collect::<Vec<_>>()
                 .join(", "),
             format!("{:.2} s", c.cpu.as_secs_f64() / c.resyncs as f64),
+            format!("{:.0} µs", c.cpu_per_reconcile_us()),
+            match &c.touch {
+                Some(t) => format!(
+                    "{:.0} µs ({} {}s changed, {} reconciles, {} cloud calls)",
+                    t.cpu_per_reconcile_us(),
+                    t.objects,
+                    t.kind,
+                    t.reconciles,
+                    t.calls
+                ),
+                None => "–".into(),
+            },
         ]);
     }
     table(
@@ -205,6 +327,8 @@ pub fn write(report: &mut Report, section: &'static str, counts: &[Count]) -> St
             "reconciles per resync",
             "calls in the window by route",
             "operator CPU per resync",
+            "CPU per no-op reconcile",
+            "CPU per reconcile of a changed object",
         ],
         &rows,
     )

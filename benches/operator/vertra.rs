@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, ListParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use stratus::api::ProviderConfig;
@@ -321,6 +321,7 @@ pub async fn run(cluster: &Cluster, opts: &Options) -> VertraRun {
                     mode,
                     every,
                     budgets.per_minute as f64 * every.as_secs_f64() / 60.0,
+                    &ApiResource::erase::<Application>(&()),
                     || routes_of(&sandbox),
                 )
                 .await,

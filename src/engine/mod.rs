@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod conditions;
 pub mod connection;
 pub mod controller;
+pub mod events;
 pub mod providers;
 pub mod reconciler;
 pub mod registry;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 use serde_json::json;
@@ -24,6 +24,7 @@ use super::connection::{
     self, CREATE_KEY_ANNOTATION, ConnectionDetails, Created, Revocation, SecretError, Secrets,
     Unwritten, VERSION_ANNOTATION,
 };
+use super::events::Events;
 use super::providers::Account;
 use super::registry;
 use super::{
@@ -113,7 +114,7 @@ pub struct Context<A: Adapter> {
     pub kube: kube::Client,
     pub adapter: A,
     pub providers: Arc<Providers>,
-    pub recorder: Recorder,
+    pub events: Arc<Events>,
     pub backoffs: Backoffs,
     pub settings: Settings,
     /// Every object of the kind the operator watches (one store per watched namespace), to
@@ -787,7 +788,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         };
         if let Err(e) = self
             .ctx
-            .recorder
+            .events
+            .recorder()
             .publish(&ev, &self.obj.object_ref(&()))
             .await
         {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Controller;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use kube::{Api, CustomResourceExt, Resource};
 use tokio::task::JoinHandle;
@@ -19,6 +18,7 @@ use super::Adapter;
 use super::Providers;
 use super::backoff::Backoffs;
 use super::controller;
+use super::events::Events;
 use super::reconciler::{Context, Settings};
 use crate::api::common::ManagedStatus;
 
@@ -37,7 +37,7 @@ pub struct Runtime {
     pub concurrency: u16,
     pub settings: Settings,
     pub providers: Arc<Providers>,
-    pub recorder: Recorder,
+    pub events: Arc<Events>,
     /// Told once per kind (by its controller name) when every cache of the kind has synced.
     pub synced: OnSynced,
     /// Told every few seconds, per kind, how many objects there are, Ready and Synced.
@@ -160,7 +160,7 @@ where
                 kube: rt.client.clone(),
                 adapter: adapter.clone(),
                 providers: rt.providers.clone(),
-                recorder: rt.recorder.clone(),
+                events: rt.events.clone(),
                 backoffs: Backoffs::default(),
                 settings: rt.settings.clone(),
                 peers: stores.clone(),

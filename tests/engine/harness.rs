@@ -12,13 +12,14 @@ use http_body_util::BodyExt;
 
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use stratus::api::common::Condition;
 use stratus::engine::Providers;
+use stratus::engine::events::Events;
 use stratus::engine::reconciler::{self, Context, Error, Settings};
 use uuid::Uuid;
 
@@ -88,13 +89,13 @@ impl Env {
             kube: client.clone(),
             adapter,
             providers: Arc::new(Providers::new(client.clone())),
-            recorder: Recorder::new(
+            events: Arc::new(Events::new(
                 client.clone(),
                 Reporter {
                     controller: "stratus-engine-test".into(),
                     instance: None,
                 },
-            ),
+            )),
             backoffs: Default::default(),
             settings,
             peers: vec![store],
