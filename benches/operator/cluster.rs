@@ -15,7 +15,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use serde_json::json;
+use serde_json::{Value, json};
 use stratus::api::ProviderConfig;
 use stratus::api::common::{EXTERNAL_NAME, FINALIZER};
 use stratus::engine::reconciler::CREATE_DIGEST;
@@ -173,12 +173,23 @@ impl BenchNs {
         &self.name
     }
 
-    /// A Secret with `api_key` and a ProviderConfig pointing at `endpoint`; `rps` None = the
-    /// documented default rate.
+    /// A Secret with `api_key` and a Strettch ProviderConfig pointing at `endpoint`; `rps` None =
+    /// the documented default rate.
     pub async fn install_provider(&self, endpoint: &str, api_key: &str, rps: Option<f64>) {
+        let extra = match rps {
+            Some(r) => json!({"rateLimit": {"requestsPerSecond": r}}),
+            None => json!({}),
+        };
+        self.install("strettch", endpoint, api_key, extra).await;
+    }
+
+    /// A Secret `<provider>-credentials` with `api_key`, and the namespace's ProviderConfig for
+    /// `provider` at `endpoint` with the fields of `extra` added to its spec.
+    pub async fn install(&self, provider: &str, endpoint: &str, api_key: &str, extra: Value) {
+        let secret_name = format!("{provider}-credentials");
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.name);
         let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": "strettch-credentials"},
+            "metadata": {"name": secret_name},
             "stringData": {"apiKey": api_key},
         }))
         .unwrap();
@@ -187,12 +198,12 @@ impl BenchNs {
             .await
             .expect("creating the Secret");
         let mut spec = json!({
-            "provider": "strettch",
+            "provider": provider,
             "endpoint": endpoint,
-            "credentials": {"secretRef": {"namespace": self.name, "name": "strettch-credentials", "key": "apiKey"}},
+            "credentials": {"secretRef": {"namespace": self.name, "name": secret_name, "key": "apiKey"}},
         });
-        if let Some(r) = rps {
-            spec["rateLimit"] = json!({"requestsPerSecond": r});
+        if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+            spec.extend(extra);
         }
         let pc: ProviderConfig = serde_json::from_value(json!({
             "apiVersion": "stratus.dev/v1alpha1", "kind": "ProviderConfig",

@@ -150,35 +150,12 @@ async fn seed_projects(
 }
 
 async fn install_provider(ns: &BenchNs, endpoint: &str, key: &str, dialect: Dialect) {
-    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "cloudapi-credentials"},
-        "stringData": {"apiKey": key},
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("creating the Secret");
     let mut cloudapi = json!({"dialect": dialect_name(dialect)});
     if dialect == Dialect::Cloudplatform {
         cloudapi["workspace"] = json!(sim::DEFAULT_ACCOUNT);
     }
-    let pc: ProviderConfig = serde_json::from_value(json!({
-        "apiVersion": "stratus.dev/v1alpha1", "kind": "ProviderConfig",
-        "metadata": {"name": ns.name},
-        "spec": {
-            "provider": "cloudapi",
-            "endpoint": endpoint,
-            "credentials": {"secretRef": {"namespace": ns.name, "name": "cloudapi-credentials", "key": "apiKey"}},
-            "cloudapi": cloudapi,
-        },
-    }))
-    .unwrap();
-    let api: Api<ProviderConfig> = Api::all(ns.client.clone());
-    api.create(&PostParams::default(), &pc)
-        .await
-        .expect("creating the ProviderConfig");
+    ns.install("cloudapi", endpoint, key, json!({"cloudapi": cloudapi}))
+        .await;
 }
 
 async fn create_releases(api: &Api<Release>, provider_config: &str, projects: &[String]) {

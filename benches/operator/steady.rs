@@ -9,24 +9,10 @@ use crate::Options;
 use crate::cluster::{BenchNs, Cluster, Watch, is_settled, strettch_sandbox};
 use crate::process::{Mem, Operator};
 use crate::report::{Report, count, table};
+use crate::resync::Mode;
 
 /// Resyncs per hour at the default `--resync-interval` of 10 minutes.
 const RESYNCS_PER_HOUR_AT_DEFAULT: f64 = 6.0;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Bulk,
-    PerResource,
-}
-
-impl Mode {
-    fn flag(self) -> &'static str {
-        match self {
-            Mode::Bulk => "bulk",
-            Mode::PerResource => "per-resource",
-        }
-    }
-}
 
 struct ModeRun {
     mode: Mode,

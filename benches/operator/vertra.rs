@@ -16,7 +16,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ApiResource, DeleteParams, ListParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use stratus::api::ProviderConfig;
 use stratus::providers::vertra::api::{Application, Database};
 use stratus::providers::vertra::code::sha256_hex;
 use stratus::providers::vertra::sim::{self, VertraSimConfig, VertraSimHandle};
@@ -76,33 +75,11 @@ async fn serve_code(bytes: Vec<u8>) -> String {
 }
 
 async fn install_provider(ns: &BenchNs, endpoint: &str, key: &str, deploys: Option<u32>) {
-    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "vertra-credentials"},
-        "stringData": {"apiKey": key},
-    }))
-    .unwrap();
-    secrets
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("creating the Secret");
-    let mut spec = json!({
-        "provider": "vertra",
-        "endpoint": endpoint,
-        "credentials": {"secretRef": {"namespace": ns.name, "name": "vertra-credentials", "key": "apiKey"}},
-    });
-    if let Some(d) = deploys {
-        spec["vertra"] = json!({"deploysPerHour": d});
-    }
-    let pc: ProviderConfig = serde_json::from_value(json!({
-        "apiVersion": "stratus.dev/v1alpha1", "kind": "ProviderConfig",
-        "metadata": {"name": ns.name}, "spec": spec,
-    }))
-    .unwrap();
-    Api::<ProviderConfig>::all(ns.client.clone())
-        .create(&PostParams::default(), &pc)
-        .await
-        .expect("creating the ProviderConfig");
+    let extra = match deploys {
+        Some(d) => json!({"vertra": {"deploysPerHour": d}}),
+        None => json!({}),
+    };
+    ns.install("vertra", endpoint, key, extra).await;
 }
 
 /// Database `db-i` writes its connection Secret `db-i`; Application `app-i` reads its `uri`.
