@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::cli::{ObserveMode, RunArgs};
 use crate::engine::Providers;
-use crate::engine::events::{Events, FORGET_EVERY};
+use crate::engine::events::Events;
 use crate::engine::reconciler::Settings;
 use crate::engine::registry::{Counts, ManagedKind, Runtime};
 use crate::metrics;
@@ -250,7 +250,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             instance: Some(identity.clone()),
         },
     ));
-    tokio::spawn(events.clone().forget_every(FORGET_EVERY));
+    tokio::spawn(events.clone().forget_on_schedule());
     info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, throttle_order = ?args.throttle_order, "starting controllers");
     let swept = providers.clone();
     tokio::spawn(async move {

@@ -789,7 +789,7 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         if let Err(e) = self
             .ctx
             .events
-            .recorder()
+            .recorder(type_)
             .publish(&ev, &self.obj.object_ref(&()))
             .await
         {
