@@ -58,6 +58,8 @@ pub struct Options {
     pub convergence_sizes: Vec<usize>,
     pub steady_sizes: Vec<usize>,
     pub scale_n: usize,
+    /// Section 3's `--resync-interval` (`None`: the operator's default, 10 minutes).
+    pub scale_resync: Option<String>,
     /// Releases per CloudAPI dialect in the providers section.
     pub releases_n: usize,
     /// The CloudAPI dialects the providers section runs (`cloudplatform` takes 15 minutes).
@@ -193,6 +195,9 @@ impl Options {
                 "STRATUS_BENCH_SCALE_N",
                 if quick { &[1000] } else { &[10_000] },
             )[0],
+            scale_resync: env("STRATUS_BENCH_SCALE_RESYNC").inspect(|v| {
+                stratus::cli::parse_duration(v).expect("STRATUS_BENCH_SCALE_RESYNC");
+            }),
             releases_n: sizes(
                 "STRATUS_BENCH_RELEASES_N",
                 if quick { &[50] } else { &[500] },

@@ -24,6 +24,8 @@ struct Scale {
     mem: Mem,
     /// The same operator with no objects, once started.
     empty: Mem,
+    /// `--resync-interval`, as run.
+    resync: String,
     cloud_calls: u64,
     served_429: u64,
     breakdown: Breakdown,
@@ -159,7 +161,11 @@ pub async fn run(
     let mut scale = None;
     {
         let label = if do_scale { "scale" } else { "overhead-warmup" };
-        let mut op = Operator::start(&cluster.kubeconfig, &ns.name, &[], &opts.logs, label);
+        let resync: Vec<&str> = match &opts.scale_resync {
+            Some(r) => vec!["--resync-interval", r],
+            None => vec![],
+        };
+        let mut op = Operator::start(&cluster.kubeconfig, &ns.name, &resync, &opts.logs, label);
         let (settle_time, sampled_peak_mib) = settle(&mut op, &watch, n, timeout).await;
         let settle_cpu = op.cpu();
         eprintln!(
@@ -213,6 +219,10 @@ pub async fn run(
                 window_reconciles,
                 mem,
                 empty,
+                resync: opts
+                    .scale_resync
+                    .clone()
+                    .unwrap_or_else(|| "10m (the default)".into()),
                 cloud_calls: k.requests,
                 served_429: stats.served_429,
                 breakdown,
@@ -430,13 +440,14 @@ fn write_scale(report: &mut Report, n: usize, created_in: Duration, s: &Scale) {
     let mut md = format!(
         "{} Compute objects in the apiserver adopt {} computes seeded in the sandbox. The operator \
          starts after the objects exist (a restart in a populated cluster), with the defaults \
-         (`--observe-mode bulk`, `--resync-interval 10m`, concurrency 16) and the documented \
+         (`--observe-mode bulk`, concurrency 16; `--resync-interval` {}) and the documented \
          2 requests/second (the ProviderConfig has no `rateLimit`). *Settled*: every object \
          `Ready` with the operator's first-pass writes done (finalizer, create digest, status) \
          and at least N reconciles counted. Then after {} s of quiet, CPU (utime + stime from \
          `/proc/PID/stat`) is read over a {:.0} s window, and memory from `/proc/PID/status`.\n\n",
         count(n as u64),
         count(n as u64),
+        s.resync,
         s.quiet.as_secs(),
         s.window.as_secs_f64()
     );
