@@ -529,8 +529,8 @@ fn first_pass_floor(n: usize) -> Duration {
 fn memory_md(n: usize, s: &Scale) -> String {
     let b = &s.breakdown;
     let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
-    // The operator keeps the events of the last 6 minutes before its latest publish (kube's
-    // CACHE_TTL); at most one Adopted event per object on a first pass.
+    // At most one Adopted event per object on a first pass, of which the operator keeps the
+    // last one to two minutes' (src/engine/events.rs).
     let events_worst = b.per_event() * n as f64;
     let parts = [
         (
@@ -558,7 +558,7 @@ fn memory_md(n: usize, s: &Scale) -> String {
         .collect();
     rows.push(vec![
         format!(
-            "kube event cache (weighed with {} Adopted events; at most one per object, if all in 6 min)",
+            "kube event cache if it held one event per object (weighed with {} Adopted events; the operator holds at most two minutes' worth)",
             count(b.events as u64)
         ),
         format!("≤ {:.1} MiB", mib(events_worst)),
@@ -577,10 +577,10 @@ fn memory_md(n: usize, s: &Scale) -> String {
          bytes dropping it frees (a counting allocator; `benches/operator/memory.rs`). The \
          allocator's own overhead per block (8–16 B in glibc) is not in these bytes. The three \
          structures that grow with N add up to {grown:.1} MiB of the {rss_grown:.1} MiB the \
-         settled operator holds above the empty one; the rest is the event cache (kube keeps \
-         each event until a later publish finds it older than 6 minutes, so what it holds \
-         depends on when events were last published), the scheduler's queue of requeues, the \
-         throttle's maps, and freed memory the allocator keeps.\n\n"
+         settled operator holds above the empty one; the rest is the event cache (the \
+         operator drops its Normal events every minute, so at most the last two minutes' are \
+         held), the scheduler's queue of requeues, the throttle's maps, and freed memory the \
+         allocator keeps.\n\n"
     );
     md.push_str(&table(
         &["structure", "heap", "per object", "blocks per object"],
