@@ -84,8 +84,9 @@ async fn follow(op: &mut Operator, base: u64, target: u64, timeout: Duration) ->
     }
 }
 
-/// Adopted events published to weigh kube's event cache: its size per event does not depend on
-/// how many there are, and publishing 100,000 would only load the apiserver.
+/// Adopted events published to weigh kube's event cache. Its weight per event includes the hash
+/// table's slots (a power of two), so it moves with the count, up to about 2×; publishing
+/// 100,000 would mostly load the apiserver.
 const EVENTS_WEIGHED: usize = 10_000;
 
 /// The operator's memory with nothing to manage: a namespace with the same ProviderConfig and no

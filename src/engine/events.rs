@@ -4,13 +4,15 @@
 //! kube's Recorder remembers every event it published, to fold a repeat into the first one's
 //! series, scans that cache on every publish, and forgets an entry only when a later publish
 //! finds it older than six minutes. A first pass over 100,000 adopted objects publishes one
-//! `Adopted` event each, about 3.4 KB of heap apiece (measured by `benches/operator/memory.rs`):
+//! `Adopted` event each, about 2.8 KB of heap apiece (measured by `benches/operator/memory.rs`):
 //! kept, that is hundreds of MiB held for as long as nothing else is published, and a scan of
-//! every one of them on each publish. Normal events (Created, Adopted, Updated, Deleted) happen
-//! once per change, so their recorder forgets every [`FORGET_NORMAL_EVERY`]; Warnings repeat
-//! (a failing reconcile retried with backoff) and are what a series is for, so theirs keeps
-//! kube's six minutes. A repeat that straddles a swap starts a new Event instead of counting
-//! into the old one's series; `kubectl get events` shows both.
+//! every one of them on each publish. Normal events (Created, Adopted, Updated, Deleted) mostly
+//! happen once per change, so their recorder forgets every [`FORGET_NORMAL_EVERY`]; Warnings
+//! repeat (a failing reconcile retried with backoff) and are what a series is for, so theirs is
+//! forgotten every [`FORGET_WARNINGS_EVERY`]. Both are on a fixed clock: a repeat just after a
+//! swap starts a new Event instead of counting into the old one's series (`kubectl get events`
+//! shows both), so a resource that keeps failing gets one Event per six minutes rather than one
+//! for its whole life, and one that keeps being `Updated` one per minute.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +20,8 @@ use std::time::Duration;
 use kube::runtime::events::{EventType, Recorder, Reporter};
 use parking_lot::Mutex;
 
-/// How long a Normal event is remembered for at most twice over.
+/// How often Normal events are forgotten (a publish in flight at that moment finishes on the
+/// old cache).
 pub const FORGET_NORMAL_EVERY: Duration = Duration::from_secs(60);
 /// How often Warnings are forgotten: kube's own time to live for a cached event.
 pub const FORGET_WARNINGS_EVERY: Duration = Duration::from_secs(6 * 60);
