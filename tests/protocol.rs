@@ -380,7 +380,7 @@ async fn a_reconcile_of_a_stale_copy_creates_nothing_and_erases_nothing() {
         )),
         backoffs: Default::default(),
         settings: Settings::default(),
-        peers: Vec::new(),
+        peers: Default::default(),
         unwritten: Default::default(),
     });
     // Reconcile fresh copies until the create is recorded in annotations and status.

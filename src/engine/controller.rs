@@ -6,7 +6,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, Store};
@@ -15,7 +15,9 @@ use kube::{Resource, ResourceExt};
 use tracing::debug;
 
 use super::Adapter;
+use super::peers::IdIndex;
 use super::reconciler::{self, Context, relevant_annotations};
+use crate::api::common::EXTERNAL_NAME;
 
 /// Hash of what should trigger a reconcile.
 pub fn relevant_change<K: Resource>(obj: &K) -> Option<u64> {
@@ -31,15 +33,33 @@ pub fn relevant_change<K: Resource>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
-/// A controller ready to run, and the store of the objects it watches.
+/// The cloud ids an object claims: the one its external-name annotation names, and the one
+/// its status reports.
+pub fn claimed_ids<A: Adapter>(obj: &A::Kind) -> Vec<String> {
+    let named = obj
+        .annotations()
+        .get(EXTERNAL_NAME)
+        .filter(|v| !v.is_empty())
+        .map(String::as_str);
+    named
+        .into_iter()
+        .chain(A::reported_id(obj))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A controller ready to run, the store of the objects it watches, and their index by cloud id.
 pub struct Built<A: Adapter> {
     pub controller: Controller<A::Kind>,
     pub store: Store<A::Kind>,
+    pub index: Arc<IdIndex<A::Kind>>,
 }
 
 /// Build the controller for `api`; callers may add `.watches(..)` for dependencies.
 pub fn build<A: Adapter>(api: Api<A::Kind>, concurrency: u16) -> Built<A> {
     let (store, writer) = reflector::store();
+    let index = Arc::new(IdIndex::new(claimed_ids::<A>));
+    let indexing = index.clone();
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         // managedFields are most of an object's size and the engine never reads them: at
@@ -47,6 +67,8 @@ pub fn build<A: Adapter>(api: Api<A::Kind>, concurrency: u16) -> Built<A> {
         .modify(|obj: &mut A::Kind| {
             obj.meta_mut().managed_fields = None;
         })
+        // Indexed before the store sees it, so the index is never behind the store.
+        .inspect_ok(move |event| indexing.observe(event))
         .reflect(writer)
         .applied_objects()
         .predicate_filter(relevant_change::<A::Kind>, PredicateConfig::default());
@@ -55,7 +77,11 @@ pub fn build<A: Adapter>(api: Api<A::Kind>, concurrency: u16) -> Built<A> {
             .concurrency(concurrency)
             .debounce(std::time::Duration::from_millis(200)),
     );
-    Built { controller, store }
+    Built {
+        controller,
+        store,
+        index,
+    }
 }
 
 /// Run a built controller until the process stops.

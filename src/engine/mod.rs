@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod connection;
 pub mod controller;
 pub mod events;
+pub mod peers;
 pub mod providers;
 pub mod reconciler;
 pub mod registry;

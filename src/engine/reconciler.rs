@@ -15,8 +15,6 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{debug, info, instrument, warn};
 
-use kube::runtime::reflector::Store;
-
 use super::annotations::{self, CREATE_REQUEST, Parsed};
 use super::backoff::Backoffs;
 use super::conditions::{self, Outcome, Sync};
@@ -25,6 +23,7 @@ use super::connection::{
     Unwritten, VERSION_ANNOTATION,
 };
 use super::events::Events;
+use super::peers::Peers;
 use super::providers::Account;
 use super::registry;
 use super::{
@@ -117,9 +116,9 @@ pub struct Context<A: Adapter> {
     pub events: Arc<Events>,
     pub backoffs: Backoffs,
     pub settings: Settings,
-    /// Every object of the kind the operator watches (one store per watched namespace), to
-    /// refuse adopting a cloud id another object already manages.
-    pub peers: Vec<Store<A::Kind>>,
+    /// Every object of the kind the operator watches, by the cloud ids they claim, to refuse
+    /// adopting a cloud id another object already manages.
+    pub peers: Peers<A::Kind>,
     /// Credential values the cloud issued whose write to the connection Secret failed, retried
     /// without asking the cloud for another value.
     pub unwritten: Unwritten,
@@ -593,8 +592,8 @@ impl<'a, A: Adapter> Reconcile<'a, A> {
         let i_report = A::reported_id(self.obj) == Some(id);
         self.ctx
             .peers
-            .iter()
-            .flat_map(|s| s.state())
+            .claiming(id)
+            .into_iter()
             .find(|other| {
                 let m = other.meta();
                 if m.uid.is_some() && m.uid == me.uid {

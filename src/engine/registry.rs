@@ -19,6 +19,7 @@ use super::Providers;
 use super::backoff::Backoffs;
 use super::controller;
 use super::events::Events;
+use super::peers::Peers;
 use super::reconciler::{Context, Settings};
 use crate::api::common::ManagedStatus;
 
@@ -140,6 +141,7 @@ where
             rt.namespaces.iter().map(|ns| Some(ns.as_str())).collect()
         };
         let mut stores = Vec::new();
+        let mut peers = Peers::new();
         let mut controllers = Vec::new();
         for scope in scopes {
             let api = match scope {
@@ -152,6 +154,7 @@ where
                     customize(built.controller, built.store.clone(), &rt.client, scope);
             }
             stores.push(built.store.clone());
+            peers.add(built.store.clone(), built.index.clone());
             controllers.push(built.controller);
         }
         let mut tasks = Vec::new();
@@ -163,7 +166,7 @@ where
                 events: rt.events.clone(),
                 backoffs: Backoffs::default(),
                 settings: rt.settings.clone(),
-                peers: stores.clone(),
+                peers: peers.clone(),
                 unwritten: Default::default(),
             });
             tasks.push(tokio::spawn(controller::run::<A>(built, ctx)));

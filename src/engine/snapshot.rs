@@ -75,6 +75,12 @@ struct State<T, E> {
     changers: HashMap<String, Instant>,
     /// When the listing in flight started.
     listing_since: Option<Instant>,
+    /// How long the last complete listing took: its items were seen anywhere between its start
+    /// and its end.
+    last_listing: Option<Duration>,
+    /// When `changers` was last pruned (at most once a second: every read for a user's change
+    /// counts itself, and a first pass makes thousands a second).
+    changers_pruned: Option<Instant>,
     /// Until a listing completes, the resources that asked: the only measure of the
     /// collection's size (and a listing's pages) before one does. Emptied by the first.
     unlisted: HashSet<String>,
@@ -101,6 +107,8 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
                 round_counted: None,
                 changers: HashMap::new(),
                 listing_since: None,
+                last_listing: None,
+                changers_pruned: None,
                 unlisted: HashSet::new(),
             }),
             refresh: tokio::sync::Mutex::new(()),
@@ -185,12 +193,31 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
     fn note_user_change(&self, id: &str) -> (usize, usize) {
         let mut st = self.state.lock();
         let now = Instant::now();
-        st.changers
-            .retain(|_, t| now.duration_since(*t) <= ASKER_WINDOW);
+        if st
+            .changers_pruned
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            st.changers
+                .retain(|_, t| now.duration_since(*t) <= ASKER_WINDOW);
+            st.changers_pruned = Some(now);
+        }
         st.changers.insert(id.to_string(), now);
-        let items = st.entries.values().filter(|e| e.item.is_some()).count();
-        let pages = items.max(st.unlisted.len()).div_ceil(self.page_size).max(1);
+        let pages = Self::known_items(&st).div_ceil(self.page_size).max(1);
         (st.changers.len(), pages)
+    }
+
+    /// The oldest news a read that tolerates `max_age` takes while a listing is in flight: an
+    /// item of a listing is up to the listing's own duration older than its end, so a listing
+    /// that takes longer than half the tolerance (1,000 pages at 2 requests/s take 500 s) can
+    /// never produce news that young. Counted from the end of the last listing instead, the
+    /// news in hand lasts until the next one (started when the news passed `max_age`) is done.
+    fn tolerated(&self, max_age: Duration) -> Duration {
+        max_age + self.state.lock().last_listing.unwrap_or_default()
+    }
+
+    /// A listing is being made (by another reader) right now.
+    fn listing_in_flight(&self) -> bool {
+        self.refresh.try_lock().is_err()
     }
 
     /// About how many items the collection holds: those listed, or before any listing
@@ -235,6 +262,7 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
         match listed {
             Ok(items) => {
                 self.replace(items, started);
+                self.state.lock().last_listing = Some(started.elapsed());
                 Ok(self.lookup(id))
             }
             Err(error) => {
@@ -356,12 +384,21 @@ impl<T: Item> Snapshot<T, CloudError> {
             // for a listing, which at N resources takes ⌈N/100⌉ permits (25 s for 5,000 at
             // 2 requests/s) and may have been started by routine observation, whose pages
             // wait behind every write.
+            let (changes, pages) = self.note_user_change(id);
             if let Some(found) = self.lookup_if_fresh(id, fresh.max_age) {
                 return Ok(found);
             }
-            let (changes, pages) = self.note_user_change(id);
             if changes < pages {
                 return self.get_one(id, get(priority)).await;
+            }
+            // More changes than pages (a first pass over many new objects, each never observed
+            // and so a user's change): the listing is cheaper. While one is in flight, the news
+            // in hand will do if it is as fresh as a listing can make it; otherwise this read
+            // makes the next listing, or waits for it.
+            if self.listing_in_flight()
+                && let Some(found) = self.lookup_if_fresh(id, self.tolerated(fresh.max_age))
+            {
+                return Ok(found);
             }
         }
         let mut max_age = fresh.max_age;
@@ -389,7 +426,18 @@ impl<T: Item> Snapshot<T, CloudError> {
                     other => other,
                 };
             }
-            if self.refresh.try_lock().is_err() {
+            if self.listing_in_flight() {
+                // Routine news as fresh as a listing can make it will do; a transitional
+                // resource wants the listing's news, which comes back when it is done.
+                if !fresh.urgent
+                    && let Some(answer) =
+                        self.answer(id, asked.checked_sub(self.tolerated(max_age)), asked)
+                {
+                    return match answer {
+                        Err(e) if e.is_not_found() => Ok(None),
+                        other => other,
+                    };
+                }
                 return Err(CloudError::Deferred {
                     operation: "a read of the shared listing (in flight)".into(),
                     retry_in: self.listing_left(),
@@ -880,7 +928,7 @@ mod tests {
         let lister = tokio::spawn(async move {
             snap.get(
                 "9",
-                Duration::from_secs(60),
+                Duration::ZERO,
                 std::future::pending::<Result<Vec<It>, CloudError>>,
             )
             .await
@@ -950,6 +998,79 @@ mod tests {
         lister.abort();
         let fresh = Arc::new(Snapshot::<It>::new(100));
         assert_eq!(count_user_change_calls(&fresh, "1", &items).await, (0, 1));
+    }
+
+    /// A snapshot of 500 steady items whose one listing took `took` (the list call sleeps).
+    async fn listed_slowly(took: Duration) -> (Arc<Snapshot<It>>, Vec<It>) {
+        let items: Vec<It> = (0..500).map(|n| It(n.to_string(), false)).collect();
+        let snap = Arc::new(Snapshot::<It>::new(100));
+        let listed = items.clone();
+        snap.get("0", Duration::ZERO, || async move {
+            tokio::time::sleep(took).await;
+            Ok::<_, CloudError>(listed)
+        })
+        .await
+        .unwrap();
+        (snap, items)
+    }
+
+    #[tokio::test]
+    async fn news_from_a_listing_that_took_long_serves_routine_reads_until_the_next_one_is_done() {
+        // The listing took 1 s (1,000 pages at 2 requests/s take 500 s); reads tolerate 0.5 s.
+        // It is at least 1 s old when done: older than the tolerance before anyone reads it.
+        let (snap, items) = listed_slowly(Duration::from_secs(1)).await;
+        let routine = Freshness {
+            max_age: Duration::from_millis(500),
+            urgent: false,
+            direct: false,
+            priority: Priority::Routine,
+        };
+        // A routine read started the next listing; the others are answered from the one in
+        // hand, whose items were seen less than 0.5 s before it ended ...
+        let lister = listing_in_flight(&snap).await;
+        assert_eq!(
+            count_calls_as(&snap, "1", &items, routine, false).await,
+            (0, 0)
+        );
+        // ... until they are older than that: then they wait for the listing in flight.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let read = snap
+            .observe(
+                "1",
+                routine,
+                |_| async { panic!("no GET for a routine read") },
+                |_| async { panic!("no second listing") },
+            )
+            .await;
+        assert!(matches!(read, Err(CloudError::Deferred { .. })), "{read:?}");
+        lister.abort();
+    }
+
+    #[tokio::test]
+    async fn a_first_pass_of_more_new_objects_than_pages_reads_the_listing_not_one_get_each() {
+        // Objects never observed count as users' changes. Once they outnumber the pages, and
+        // a listing is in flight, news as fresh as a listing can make it answers them.
+        let (snap, items) = listed_slowly(Duration::from_secs(1)).await;
+        let first = Freshness {
+            max_age: Duration::from_millis(500),
+            ..user_change()
+        };
+        let lister = listing_in_flight(&snap).await;
+        let mut calls = Vec::new();
+        for id in ["1", "2", "3", "4", "5", "6", "7"] {
+            let read = tokio::time::timeout(
+                Duration::from_secs(5),
+                count_calls_as(&snap, id, &items, first, false),
+            )
+            .await;
+            calls.push(read.expect("a read waited for the listing in flight"));
+        }
+        // One GET each while fewer than the 5 pages, then none.
+        assert_eq!(
+            calls,
+            [(1, 0), (1, 0), (1, 0), (1, 0), (0, 0), (0, 0), (0, 0)]
+        );
+        lister.abort();
     }
 
     #[tokio::test]

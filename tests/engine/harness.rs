@@ -19,7 +19,9 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use stratus::api::common::Condition;
 use stratus::engine::Providers;
+use stratus::engine::controller::claimed_ids;
 use stratus::engine::events::Events;
+use stratus::engine::peers::{IdIndex, Peers};
 use stratus::engine::reconciler::{self, Context, Error, Settings};
 use uuid::Uuid;
 
@@ -42,6 +44,8 @@ pub struct Env {
     /// What the controller's reflector would hold: the objects other reconciles check a cloud id
     /// against (see [`Env::publish`]).
     peers: parking_lot::Mutex<Writer<Widget>>,
+    /// The index of those objects by the cloud ids they claim, fed as the watch feeds it.
+    index: Arc<IdIndex<Widget>>,
 }
 
 impl Env {
@@ -66,7 +70,8 @@ impl Env {
             common::provider_config(&ns, "http://127.0.0.1:9/fake", "fake-api-key", None).await;
         let cloud = FakeCloud::register(&provider_config);
         let kube_faults = Arc::new(KubeFaults::default());
-        let (ctx, writer) = Self::context(&kube_faults.client(&ns.client), settings, adapter);
+        let (ctx, writer, index) =
+            Self::context(&kube_faults.client(&ns.client), settings, adapter);
         let widgets = ns.api();
         Self {
             ns,
@@ -76,6 +81,7 @@ impl Env {
             widgets,
             provider_config,
             peers: parking_lot::Mutex::new(writer),
+            index,
         }
     }
 
@@ -83,8 +89,15 @@ impl Env {
         client: &kube::Client,
         settings: Settings,
         adapter: FakeAdapter,
-    ) -> (Arc<Context<FakeAdapter>>, Writer<Widget>) {
+    ) -> (
+        Arc<Context<FakeAdapter>>,
+        Writer<Widget>,
+        Arc<IdIndex<Widget>>,
+    ) {
         let (store, writer) = reflector::store();
+        let index = Arc::new(IdIndex::new(claimed_ids::<FakeAdapter>));
+        let mut peers = Peers::new();
+        peers.add(store, index.clone());
         let ctx = Arc::new(Context {
             kube: client.clone(),
             adapter,
@@ -98,29 +111,29 @@ impl Env {
             )),
             backoffs: Default::default(),
             settings,
-            peers: vec![store],
+            peers,
             unwritten: Default::default(),
         });
-        (ctx, writer)
+        (ctx, writer, index)
     }
 
     /// A restart of the operator: a new Context (nothing kept in memory), same settings.
     pub fn restart(&mut self) {
-        let (ctx, writer) = Self::context(
+        let (ctx, writer, index) = Self::context(
             &self.kube_faults.client(&self.ns.client),
             self.ctx.settings.clone(),
             self.ctx.adapter.clone(),
         );
         self.ctx = ctx;
         self.peers = parking_lot::Mutex::new(writer);
+        self.index = index;
     }
 
     /// Put the current version of `name` in the peers store, as the controller's watch would.
     pub async fn publish(&self, name: &str) {
-        let fresh = self.get(name).await;
-        self.peers
-            .lock()
-            .apply_watcher_event(&watcher::Event::Apply(fresh));
+        let event = watcher::Event::Apply(self.get(name).await);
+        self.index.observe(&event);
+        self.peers.lock().apply_watcher_event(&event);
     }
 
     /// Create Widget `name` (name = object name, size 1, policies defaulted) with `spec` merged
