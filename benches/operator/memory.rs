@@ -24,8 +24,11 @@ use kube::{Client, Resource, ResourceExt};
 use stratus::api::common::EXTERNAL_NAME;
 use stratus::cloud::ApiKey;
 use stratus::cloud::throttle::Priority;
+use stratus::engine::controller::claimed_ids;
+use stratus::engine::peers::IdIndex;
 use stratus::engine::snapshot::Snapshot;
 use stratus::providers::strettch::api::Compute;
+use stratus::providers::strettch::compute::ComputeAdapter;
 use stratus::providers::strettch::client::{MAX_PAGE_SIZE, StrettchClient};
 
 /// kube's private predicate cache key: name, namespace, uid.
@@ -87,6 +90,8 @@ pub struct Breakdown {
     pub objects: usize,
     pub store: Weight,
     pub predicate_cache: Weight,
+    /// The engine's index of the objects by the cloud ids they claim.
+    pub claim_index: Weight,
     pub snapshot: Weight,
     /// kube's event cache after `events` events (one per object, at most the cap).
     pub event_cache: Weight,
@@ -129,6 +134,14 @@ pub async fn breakdown(
         "the rebuilt store holds every object"
     );
     let store = weigh((store, writer));
+
+    // The engine's claim index, fed the same objects the way the watch feeds it.
+    let index = IdIndex::new(claimed_ids::<ComputeAdapter>);
+    for o in &objects {
+        index.observe(&watcher::Event::Apply(Compute::clone(o)));
+    }
+    assert_eq!(index.len(), n, "the index holds every object naming an id");
+    let claim_index = weigh(index);
 
     // kube's predicate_filter cache: name, namespace and uid to a hash and when it was seen.
     let cache: HashMap<PredicateKey, (u64, Instant)> = objects
@@ -205,6 +218,7 @@ pub async fn breakdown(
         objects: n,
         store,
         predicate_cache,
+        claim_index,
         snapshot,
         event_cache,
         events,

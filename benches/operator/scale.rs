@@ -421,6 +421,11 @@ fn write_scale(report: &mut Report, n: usize, created_in: Duration, s: &Scale) {
             b.predicate_cache,
         ),
         ("heap_snapshot", "heap_snapshot_per_object", b.snapshot),
+        (
+            "heap_claim_index",
+            "heap_claim_index_per_object",
+            b.claim_index,
+        ),
     ] {
         report.row(S, &case, name, format!("{:.1}", w.mib()), "MiB");
         report.row(
@@ -542,6 +547,10 @@ fn memory_md(n: usize, s: &Scale) -> String {
         (
             "kube predicate cache (name, namespace, uid → hash)",
             b.predicate_cache,
+        ),
+        (
+            "engine claim index (cloud id → objects naming or reporting it)",
+            b.claim_index,
         ),
     ];
     let grown: f64 = parts.iter().map(|(_, w)| w.mib()).sum();
