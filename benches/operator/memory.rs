@@ -28,8 +28,8 @@ use stratus::engine::controller::claimed_ids;
 use stratus::engine::peers::IdIndex;
 use stratus::engine::snapshot::Snapshot;
 use stratus::providers::strettch::api::Compute;
-use stratus::providers::strettch::compute::ComputeAdapter;
 use stratus::providers::strettch::client::{MAX_PAGE_SIZE, StrettchClient};
+use stratus::providers::strettch::compute::ComputeAdapter;
 
 /// kube's private predicate cache key: name, namespace, uid.
 type PredicateKey = (String, Option<String>, Option<String>);

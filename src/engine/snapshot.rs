@@ -450,6 +450,37 @@ impl<T: Item> Snapshot<T, CloudError> {
         }
     }
 
+    /// The item as it was at most `max_age` before this call, for a check that decides a
+    /// write (is the commit a create would deploy already live?): news that recent from the
+    /// snapshot; else one GET while such reads (and users' changes) are fewer than a
+    /// listing's pages, or else the listing that started within `max_age` of the call, shared
+    /// with every check waiting for it (during a burst of 500 creates, a few listings instead
+    /// of 500 GETs). A 404 is an absence.
+    pub async fn read_before_write<GF, L, LF>(
+        &self,
+        id: &str,
+        max_age: Duration,
+        get: GF,
+        list: L,
+    ) -> Result<Option<T>, CloudError>
+    where
+        GF: Future<Output = Result<T, CloudError>>,
+        L: FnOnce() -> LF,
+        LF: Future<Output = Result<Vec<T>, CloudError>>,
+    {
+        let (reads, pages) = self.note_user_change(id);
+        if let Some(found) = self.lookup_if_fresh(id, max_age) {
+            return Ok(found);
+        }
+        if reads < pages {
+            return self.get_one(id, get).await;
+        }
+        match self.get(id, max_age, list).await {
+            Err(e) if e.is_not_found() => Ok(None),
+            other => other,
+        }
+    }
+
     /// A single GET, written through; a 404 is an absence.
     async fn get_one(
         &self,
@@ -998,6 +1029,71 @@ mod tests {
         lister.abort();
         let fresh = Arc::new(Snapshot::<It>::new(100));
         assert_eq!(count_user_change_calls(&fresh, "1", &items).await, (0, 1));
+    }
+
+    #[tokio::test]
+    async fn checks_before_writes_read_alone_until_they_outnumber_the_pages_then_share_listings() {
+        // 500 items (5 pages), last listed a minute ago; checks accept news 5 s old.
+        let items: Vec<It> = (0..500).map(|n| It(n.to_string(), false)).collect();
+        let snap = Arc::new(Snapshot::<It>::new(100));
+        snap.replace(items.clone(), Instant::now() - Duration::from_secs(60));
+        let gets = Arc::new(AtomicUsize::new(0));
+        let lists = Arc::new(AtomicUsize::new(0));
+        let check = |id: String| {
+            let (snap, gets, lists, items) =
+                (snap.clone(), gets.clone(), lists.clone(), items.clone());
+            async move {
+                let got = snap
+                    .read_before_write(
+                        &id,
+                        Duration::from_secs(5),
+                        async {
+                            gets.fetch_add(1, Ordering::SeqCst);
+                            Ok(It(id.clone(), false))
+                        },
+                        || async {
+                            lists.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok(items)
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(got.map(|i| i.0), Some(id));
+            }
+        };
+        for n in 0..4 {
+            check(n.to_string()).await;
+        }
+        assert_eq!(
+            (gets.load(Ordering::SeqCst), lists.load(Ordering::SeqCst)),
+            (4, 0)
+        );
+        // From the fifth on, 100 checks at once share a listing (at most two: one may have
+        // started just before some of them asked).
+        let burst: Vec<_> = (4..104)
+            .map(|n| tokio::spawn(check(n.to_string())))
+            .collect();
+        for t in burst {
+            t.await.unwrap();
+        }
+        assert_eq!(gets.load(Ordering::SeqCst), 4);
+        assert!(
+            (1..=2).contains(&lists.load(Ordering::SeqCst)),
+            "{} listings",
+            lists.load(Ordering::SeqCst)
+        );
+        // An item absent from the listing is absent, not an error.
+        let gone = snap
+            .read_before_write(
+                "nope",
+                Duration::from_secs(5),
+                async { panic!("no GET: a fresh listing tells") },
+                || async { panic!("no listing: the last one is fresh") },
+            )
+            .await
+            .unwrap();
+        assert_eq!(gone, None);
     }
 
     /// A snapshot of 500 steady items whose one listing took `took` (the list call sleeps).

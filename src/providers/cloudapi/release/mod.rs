@@ -202,25 +202,20 @@ impl Adapter for ReleaseAdapter {
         key: Uuid,
     ) -> Result<Created<ObservedRelease>, CloudError> {
         // A project whose live release is already this commit needs no build: the Release
-        // takes it as it is (the nonce counts from here). A listing or write of the last few
-        // seconds tells (during a burst of creates, observation's shared listings answer most
-        // of them); anything older is confirmed with the filtered GET, so a commit that went
-        // live meanwhile is not built again.
+        // takes it as it is (the nonce counts from here). News of the last few seconds tells,
+        // so a commit that went live meanwhile is not built again: a listing or write that
+        // recent, else the filtered GET, or during a burst of creates (more than a listing
+        // has pages) the next shared listing.
         let project = &request.project_id;
-        let existing = match cloud
+        let existing = cloud
             .deployments
-            .lookup_if_fresh(project, CREATE_CHECK_MAX_AGE)
-        {
-            Some(known) => known,
-            None => match cloud.project_deployments(project, Priority::Write).await {
-                Ok(p) => {
-                    cloud.deployments.put(p.clone());
-                    Some(p)
-                }
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            },
-        };
+            .read_before_write(
+                project,
+                CREATE_CHECK_MAX_AGE,
+                cloud.project_deployments(project, Priority::Write),
+                || cloud.list_all_deployments(Priority::Write),
+            )
+            .await?;
         if let Some(existing) = existing {
             let observed = ObservedRelease {
                 project_id: existing.project_id,
