@@ -250,7 +250,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             instance: Some(identity.clone()),
         },
     ));
-    tokio::spawn(events.clone().forget_on_schedule());
     info!(namespaces = ?args.namespaces, concurrency = args.concurrency, resync = ?args.resync_interval, observe = ?args.observe_mode, throttle_order = ?args.throttle_order, "starting controllers");
     let swept = providers.clone();
     tokio::spawn(async move {

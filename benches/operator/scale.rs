@@ -536,7 +536,7 @@ fn memory_md(n: usize, s: &Scale) -> String {
     let b = &s.breakdown;
     let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
     // At most one Adopted event per object on a first pass, of which the operator keeps the
-    // last one to two minutes' (src/engine/events.rs).
+    // last 1,000 (src/engine/events.rs).
     let events_worst = b.per_event() * n as f64;
     let parts = [
         (
@@ -568,7 +568,7 @@ fn memory_md(n: usize, s: &Scale) -> String {
         .collect();
     rows.push(vec![
         format!(
-            "kube event cache if it held one event per object (weighed with {} Adopted events; the operator holds at most two minutes' worth)",
+            "kube event cache if it held one event per object (weighed with {} Adopted events; the operator holds at most 1,000)",
             count(b.events as u64)
         ),
         format!("≤ {:.1} MiB", mib(events_worst)),
@@ -588,8 +588,7 @@ fn memory_md(n: usize, s: &Scale) -> String {
          allocator's own overhead per block (8–16 B in glibc) is not in these bytes. The three \
          structures that grow with N add up to {grown:.1} MiB of the {rss_grown:.1} MiB the \
          settled operator holds above the empty one; the rest is the event cache (the \
-         operator drops its Normal events every minute, so at most the last two minutes' are \
-         held), the scheduler's queue of requeues, the throttle's maps, and freed memory the \
+         operator drops it after 1,000 publishes), the scheduler's queue of requeues, the throttle's maps, and freed memory the \
          allocator keeps.\n\n"
     );
     md.push_str(&table(
