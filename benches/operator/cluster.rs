@@ -141,6 +141,35 @@ impl Drop for Cluster {
     }
 }
 
+/// Set annotation `stratus.dev/bench-touch` to `value` on each named object, which the
+/// operator's watch predicate treats as a change (a `stratus.dev/` annotation), forcing one
+/// reconcile each; `concurrency` patches at once. Returns how long the patches took.
+pub async fn touch<K>(
+    api: &Api<K>,
+    names: impl IntoIterator<Item = String>,
+    value: &str,
+    concurrency: usize,
+) -> Duration
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let started = Instant::now();
+    let patch = json!({"metadata": {"annotations": {"stratus.dev/bench-touch": value}}});
+    futures::stream::iter(names)
+        .map(|name| {
+            let patch = &patch;
+            async move {
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                    .await
+                    .expect("touching an object");
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<()>>()
+        .await;
+    started.elapsed()
+}
+
 /// One namespace with a Secret and a ProviderConfig named after it.
 pub struct BenchNs {
     pub name: String,
@@ -278,30 +307,15 @@ impl BenchNs {
         started.elapsed()
     }
 
-    /// Set annotation `stratus.dev/bench-touch` on `n` objects, which the operator's watch
-    /// predicate treats as a change (a `stratus.dev/` annotation), forcing one reconcile each.
+    /// Touch (see [`touch`]) the first `n` Computes.
     pub async fn touch_all(&self, n: usize, value: &str, concurrency: usize) -> Duration {
-        let started = Instant::now();
-        let api = self.computes();
-        futures::stream::iter(0..n)
-            .map(|i| {
-                let api = api.clone();
-                let patch =
-                    json!({"metadata": {"annotations": {"stratus.dev/bench-touch": value}}});
-                async move {
-                    api.patch(
-                        &compute_name(i),
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await
-                    .expect("touching a Compute");
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect::<Vec<()>>()
-            .await;
-        started.elapsed()
+        touch(
+            &self.computes(),
+            (0..n).map(compute_name),
+            value,
+            concurrency,
+        )
+        .await
     }
 
     /// Delete everything this namespace holds. The operator must be stopped first: finalizers are

@@ -7,13 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use serde_json::json;
+use kube::api::{ApiResource, DynamicObject, ListParams};
 
 use crate::Options;
-use crate::cluster::Cluster;
+use crate::cluster::{self, Cluster};
 use crate::process::Operator;
 use crate::report::{Report, table};
 
@@ -195,19 +193,7 @@ async fn touch(
     let calls_before: u64 = calls().values().sum();
     let r0 = op.reconciles().await;
     let c0 = op.cpu();
-    futures::stream::iter(names)
-        .map(|name| {
-            let api = api.clone();
-            async move {
-                let patch = json!({"metadata": {"annotations": {"stratus.dev/bench-touch": "1"}}});
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                    .await
-                    .expect("touching an object");
-            }
-        })
-        .buffer_unordered(32)
-        .collect::<Vec<()>>()
-        .await;
+    cluster::touch(&api, names, "1", 32).await;
     let deadline = Instant::now() + Duration::from_secs(300);
     let reconciles = loop {
         let r = op.reconciles().await.saturating_sub(r0);
