@@ -211,8 +211,16 @@ impl<T: Item, E: Clone> Snapshot<T, E> {
     /// that takes longer than half the tolerance (1,000 pages at 2 requests/s take 500 s) can
     /// never produce news that young. Counted from the end of the last listing instead, the
     /// news in hand lasts until the next one (started when the news passed `max_age`) is done.
+    /// At most twice `max_age`, however long a listing once took (an outage, a budget spent
+    /// elsewhere).
     fn tolerated(&self, max_age: Duration) -> Duration {
-        max_age + self.state.lock().last_listing.unwrap_or_default()
+        max_age
+            + self
+                .state
+                .lock()
+                .last_listing
+                .unwrap_or_default()
+                .min(max_age)
     }
 
     /// A listing is being made (by another reader) right now.
@@ -1112,9 +1120,10 @@ mod tests {
 
     #[tokio::test]
     async fn news_from_a_listing_that_took_long_serves_routine_reads_until_the_next_one_is_done() {
-        // The listing took 1 s (1,000 pages at 2 requests/s take 500 s); reads tolerate 0.5 s.
-        // It is at least 1 s old when done: older than the tolerance before anyone reads it.
-        let (snap, items) = listed_slowly(Duration::from_secs(1)).await;
+        // Reads tolerate 0.5 s; the listing took 0.4 s (as 1,000 pages at 2 requests/s take
+        // 500 s of a 10-minute resync), so it is soon older than the tolerance.
+        let (snap, items) = listed_slowly(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let routine = Freshness {
             max_age: Duration::from_millis(500),
             urgent: false,
@@ -1124,12 +1133,13 @@ mod tests {
         // A routine read started the next listing; the others are answered from the one in
         // hand, whose items were seen less than 0.5 s before it ended ...
         let lister = listing_in_flight(&snap).await;
+        assert!(snap.age().unwrap() > Duration::from_millis(500));
         assert_eq!(
             count_calls_as(&snap, "1", &items, routine, false).await,
             (0, 0)
         );
         // ... until they are older than that: then they wait for the listing in flight.
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         let read = snap
             .observe(
                 "1",
@@ -1146,12 +1156,14 @@ mod tests {
     async fn a_first_pass_of_more_new_objects_than_pages_reads_the_listing_not_one_get_each() {
         // Objects never observed count as users' changes. Once they outnumber the pages, and
         // a listing is in flight, news as fresh as a listing can make it answers them.
-        let (snap, items) = listed_slowly(Duration::from_secs(1)).await;
+        let (snap, items) = listed_slowly(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let first = Freshness {
             max_age: Duration::from_millis(500),
             ..user_change()
         };
         let lister = listing_in_flight(&snap).await;
+        assert!(snap.age().unwrap() > Duration::from_millis(500));
         let mut calls = Vec::new();
         for id in ["1", "2", "3", "4", "5", "6", "7"] {
             let read = tokio::time::timeout(
